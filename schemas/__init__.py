@@ -1,0 +1,17 @@
+"""Schemas: the single source of truth for every frame and event.
+
+Module map:
+    base       shared model config (frozen, to_wire/from_wire with orjson), id types
+    frames     client protocol v1: client frames (parsed strictly) and server frames
+    envelope   the CloudEvents 1.0 structured envelope of every Kafka record
+    events     ``data`` of each event type
+    topics     topic names and event types
+    ids        identifiers computed identically by several services (direct conversation id)
+    generate   writes json/*.json and asyncapi.json; ``--check`` fails on stale files
+
+Event flow::
+
+    browser --frames.MessageSend--> gateway --Envelope(MessageSendCommand)--> chat.commands.v1
+    chat --Envelope(events.DeliveryFrame{frame: frames.MessageNew|Ack|...})--> delivery.frames.v1
+    chat --Envelope(events.MessageCreated|WatermarkMoved)--> chat.events.v1 --> notifier
+"""

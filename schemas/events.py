@@ -1,0 +1,89 @@
+"""``data`` of each event type (see :mod:`schemas.topics` for which topic carries which)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from schemas.base import ConversationId, RequestId, UserId, WireModel
+from schemas.frames import ClientMsgId, Message, ReceiptStatus
+
+
+class ReplyTo(WireModel):
+    """Where the answer to a client request goes: one connection of the requesting user."""
+
+    # Gateway instance that holds the connection (for logs; routing is by user partition).
+    gateway_id: str
+    # Connection that sent the frame.
+    connection_id: str
+    # The frame's id; absent when the client asked for no answer.
+    request_id: RequestId | None = None
+
+
+class MessageSendCommand(WireModel):
+    """data of ``chat.message.send``."""
+
+    # Authenticated sender (token sub).
+    sender_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # Direct message recipient, when the client addressed a user.
+    to: UserId | None = None
+    # Target conversation; for a direct message, the id the gateway derived from the pair.
+    conversation_id: ConversationId
+    # Sender's idempotency key.
+    client_msg_id: ClientMsgId
+    # Message kind.
+    kind: Literal["text"]
+    # Message text.
+    body: str
+
+
+class ReceiptCommand(WireModel):
+    """data of ``chat.receipt.post``."""
+
+    # Authenticated user whose watermark moves.
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # Conversation concerned.
+    conversation_id: ConversationId
+    # Watermark target (conversation seq).
+    seq: int
+    # delivered or read.
+    status: ReceiptStatus
+
+
+class MessageCreated(WireModel):
+    """data of ``chat.message.created``."""
+
+    # The stored message.
+    message: Message
+    # Every member of the conversation, the sender included.
+    member_ids: list[UserId]
+
+
+class WatermarkMoved(WireModel):
+    """data of ``chat.watermark.moved``."""
+
+    # Conversation concerned.
+    conversation_id: ConversationId
+    # Whose watermark moved.
+    user_id: UserId
+    # Which watermark (read implies delivered).
+    status: ReceiptStatus
+    # New watermark.
+    up_to_seq: int
+
+
+class DeliveryFrame(WireModel):
+    """data of ``delivery.frame``: a frame for the devices of one user."""
+
+    # Recipient user; also the record key.
+    user_id: UserId
+    # Only this connection gets it (answers to requests); all of the user's when absent.
+    connection_id: str | None = None
+    # The server frame, as sent to the client.
+    frame: dict[str, Any]
+    # When the originating command entered the system, for end-to-end latency.
+    origin_time: datetime | None = None

@@ -1,0 +1,152 @@
+"""Generate the checked-in JSON Schema files and the AsyncAPI document from the models.
+
+Usage: ``python -m schemas.generate`` rewrites ``schemas/json/`` and ``schemas/asyncapi.json``;
+``--check`` writes nothing and exits 1 when a checked-in file is stale (CI runs this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, TypeAdapter
+
+from schemas import events, topics
+from schemas.base import WireModel
+from schemas.envelope import Envelope
+from schemas.frames import CLIENT_FRAME, SERVER_FRAMES
+
+ROOT = Path(__file__).parent
+JSON_DIR = ROOT / "json"
+ASYNCAPI_PATH = ROOT / "asyncapi.json"
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    topics.MESSAGE_SEND: events.MessageSendCommand,
+    topics.RECEIPT_POST: events.ReceiptCommand,
+    topics.MESSAGE_CREATED: events.MessageCreated,
+    topics.WATERMARK_MOVED: events.WatermarkMoved,
+    topics.DELIVERY_FRAME: events.DeliveryFrame,
+}
+TOPIC_EVENTS: dict[str, list[str]] = {
+    topics.CHAT_COMMANDS: [topics.MESSAGE_SEND, topics.RECEIPT_POST],
+    topics.CHAT_EVENTS: [topics.MESSAGE_CREATED, topics.WATERMARK_MOVED],
+    topics.DELIVERY: [topics.DELIVERY_FRAME],
+}
+
+
+def _dump(document: Any) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """Every schema file by file name."""
+    schemas: dict[str, dict[str, Any]] = {
+        "client-frame.json": CLIENT_FRAME.json_schema(by_alias=True),
+        "envelope.json": Envelope.model_json_schema(by_alias=True),
+    }
+    for model in SERVER_FRAMES:
+        schemas[f"server-{_frame_type(model)}.json"] = model.model_json_schema(by_alias=True)
+    for event_type, event_model in EVENT_MODELS.items():
+        schemas[f"event-{event_type}.json"] = event_model.model_json_schema(by_alias=True)
+    return schemas
+
+
+def _frame_type(model: type[WireModel]) -> str:
+    default = model.model_fields["type"].default
+    assert isinstance(default, str)
+    return default
+
+
+def asyncapi() -> dict[str, Any]:
+    """An AsyncAPI 3.0 document: the WebSocket channel and the Kafka topics."""
+    messages: dict[str, Any] = {
+        "clientFrame": {"payload": CLIENT_FRAME.json_schema(by_alias=True)},
+    }
+    for model in SERVER_FRAMES:
+        messages[_frame_type(model).replace(".", "_")] = {
+            "payload": model.model_json_schema(by_alias=True)
+        }
+    for event_type, event_model in EVENT_MODELS.items():
+        messages[event_type.replace(".", "_")] = {
+            "contentType": "application/cloudevents+json",
+            "payload": _envelope_with(event_model),
+        }
+    channels: dict[str, Any] = {
+        "ws": {
+            "address": "/v1/ws",
+            "messages": {
+                name: {"$ref": f"#/components/messages/{name}"}
+                for name in messages
+                if name == "clientFrame" or name in _server_names()
+            },
+        }
+    }
+    for topic, event_types in TOPIC_EVENTS.items():
+        names = [event_type.replace(".", "_") for event_type in event_types]
+        channels[topic.replace(".", "_")] = {
+            "address": topic,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": "Real-time messaging", "version": "1.0.0"},
+        "channels": channels,
+        "components": {"messages": messages},
+    }
+
+
+def _server_names() -> set[str]:
+    return {_frame_type(model).replace(".", "_") for model in SERVER_FRAMES}
+
+
+def _envelope_with(model: type[BaseModel]) -> dict[str, Any]:
+    envelope = Envelope.model_json_schema(by_alias=True)
+    envelope["properties"]["data"] = TypeAdapter(model).json_schema(by_alias=True)
+    return envelope
+
+
+def expected_files() -> dict[Path, bytes]:
+    """Path -> content of every generated file."""
+    files = {JSON_DIR / name: _dump(schema) for name, schema in json_schemas().items()}
+    files[ASYNCAPI_PATH] = _dump(asyncapi())
+    return files
+
+
+def stale_files() -> list[Path]:
+    """Generated files that are missing, differ, or should no longer exist."""
+    expected = expected_files()
+    stale = [
+        path for path, body in expected.items() if not path.exists() or path.read_bytes() != body
+    ]
+    if JSON_DIR.exists():
+        stale += [path for path in JSON_DIR.glob("*.json") if path not in expected]
+    return sorted(stale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write or check the generated files; returns the process exit code."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail when files are stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_files()
+        for path in stale:
+            sys.stderr.write(f"stale: {path.relative_to(ROOT.parent)}\n")
+        if stale:
+            sys.stderr.write("run `make schemas` and commit the result\n")
+        return 1 if stale else 0
+    JSON_DIR.mkdir(exist_ok=True)
+    expected = expected_files()
+    for path in JSON_DIR.glob("*.json"):
+        if path not in expected:
+            path.unlink()
+    for path, body in expected.items():
+        path.write_bytes(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

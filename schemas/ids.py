@@ -1,0 +1,30 @@
+"""Identifiers both the gateway and the chat service must compute identically."""
+
+from __future__ import annotations
+
+import hashlib
+
+DIRECT_PREFIX = "dm_"
+
+
+def direct_conversation_id(user_a: str, user_b: str) -> str:
+    """The id of the direct conversation between two users, the same whoever asks first.
+
+    Hashing keeps ids short and opaque whatever the user ids contain; the length prefix makes
+    the encoding unambiguous, so ``("ab", "c")`` and ``("a", "bc")`` never collide.
+
+    Args:
+        user_a: one participant.
+        user_b: the other participant.
+
+    Returns:
+        ``dm_`` followed by 40 hex characters.
+    """
+    low, high = sorted((user_a, user_b))
+    digest = hashlib.sha256(f"{len(low)}:{low}{high}".encode()).hexdigest()
+    return f"{DIRECT_PREFIX}{digest[:40]}"
+
+
+def is_direct(conversation_id: str) -> bool:
+    """Whether the id names a direct (two-person) conversation."""
+    return conversation_id.startswith(DIRECT_PREFIX)

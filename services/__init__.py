@@ -1,0 +1,1 @@
+"""The services of the real-time messaging backend; see each package's docstring."""

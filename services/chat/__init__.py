@@ -1,0 +1,17 @@
+"""Chat service: stores messages and watermarks, numbers per-user streams, answers commands.
+
+Module map:
+    domain/     pure logic: addressing and idempotency decisions, watermarks, errors
+    handlers    applies a command in the consumer's transaction and stages what to publish
+    storage     every SQL statement the service runs (schema ``chat``)
+    http        internal HTTP: sync for gateways, /healthz, /readyz, /metrics
+    app         composition root: settings -> pool -> producer -> outbox -> consumer -> HTTP
+    settings    ChatSettings, from the environment
+    migrations/ versioned SQL
+
+Event flow::
+
+    chat.commands.v1 (key: conversation) --consumer--> handlers --tx--> Postgres
+        --outbox--> delivery.frames.v1 (key: user): message.new / message.status / ack / error
+                \\-> chat.events.v1 (key: conversation): message.created / watermark.moved
+"""

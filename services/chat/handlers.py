@@ -1,0 +1,269 @@
+"""Applies chat commands inside the consumer's transaction (Synapse's handler layer).
+
+Each command: check with the pure domain, write through :mod:`services.chat.storage`, and stage
+what must leave the service: one delivery frame per recipient user (keyed by user id), the
+answer to the requesting connection, and a fact on ``chat.events.v1``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import orjson
+
+from schemas import topics
+from schemas.events import (
+    MessageCreated,
+    MessageSendCommand,
+    ReceiptCommand,
+    ReplyTo,
+    WatermarkMoved,
+)
+from schemas.frames import Ack, Error, Message, MessageNew, MessageStatus
+from services.chat import storage
+from services.chat.domain.errors import ChatError, Forbidden
+from services.chat.domain.messages import check_send, resolve_target
+from services.chat.domain.watermarks import apply_receipt
+from services.runtime.codec import encode_event, parse_data
+from services.runtime.consumer import InboundRecord
+from services.runtime.db import Connection
+from services.runtime.errors import RecordRejected
+from services.runtime.kafka import TopicNames
+from services.runtime.outbox import OutboundRecord
+
+log = logging.getLogger(__name__)
+
+
+class ChatCommandHandler:
+    """The chat service's :class:`~services.runtime.consumer.RecordHandler`.
+
+    Args:
+        topics: topic names of this deployment.
+        source: CloudEvents source of what we emit (``/chat/<instance>``).
+        now: the clock (injected so tests control it).
+        new_id: makes message and event ids.
+    """
+
+    def __init__(
+        self,
+        *,
+        topic_names: TopicNames,
+        source: str,
+        now: Callable[[], datetime],
+        new_id: Callable[[], str],
+    ) -> None:
+        self._topics = topic_names
+        self._source = source
+        self._now = now
+        self._new_id = new_id
+
+    async def apply(
+        self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
+    ) -> None:
+        """Apply one command record.
+
+        Raises:
+            RecordRejected: unknown event type or malformed data (the record is dead-lettered).
+        """
+        envelope = record.envelope
+        if envelope.type == topics.MESSAGE_SEND:
+            send = parse_data(envelope, MessageSendCommand)
+            await self._guarded(
+                send.sender_id,
+                send.reply_to,
+                envelope.time,
+                out,
+                self._send(conn, send, envelope.time, out),
+            )
+        elif envelope.type == topics.RECEIPT_POST:
+            receipt = parse_data(envelope, ReceiptCommand)
+            await self._guarded(
+                receipt.user_id,
+                receipt.reply_to,
+                envelope.time,
+                out,
+                self._receipt(conn, receipt, envelope.time, out),
+            )
+        else:
+            raise RecordRejected(f"unknown_type:{envelope.type[:64]}")
+
+    async def _guarded(
+        self,
+        user_id: str,
+        reply_to: ReplyTo,
+        origin: datetime,
+        out: list[OutboundRecord],
+        work: Awaitable[None],
+    ) -> None:
+        """Run a command; a refusal becomes an ``error`` frame to the requesting connection.
+
+        Refusals are raised before the command writes anything it would have to undo (at
+        most a direct conversation is created, which is harmless), so the transaction goes on.
+        """
+        try:
+            await work
+        except ChatError as exc:
+            error = Error(id=reply_to.request_id, code=exc.code, message=exc.message)
+            self._reply(out, user_id, reply_to, origin, error.to_wire())
+
+    async def _send(
+        self,
+        conn: Connection,
+        cmd: MessageSendCommand,
+        origin: datetime,
+        out: list[OutboundRecord],
+    ) -> None:
+        target = resolve_target(
+            sender_id=cmd.sender_id, to=cmd.to, conversation_id=cmd.conversation_id
+        )
+        if target.direct_pair is not None:
+            await storage.ensure_direct(conn, target.conversation_id, target.direct_pair)
+        member = await storage.is_member(conn, target.conversation_id, cmd.sender_id)
+        existing = await storage.find_message(conn, cmd.sender_id, cmd.client_msg_id)
+        repeat = check_send(
+            is_member=member, existing=existing, conversation_id=target.conversation_id
+        )
+        if repeat is not None:
+            self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=repeat)
+            return
+        message, members = await storage.insert_message(
+            conn,
+            message_id=self._new_id(),
+            conversation_id=target.conversation_id,
+            sender_id=cmd.sender_id,
+            client_msg_id=cmd.client_msg_id,
+            kind=cmd.kind,
+            body=cmd.body,
+            created_at=self._now(),
+        )
+        seqs = await storage.next_stream_seqs(conn, members)
+        frames = [
+            (user, seqs[user], MessageNew(seq=seqs[user], message=message).to_wire())
+            for user in members
+        ]
+        await self._store_and_deliver(conn, frames, origin, out)
+        self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
+        fact = MessageCreated(message=message, member_ids=members)
+        out.append(
+            self._fact(topics.MESSAGE_CREATED, message.conversation_id, fact.to_wire(), origin)
+        )
+
+    async def _receipt(
+        self,
+        conn: Connection,
+        cmd: ReceiptCommand,
+        origin: datetime,
+        out: list[OutboundRecord],
+    ) -> None:
+        locked = await storage.lock_member(conn, cmd.conversation_id, cmd.user_id)
+        if locked is None:
+            raise Forbidden("not a member of this conversation")
+        current, last_seq, members = locked
+        change = apply_receipt(current, status=cmd.status, seq=cmd.seq, last_seq=last_seq)
+        if change.announce is not None:
+            status, up_to = change.announce
+            await storage.store_watermarks(
+                conn, cmd.conversation_id, cmd.user_id, change.watermarks
+            )
+            others = [user for user in members if user != cmd.user_id]
+            seqs = await storage.next_stream_seqs(conn, others)
+            frames = [
+                (
+                    user,
+                    seqs[user],
+                    MessageStatus(
+                        seq=seqs[user],
+                        conversation_id=cmd.conversation_id,
+                        user_id=cmd.user_id,
+                        status=status,
+                        up_to_seq=up_to,
+                    ).to_wire(),
+                )
+                for user in others
+            ]
+            await self._store_and_deliver(conn, frames, origin, out)
+            fact = WatermarkMoved(
+                conversation_id=cmd.conversation_id,
+                user_id=cmd.user_id,
+                status=status,
+                up_to_seq=up_to,
+            )
+            out.append(
+                self._fact(topics.WATERMARK_MOVED, cmd.conversation_id, fact.to_wire(), origin)
+            )
+        self._ack(out, cmd.user_id, cmd.reply_to, origin)
+
+    def _ack(
+        self,
+        out: list[OutboundRecord],
+        user_id: str,
+        reply_to: ReplyTo,
+        origin: datetime,
+        *,
+        message: Message | None = None,
+    ) -> None:
+        """Acknowledge a request that carried an id; a request without one gets no answer."""
+        if reply_to.request_id is not None:
+            ack = Ack(id=reply_to.request_id, message=message)
+            self._reply(out, user_id, reply_to, origin, ack.to_wire())
+
+    def _reply(
+        self,
+        out: list[OutboundRecord],
+        user_id: str,
+        reply_to: ReplyTo,
+        origin: datetime,
+        frame: bytes,
+    ) -> None:
+        """Stage a frame for the one connection that made the request."""
+        out.append(self._delivery(user_id, frame, origin, reply_to.connection_id))
+
+    async def _store_and_deliver(
+        self,
+        conn: Connection,
+        frames: list[tuple[str, int, bytes]],
+        origin: datetime,
+        out: list[OutboundRecord],
+    ) -> None:
+        """Append durable frames to their users' streams and stage their live delivery."""
+        await storage.append_events(
+            conn, [(user, seq, frame.decode()) for user, seq, frame in frames]
+        )
+        out.extend(self._delivery(user, frame, origin) for user, _, frame in frames)
+
+    def _delivery(
+        self, user_id: str, frame: bytes, origin: datetime, connection_id: str | None = None
+    ) -> OutboundRecord:
+        data: dict[str, object] = {
+            "user_id": user_id,
+            "frame": orjson.Fragment(frame),
+            "origin_time": origin,
+        }
+        if connection_id is not None:
+            data["connection_id"] = connection_id
+        value = encode_event(
+            event_id=self._new_id(),
+            source=self._source,
+            event_type=topics.DELIVERY_FRAME,
+            subject=user_id,
+            time=self._now(),
+            data=data,
+        )
+        return OutboundRecord(topic=self._topics.delivery, key=user_id.encode(), value=value)
+
+    def _fact(
+        self, event_type: str, conversation_id: str, data: bytes, origin: datetime
+    ) -> OutboundRecord:
+        value = encode_event(
+            event_id=self._new_id(),
+            source=self._source,
+            event_type=event_type,
+            subject=conversation_id,
+            time=self._now(),
+            data=orjson.Fragment(data),
+        )
+        return OutboundRecord(
+            topic=self._topics.chat_events, key=conversation_id.encode(), value=value
+        )

@@ -1,0 +1,35 @@
+"""Chat service settings, read once from the environment in ``main``."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.runtime.settings import DatabaseSettings, KafkaSettings
+
+
+class ChatSettings(KafkaSettings, DatabaseSettings):
+    """Everything the chat service reads from the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Internal HTTP (sync for gateways, health, metrics): loopback unless deployed otherwise.
+    chat_host: str = "127.0.0.1"
+    chat_port: int = 8001
+    # Names this process in logs, CloudEvents sources and the Kafka client id.
+    instance_id: str = Field(default_factory=lambda: f"chat-{socket.gethostname()}-{os.getpid()}")
+    # Consumer group shared by every chat instance.
+    chat_group_id: str = "chat"
+    # Records per consumed batch (one Postgres transaction).
+    chat_max_batch_records: int = Field(default=500, ge=1)
+    # The relay re-publishes outbox rows older than the grace period, every interval.
+    outbox_relay_interval_ms: int = Field(default=1000, ge=10)
+    outbox_relay_grace_ms: int = Field(default=5000, ge=0)
+    # Frames per sync answer when the client gives no limit.
+    sync_default_limit: int = Field(default=200, ge=1, le=1000)
+    log_level: str = "INFO"
+    # When set, gateways must send it as X-Internal-Token to read streams.
+    internal_token: str | None = None

@@ -1,0 +1,382 @@
+"""The transactional consumer loop: Kafka in, one Postgres transaction per batch, outbox out.
+
+Flow for each batch returned by ``getmany``::
+
+    BEGIN
+      per partition: lock its row in <schema>.consumer_offsets, drop records already applied
+      per record:    decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
+      per partition: store next offset
+      outbox.stage(out)
+    COMMIT
+    outbox.publish(out)          producer, in order; rows deleted once Kafka acked them
+    (every few seconds) commit the same offsets to Kafka: only a hint for tools
+
+Offsets live in Postgres, in the transaction of the state they produced, so a record's effects
+are applied exactly once whatever crashes. On assignment the consumer seeks to the stored
+offset; the Kafka group offset is used only when Postgres has none. The offset row lock fences
+a consumer that lost its partition in a rebalance but still has a batch in flight.
+
+Failures: a record that cannot be decoded or applied (``RecordRejected`` or any unexpected
+error raised by the handler) goes to ``<topic>.dlq`` with the reason, in the same transaction.
+The fast path runs without savepoints; only when a record fails is the batch re-run with one
+savepoint per record. Infrastructure errors (connection lost, deadlock, serialization failure)
+roll the batch back and retry it with a bounded backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from schemas.envelope import Envelope
+from schemas.topics import dlq_topic
+from services.runtime import codec
+from services.runtime.db import Connection
+from services.runtime.errors import RecordRejected
+from services.runtime.metrics import (
+    BATCH_SIZE,
+    CONSUMER_LAG,
+    DB_SECONDS,
+    DLQ_RECORDS,
+    ERRORS,
+    RECORDS_PROCESSED,
+)
+from services.runtime.outbox import OutboundRecord, Outbox
+
+log = logging.getLogger(__name__)
+
+# SQLSTATE classes after which the same transaction may succeed on a second try:
+# 08 connection exception, 40 transaction rollback (deadlock, serialization), 53 insufficient
+# resources, 57 operator intervention (shutdown, restart), 58 system error.
+_RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """A decoded record handed to a handler."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    envelope: Envelope
+
+
+class RecordHandler(Protocol):
+    """Applies one record inside the batch transaction, appending what to publish to ``out``."""
+
+    async def apply(
+        self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
+    ) -> None: ...
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Whether a failure is the infrastructure's (retry the batch) rather than the record's."""
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        return sqlstate[:2] in _RETRIABLE_SQLSTATE_CLASSES
+    return isinstance(
+        exc,
+        asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | OSError
+        | TimeoutError
+        | KafkaError,
+    )
+
+
+class _PoisonRecord(Exception):
+    """A record failed on the fast path: re-run the batch with savepoints."""
+
+
+class TransactionalConsumer:
+    """Consumes topics as part of a group and applies records with exactly-once effects.
+
+    Args:
+        bootstrap_servers: Kafka bootstrap list.
+        group_id: consumer group (also the key of stored offsets).
+        topics: topics to subscribe to.
+        pool: Postgres pool of the owning service.
+        schema: the owning service's schema (``consumer_offsets`` and ``outbox`` tables).
+        handler: applies records.
+        outbox: publishes what handlers staged.
+        max_batch_records: most records per transaction.
+        offset_hint_interval_ms: how often stored offsets are also committed to Kafka.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: Sequence[str],
+        pool: asyncpg.Pool,
+        schema: str,
+        handler: RecordHandler,
+        outbox: Outbox,
+        client_id: str,
+        max_batch_records: int = 500,
+        offset_hint_interval_ms: int = 5000,
+    ) -> None:
+        self._group_id = group_id
+        self._topics = list(topics)
+        self._pool = pool
+        self._offsets_table = f'"{schema}".consumer_offsets'
+        self._handler = handler
+        self._outbox = outbox
+        self._max_batch_records = max_batch_records
+        self._offset_hint_interval_s = offset_hint_interval_ms / 1000
+        self._batch_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._pending_hints: dict[TopicPartition, int] = {}
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Cooperative hand-over matters less than prompt recovery after a SIGKILL.
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+        )
+
+    @property
+    def assigned(self) -> bool:
+        """Whether this instance currently owns at least one partition (readiness)."""
+        return bool(self._consumer.assignment())
+
+    async def start(self) -> None:
+        """Connect and join the group; partitions arrive through the rebalance listener."""
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_Listener(self))
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in flight."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until :meth:`request_stop`; then leave the group cleanly.
+
+        Leaving commits the offset hints, stops the consumer (revoking its partitions so the
+        group rebalances at once rather than after the session timeout) and waits for the
+        outbox confirmations in flight.
+        """
+        next_hint = time.monotonic() + self._offset_hint_interval_s
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self._max_batch_records
+                )
+                if batches:
+                    async with self._batch_lock:
+                        await self._process(batches)
+                if time.monotonic() >= next_hint:
+                    next_hint = time.monotonic() + self._offset_hint_interval_s
+                    await self._commit_hints()
+                    await self._update_lag()
+        finally:
+            await self._consumer.stop()
+            await self._outbox.drain()
+
+    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        BATCH_SIZE.observe(sum(len(records) for records in batches.values()))
+        careful = False
+        backoff_s = 0.05
+        while True:
+            try:
+                dlq_reasons = await self._run_transaction(batches, careful=careful)
+                break
+            except _PoisonRecord:
+                careful = True
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                ERRORS.labels("consumer_retry").inc()
+                log.warning(
+                    "batch failed; retrying",
+                    extra={"error": type(exc).__name__, "backoff_s": backoff_s},
+                )
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+        for topic, reason in dlq_reasons:
+            DLQ_RECORDS.labels(topic, reason.split(":", 1)[0]).inc()
+        for tp, records in batches.items():
+            RECORDS_PROCESSED.labels(tp.topic).inc(len(records))
+            self._pending_hints[tp] = records[-1].offset + 1
+
+    async def _run_transaction(
+        self, batches: dict[TopicPartition, list[ConsumerRecord]], *, careful: bool
+    ) -> list[tuple[str, str]]:
+        out: list[OutboundRecord] = []
+        dlq_reasons: list[tuple[str, str]] = []
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                for tp, records in batches.items():
+                    fresh = await self._fence(conn, tp, records)
+                    for record in fresh:
+                        reason = await self._apply(conn, record, out, careful=careful)
+                        if reason is not None:
+                            out.append(_dead_letter(record, reason))
+                            dlq_reasons.append((record.topic, reason))
+                    await conn.execute(
+                        f"UPDATE {self._offsets_table} SET next_offset = $4"
+                        " WHERE group_id = $1 AND topic = $2 AND partition = $3",
+                        self._group_id,
+                        tp.topic,
+                        tp.partition,
+                        records[-1].offset + 1,
+                    )
+                ids = await self._outbox.stage(conn, out)
+            DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
+        await self._outbox.publish(self._pool, ids, out)
+        return dlq_reasons
+
+    async def _fence(
+        self, conn: Connection, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> list[ConsumerRecord]:
+        """Lock the partition's offset row and keep only records not applied yet."""
+        await conn.execute(
+            f"INSERT INTO {self._offsets_table} (group_id, topic, partition, next_offset)"
+            " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+            self._group_id,
+            tp.topic,
+            tp.partition,
+        )
+        stored = await conn.fetchval(
+            f"SELECT next_offset FROM {self._offsets_table}"
+            " WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+            self._group_id,
+            tp.topic,
+            tp.partition,
+        )
+        return [record for record in records if record.offset >= stored]
+
+    async def _apply(
+        self,
+        conn: Connection,
+        record: ConsumerRecord,
+        out: list[OutboundRecord],
+        *,
+        careful: bool,
+    ) -> str | None:
+        """Apply one record; returns a DLQ reason when it must be dead-lettered."""
+        try:
+            inbound = InboundRecord(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                envelope=codec.decode(record.value, record.headers),
+            )
+        except RecordRejected as exc:
+            return exc.reason
+        if not careful:
+            try:
+                await self._handler.apply(conn, inbound, out)
+            except RecordRejected:
+                raise _PoisonRecord from None
+            except Exception as exc:
+                if is_retriable(exc):
+                    raise
+                raise _PoisonRecord from exc
+            return None
+        staged = len(out)
+        try:
+            async with conn.transaction():
+                await self._handler.apply(conn, inbound, out)
+        except RecordRejected as exc:
+            del out[staged:]
+            return exc.reason
+        except Exception as exc:
+            if is_retriable(exc):
+                raise
+            del out[staged:]
+            log.exception(
+                "record failed in handler; dead-lettered",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
+            )
+            return f"handler_error:{type(exc).__name__}"
+        return None
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        if not assigned:
+            return
+        rows = await self._pool.fetch(
+            f"SELECT topic, partition, next_offset FROM {self._offsets_table}"
+            " WHERE group_id = $1 AND topic = ANY($2::text[])",
+            self._group_id,
+            self._topics,
+        )
+        stored = {
+            TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows
+        }
+        for tp in assigned:
+            if tp in stored:
+                self._consumer.seek(tp, stored[tp])
+            else:
+                await self._consumer.seek_to_committed(tp)
+        log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Taking the lock waits for the batch in flight to commit before the partitions move.
+        async with self._batch_lock:
+            await self._commit_hints()
+        for tp in revoked:
+            self._pending_hints.pop(tp, None)
+
+    async def _commit_hints(self) -> None:
+        if not self._pending_hints:
+            return
+        hints, self._pending_hints = self._pending_hints, {}
+        try:
+            await self._consumer.commit(hints)
+        except KafkaError as exc:
+            # Only a hint: Postgres holds the truth, so a failed commit costs nothing.
+            log.info("kafka offset hint not committed", extra={"error": type(exc).__name__})
+
+    async def _update_lag(self) -> None:
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self._consumer.position(tp)
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: TransactionalConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._consumer._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._consumer._on_assigned(assigned)
+
+
+def _dead_letter(record: ConsumerRecord, reason: str) -> OutboundRecord:
+    return OutboundRecord(
+        topic=dlq_topic(record.topic),
+        key=record.key,
+        value=record.value or b"",
+        headers=(
+            ("dlq.reason", reason.encode()),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+        ),
+    )

@@ -1,0 +1,110 @@
+"""Kafka plumbing shared by services: topic names, topic creation, the producer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas import topics
+from services.runtime.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# Kafka's error code for "topic already exists": another process created it first.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The concrete topic names of one deployment (prefix applied)."""
+
+    chat_commands: str
+    chat_events: str
+    delivery: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        """Names for a deployment whose topics share ``prefix``."""
+        return cls(
+            chat_commands=prefix + topics.CHAT_COMMANDS,
+            chat_events=prefix + topics.CHAT_EVENTS,
+            delivery=prefix + topics.DELIVERY,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create at start: name, partitions and config overrides."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def standard_topics(settings: KafkaSettings) -> list[TopicSpec]:
+    """Every topic of the system with its partition count, DLQs included."""
+    names = TopicNames.with_prefix(settings.kafka_topic_prefix)
+    specs = [
+        TopicSpec(names.chat_commands, settings.chat_partitions, {}),
+        TopicSpec(names.chat_events, settings.chat_partitions, {}),
+        # Live tail only: durable catch-up comes from sync, so a day of frames is plenty.
+        TopicSpec(names.delivery, settings.delivery_partitions, {"retention.ms": "86400000"}),
+    ]
+    dlqs = [
+        TopicSpec(topics.dlq_topic(spec.name), 1, {"retention.ms": str(14 * 86400000)})
+        for spec in specs
+    ]
+    return specs + dlqs
+
+
+async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec]) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are.
+
+    Raises:
+        aiokafka.errors.KafkaError: the cluster is unreachable or refused a creation.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name=spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=settings.kafka_replication_factor,
+                    topic_configs=spec.config,
+                )
+                for spec in missing
+            ]
+        )
+        for topic_error in response.topic_errors:
+            name, code = topic_error[0], topic_error[1]
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"creating topic {name} failed with Kafka error code {code}")
+        log.info("topics created", extra={"topics": [spec.name for spec in missing]})
+    finally:
+        await admin.close()
+
+
+def make_producer(
+    bootstrap_servers: str, *, client_id: str, linger_ms: int = 1
+) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): a retried send is never written twice.
+
+    ``linger_ms`` trades a millisecond of latency for batching under load.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=linger_ms,
+        request_timeout_ms=10000,
+    )

@@ -1,0 +1,57 @@
+"""Prometheus metrics every service shares; services add their own beside them.
+
+Names are fixed here because dashboards and alert rules (deploy/prometheus, deploy/grafana)
+query them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+#: Milliseconds-to-seconds buckets tuned for a fast path of a few ms and a tail up to 5 s.
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+ERRORS = Counter(
+    "realtime_errors_total", "Errors by code (protocol error codes and internal causes)", ["code"]
+)
+DLQ_RECORDS = Counter(
+    "realtime_dlq_records_total", "Records sent to a dead-letter topic", ["topic", "reason"]
+)
+RECORDS_PROCESSED = Counter(
+    "realtime_records_processed_total", "Records consumed and applied", ["topic"]
+)
+CONSUMER_LAG = Gauge(
+    "realtime_consumer_lag",
+    "Records between a partition's high watermark and our position",
+    ["topic", "partition"],
+)
+DB_SECONDS = Histogram(
+    "realtime_db_seconds", "Postgres transaction latency", ["operation"], buckets=LATENCY_BUCKETS
+)
+BATCH_SIZE = Histogram(
+    "realtime_consumer_batch_records",
+    "Records per consumed batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+OUTBOX_PUBLISHED = Counter(
+    "realtime_outbox_published_total", "Outbox rows published to Kafka", ["path"]
+)
+DELIVERY_LATENCY = Histogram(
+    "realtime_delivery_latency_seconds",
+    "From a command entering the gateway to a resulting frame leaving a gateway",
+    ["type"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -1,0 +1,51 @@
+"""Kafka's default partitioner (murmur2), so a gateway knows where a user's frames land.
+
+Producers (aiokafka, the Java client, librdkafka in its ``murmur2_random`` mode) place a keyed
+record in ``toPositive(murmur2(key)) % partitions``; the gateway must compute exactly that to
+tail only its users' partitions. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+_SEED = 0x9747B28C
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's 32-bit murmur2 of ``data`` as a signed int, as ``Utils.murmur2`` returns it."""
+    length = len(data)
+    h = (_SEED ^ length) & _MASK
+    full = length - (length % 4)
+    for i in range(0, full, 4):
+        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = (h * _M) & _MASK
+        h ^= k
+    tail = length % 4
+    if tail == 3:
+        h ^= data[full + 2] << 16
+    if tail >= 2:
+        h ^= data[full + 1] << 8
+    if tail >= 1:
+        h ^= data[full]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for a keyed record.
+
+    Args:
+        key: the record key as bytes (user ids are UTF-8 encoded).
+        partitions: the topic's partition count.
+
+    Returns:
+        An index in ``range(partitions)``.
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

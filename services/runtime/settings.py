@@ -1,0 +1,35 @@
+"""Settings shared by every service, read once from the environment in each ``main``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Where Kafka is and how topics are laid out."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Comma-separated host:port list.
+    kafka_bootstrap_servers: str
+    # Prepended to every topic name; lets tests and tenants share a cluster without clashing.
+    kafka_topic_prefix: str = ""
+    # Partitions of chat.commands.v1 / chat.events.v1 (parallelism of the chat service).
+    chat_partitions: int = Field(default=8, ge=1)
+    # Partitions of delivery.frames.v1 (parallelism and granularity of gateway tailing).
+    delivery_partitions: int = Field(default=16, ge=1)
+    # Replication factor of created topics (1 for the local single broker).
+    kafka_replication_factor: int = Field(default=1, ge=1)
+
+
+class DatabaseSettings(BaseSettings):
+    """Where Postgres is."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # postgresql://user@host:port/db
+    database_url: str
+    # Connections per process.
+    database_pool_min: int = Field(default=2, ge=1)
+    database_pool_max: int = Field(default=10, ge=1)
