@@ -1,0 +1,55 @@
+# Developer and CI entry points. `make test` is the one command CI runs (see .ci/run): it builds
+# the venv, lints, checks the generated schemas, starts real Kafka and Postgres locally (no Docker
+# needed; see deploy/local/stack.py) and runs unit and integration tests in one pytest session.
+# The stack is left running so the next `make test` starts in well under a second; `make down`
+# stops it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Written after a successful install: the venv is rebuilt only when pyproject.toml is newer.
+STAMP := $(VENV)/.installed
+STACK := $(PY) deploy/local/stack.py
+# `down` must work even when the venv is gone (e.g. CI failed while creating it).
+STACK_ANY_PY = $(if $(wildcard $(PY)),$(PY),python3) deploy/local/stack.py
+PYTEST_ARGS ?=
+
+.PHONY: venv up down status lint schemas schemas-check test unit
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+up: venv
+	$(STACK) up
+
+down:
+	$(STACK_ANY_PY) down
+
+status:
+	$(STACK_ANY_PY) status
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict services schemas deploy/local/stack.py
+
+schemas: venv
+	$(PY) -m schemas.generate
+
+schemas-check: venv
+	$(PY) -m schemas.generate --check
+
+# PYTHONASYNCIODEBUG=1 makes asyncio report never-awaited coroutines and slow callbacks; with
+# pytest's filterwarnings=error those fail the run instead of scrolling by.
+test: venv lint schemas-check
+	$(STACK) up --infra-only
+	eval "$$($(STACK) env)" && PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests $(PYTEST_ARGS)
+
+unit: venv
+	PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
