@@ -1,0 +1,1 @@
+"""Test suites: ``unit`` (pure logic) and ``integration`` (local Kafka and Postgres)."""

@@ -1,0 +1,112 @@
+"""Checked-in JSON Schema and AsyncAPI files match the models and are valid documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+
+from schemas import generate, topics
+from schemas.frames import CLIENT_FRAME_TYPES, SERVER_FRAMES
+
+SCHEMA_FILES = sorted(generate.JSON_DIR.glob("*.json"))
+
+
+def load(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def test_generated_files_are_fresh() -> None:
+    assert generate.stale_files() == [], "run `python -m schemas.generate` and commit"
+
+
+def test_check_mode_exits_zero() -> None:
+    assert generate.main(["--check"]) == 0
+
+
+def test_every_expected_file_is_checked_in() -> None:
+    expected = set(generate.expected_files())
+    assert expected == {*SCHEMA_FILES, generate.ASYNCAPI_PATH}
+    # One per server frame, one per event type, plus the client frame union and the envelope.
+    assert len(SCHEMA_FILES) == len(SERVER_FRAMES) + len(generate.EVENT_MODELS) + 2
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda path: path.name)
+def test_schema_is_valid_draft_2020_12(path: Path) -> None:
+    jsonschema.Draft202012Validator.check_schema(load(path))
+
+
+def test_asyncapi_payloads_are_valid_schemas() -> None:
+    document = load(generate.ASYNCAPI_PATH)
+    for message in document["components"]["messages"].values():
+        jsonschema.Draft202012Validator.check_schema(message["payload"])
+
+
+def test_asyncapi_channels() -> None:
+    document = load(generate.ASYNCAPI_PATH)
+    assert document["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {"/v1/ws", topics.CHAT_COMMANDS, topics.CHAT_EVENTS, topics.DELIVERY}
+
+
+def test_asyncapi_topic_messages() -> None:
+    document = load(generate.ASYNCAPI_PATH)
+    by_address = {channel["address"]: channel for channel in document["channels"].values()}
+    assert set(by_address[topics.CHAT_COMMANDS]["messages"]) == {
+        "chat_message_send",
+        "chat_receipt_post",
+    }
+    assert set(by_address[topics.CHAT_EVENTS]["messages"]) == {
+        "chat_message_created",
+        "chat_watermark_moved",
+    }
+    assert set(by_address[topics.DELIVERY]["messages"]) == {"delivery_frame"}
+    messages = document["components"]["messages"]
+    for channel in document["channels"].values():
+        for ref in channel["messages"].values():
+            name = ref["$ref"].removeprefix("#/components/messages/")
+            assert name in messages
+
+
+def test_asyncapi_ws_channel_lists_client_and_every_server_frame() -> None:
+    document = load(generate.ASYNCAPI_PATH)
+    ws = next(c for c in document["channels"].values() if c["address"] == "/v1/ws")
+    assert set(ws["messages"]) == {
+        "clientFrame",
+        "hello",
+        "ack",
+        "error",
+        "pong",
+        "message_new",
+        "message_status",
+        "typing",
+        "presence",
+        "notification_new",
+        "notification_read",
+    }
+
+
+def test_client_frame_schema_covers_every_client_type() -> None:
+    schema = load(generate.JSON_DIR / "client-frame.json")
+    mapping = schema["discriminator"]["mapping"]
+    assert set(mapping) == CLIENT_FRAME_TYPES
+
+
+def test_client_frame_schema_rejects_unknown_type() -> None:
+    validator = jsonschema.Draft202012Validator(load(generate.JSON_DIR / "client-frame.json"))
+    assert not validator.is_valid({"type": "nope"})
+    assert not validator.is_valid({"type": "receipt", "conversation_id": "c", "seq": "5"})
+    assert validator.is_valid(
+        {"type": "receipt", "conversation_id": "c", "seq": 5, "status": "read"}
+    )
+
+
+def test_envelope_schema_wraps_event_data_in_asyncapi() -> None:
+    document = load(generate.ASYNCAPI_PATH)
+    message = document["components"]["messages"]["chat_message_send"]
+    assert message["contentType"] == "application/cloudevents+json"
+    data = message["payload"]["properties"]["data"]
+    assert "sender_id" in data["properties"]
