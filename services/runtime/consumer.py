@@ -38,15 +38,14 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from schemas.envelope import Envelope
-from schemas.topics import dlq_topic
 from services.runtime import codec
 from services.runtime.db import Connection
+from services.runtime.dlq import count_dead_letter, dead_letter
 from services.runtime.errors import RecordRejected
 from services.runtime.metrics import (
     BATCH_SIZE,
     CONSUMER_LAG,
     DB_SECONDS,
-    DLQ_RECORDS,
     ERRORS,
     RECORDS_PROCESSED,
 )
@@ -208,7 +207,7 @@ class TransactionalConsumer:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
         for topic, reason in dlq_reasons:
-            DLQ_RECORDS.labels(topic, reason.split(":", 1)[0]).inc()
+            count_dead_letter(topic, reason)
         for tp, records in batches.items():
             RECORDS_PROCESSED.labels(tp.topic).inc(len(records))
             self._pending_hints[tp] = records[-1].offset + 1
@@ -226,7 +225,7 @@ class TransactionalConsumer:
                     for record in fresh:
                         reason = await self._apply(conn, record, out, careful=careful)
                         if reason is not None:
-                            out.append(_dead_letter(record, reason))
+                            out.append(dead_letter(record, reason))
                             dlq_reasons.append((record.topic, reason))
                     await conn.execute(
                         f"UPDATE {self._offsets_table} SET next_offset = $4"
@@ -366,17 +365,3 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._consumer._on_assigned(assigned)
-
-
-def _dead_letter(record: ConsumerRecord, reason: str) -> OutboundRecord:
-    return OutboundRecord(
-        topic=dlq_topic(record.topic),
-        key=record.key,
-        value=record.value or b"",
-        headers=(
-            ("dlq.reason", reason.encode()),
-            ("dlq.topic", record.topic.encode()),
-            ("dlq.partition", str(record.partition).encode()),
-            ("dlq.offset", str(record.offset).encode()),
-        ),
-    )

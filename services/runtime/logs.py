@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 
-# Attributes every LogRecord has; anything else came from ``extra=`` and is emitted as a field.
+# Attributes every LogRecord has (and uvicorn's ANSI-coloured duplicate of the message);
+# anything else came from ``extra=`` and is emitted as a field.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
@@ -51,3 +53,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiokafka logs every reconnect attempt at INFO/ERROR; keep its noise at warnings.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # One line per HTTP request or handshake is access logging, not events: metrics count them.
+    for chatty in ("httpx", "websockets.server", "uvicorn.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -1,0 +1,17 @@
+"""Gateway: the thin, stateless WebSocket edge (``GET /v1/ws``).
+
+Module map:
+    domain/      protocol core without I/O: auth, frame parsing, rate limit, session registry
+    connections  the endpoint: upgrade checks, hello, frame loop, health and metrics over HTTP
+    session      one connection: bounded send queue (close 4009), close codes
+    delivery     tails delivery.frames.v1 on the partitions of connected users
+    commands     publishes message.send / receipt to chat.commands.v1 (key: conversation)
+    sync         reads durable streams from their owners over internal HTTP
+    app          composition root and graceful shutdown (close 1001, flush)
+    settings     GatewaySettings, from the environment
+
+Frame flow::
+
+    browser --frame--> connections --commands--> chat.commands.v1 --> chat
+    chat --> delivery.frames.v1 (key: user) --delivery--> session queue --> browser
+"""

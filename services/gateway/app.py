@@ -1,0 +1,131 @@
+"""Composition root of the gateway: builds every component from settings and runs them.
+
+    settings --> producer --> commands ----------\\
+             --> consumer --> delivery tail --> Endpoint --> websockets server
+             --> httpx    --> sync client -------/
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from websockets.asyncio.server import serve as ws_serve
+
+from services.gateway.commands import CommandPublisher
+from services.gateway.connections import Endpoint, utc_now
+from services.gateway.delivery import DeliveryTail
+from services.gateway.domain.registry import Registry
+from services.gateway.session import CLOSE_GOING_AWAY, Session
+from services.gateway.settings import GatewaySettings
+from services.gateway.sync import SyncClient
+from services.runtime.health import Readiness
+from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
+
+log = logging.getLogger(__name__)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def serve(settings: GatewaySettings) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then drain.
+
+    Shutdown: stop accepting, flush queued frames and close every connection with 1001
+    (clients reconnect elsewhere and sync), stop tailing, flush the producer.
+    """
+    topic_names = TopicNames.with_prefix(settings.kafka_topic_prefix)
+    await ensure_topics(settings, standard_topics(settings))
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
+    await producer.start()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=settings.instance_id,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    # The producer waits for the topic's metadata, which may lag a topic created moments ago.
+    partitions = len(await producer.partitions_for(topic_names.delivery))
+    registry: Registry[Session] = Registry(partitions=partitions)
+    delivery = DeliveryTail(
+        consumer=consumer,
+        producer=producer,
+        topic=topic_names.delivery,
+        registry=registry,
+        release_delay_s=settings.partition_release_delay_ms / 1000,
+    )
+    commands = CommandPublisher(
+        producer=producer,
+        topic=topic_names.chat_commands,
+        gateway_id=settings.instance_id,
+        now=utc_now,
+        new_id=_new_id,
+    )
+    http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    sync_client = SyncClient(
+        client=http, stream_urls={"chat": settings.chat_url}, internal_token=settings.internal_token
+    )
+    readiness = Readiness()
+
+    async def kafka_ready() -> bool:
+        return bool(await producer.partitions_for(topic_names.chat_commands))
+
+    async def chat_ready() -> bool:
+        response = await http.get(f"{settings.chat_url}/healthz", timeout=1.0)
+        return response.status_code == 200
+
+    readiness.add("kafka", kafka_ready)
+    readiness.add("chat", chat_ready)
+    endpoint = Endpoint(
+        settings=settings,
+        registry=registry,
+        delivery=delivery,
+        commands=commands,
+        sync_client=sync_client,
+        readiness=readiness,
+        now=utc_now,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    delivery_task = asyncio.create_task(delivery.run(), name="delivery")
+    async with ws_serve(
+        endpoint.handle,
+        settings.gateway_host,
+        settings.gateway_port,
+        process_request=endpoint.process_request,
+        select_subprotocol=endpoint.select_subprotocol,
+        compression="deflate" if settings.compression == "deflate" else None,
+        max_size=settings.max_frame_bytes,
+        ping_interval=settings.heartbeat_s,
+        ping_timeout=settings.heartbeat_s,
+        close_timeout=2,
+    ) as server:
+        log.info("gateway started", extra={"port": settings.gateway_port})
+        stop_task = asyncio.create_task(stopping.wait())
+        await asyncio.wait({stop_task, delivery_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("gateway stopping", extra={"connections": len(registry)})
+        server.close(close_connections=False)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                endpoint.close_all(CLOSE_GOING_AWAY, "server shutting down"),
+                settings.drain_timeout_ms / 1000,
+            )
+        await server.wait_closed()
+    delivery_task.cancel()
+    await asyncio.gather(delivery_task, return_exceptions=True)
+    await consumer.stop()
+    await producer.stop()
+    await http.aclose()
+    log.info("gateway stopped")

@@ -1,0 +1,278 @@
+"""The WebSocket endpoint: upgrade checks, ``hello``, and the per-connection frame loop.
+
+    HTTP request --process_request--> health/metrics answered | 404 | 401/403 | upgrade
+    upgrade --handle--> registry.add, delivery.hold(partition), hello
+        frame loop: rate limit -> parse -> dispatch (ping, message.send, receipt, sync, ...)
+        end: registry.remove
+
+Requests that go to Kafka (message.send, receipt) are answered by the chat service after it
+committed, through the delivery topic; the gateway answers only what it decides itself
+(malformed frames, rate limits, ping, sync, Kafka unavailable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from http import HTTPStatus
+
+import orjson
+from aiokafka.errors import KafkaError
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from schemas.frames import (
+    Ack,
+    AnyClientFrame,
+    Error,
+    ErrorCode,
+    Hello,
+    Limits,
+    MessageSend,
+    Ping,
+    Pong,
+    Receipt,
+    Sync,
+)
+from services.gateway.commands import CommandPublisher
+from services.gateway.delivery import DeliveryTail
+from services.gateway.domain.auth import SUBPROTOCOL, Principal, authenticate
+from services.gateway.domain.errors import AuthError, FrameError
+from services.gateway.domain.frames import parse_client_frame
+from services.gateway.domain.ratelimit import RateLimiter, Verdict
+from services.gateway.domain.registry import Registry
+from services.gateway.metrics import CONNECTIONS, FRAMES_IN, UPGRADES_REFUSED
+from services.gateway.session import (
+    CLOSE_RATE_ABUSE,
+    CLOSE_TOKEN_EXPIRED,
+    Session,
+)
+from services.gateway.settings import GatewaySettings
+from services.gateway.sync import SyncClient, SyncUnavailable
+from services.runtime.health import METRICS_CONTENT_TYPE, Readiness, metrics_body
+from services.runtime.metrics import ERRORS
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/v1/ws"
+
+
+class Endpoint:
+    """Everything a connection needs, built once by the composition root.
+
+    Args:
+        settings: gateway settings.
+        registry: sessions of this gateway.
+        delivery: the delivery tail (``hold`` before hello).
+        commands: publisher of chat commands.
+        sync_client: reads durable streams.
+        readiness: checks behind ``/readyz``.
+        now: wall clock (token expiry, server_time).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        registry: Registry[Session],
+        delivery: DeliveryTail,
+        commands: CommandPublisher,
+        sync_client: SyncClient,
+        readiness: Readiness,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._settings = settings
+        self._allowed_origins = settings.allowed_origins()
+        self._registry = registry
+        self._delivery = delivery
+        self._commands = commands
+        self._sync = sync_client
+        self._readiness = readiness
+        self._now = now
+        # Principals between process_request and the handler, keyed by connection object.
+        self._pending: dict[ServerConnection, Principal] = {}
+        self._limits = Limits(
+            max_frame_bytes=settings.max_frame_bytes,
+            max_body_chars=settings.max_body_chars,
+            rate_per_s=settings.rate_per_s,
+        )
+
+    # -- HTTP, before the upgrade -------------------------------------------------------
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Answer health and metrics; authenticate upgrades; refuse everything else."""
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return _response(HTTPStatus.OK, b'{"status":"ok"}', "application/json")
+        if path == "/readyz":
+            ready, checks = await self._readiness.evaluate()
+            body = orjson.dumps({"ready": ready, "checks": checks})
+            status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+            return _response(status, body, "application/json")
+        if path == "/metrics":
+            return _response(HTTPStatus.OK, metrics_body(), METRICS_CONTENT_TYPE)
+        if path != WS_PATH:
+            return _response(HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
+        try:
+            principal = authenticate(
+                origin=request.headers.get("Origin"),
+                authorization=request.headers.get("Authorization"),
+                subprotocol_headers=request.headers.get_all("Sec-WebSocket-Protocol"),
+                allowed_origins=self._allowed_origins,
+                secret=self._settings.auth_secret,
+                now=self._now().timestamp(),
+            )
+        except AuthError as exc:
+            UPGRADES_REFUSED.labels(str(exc.status)).inc()
+            body = orjson.dumps({"error": exc.reason})
+            return _response(HTTPStatus(exc.status), body, "application/json")
+        self._pending[connection] = principal
+        return None
+
+    def select_subprotocol(
+        self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        """Select ``chat.v1`` when offered; a header-authenticated client may offer none."""
+        return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in subprotocols else None
+
+    # -- WebSocket ------------------------------------------------------------------------
+
+    async def handle(self, websocket: ServerConnection) -> None:
+        """Serve one connection from hello to close."""
+        principal = self._pending.pop(websocket, None)
+        if principal is None:  # process_request always sets it before an upgrade
+            await websocket.close(1011, "no principal")
+            return
+        session = Session(
+            websocket=websocket,
+            principal=principal,
+            connection_id=uuid.uuid4().hex,
+            limiter=RateLimiter(
+                rate_per_s=self._settings.rate_per_s,
+                burst=self._settings.rate_burst,
+                abuse_limit=self._settings.rate_abuse_limit,
+            ),
+            queue_limit=self._settings.send_queue_frames,
+        )
+        partition = self._registry.add(session)
+        CONNECTIONS.inc()
+        expiry = asyncio.get_running_loop().call_later(
+            max(principal.expires_at - self._now().timestamp(), 0),
+            session.close,
+            CLOSE_TOKEN_EXPIRED,
+            "token expired",
+        )
+        try:
+            await self._delivery.hold(partition)
+            hello = Hello(
+                user_id=principal.user_id,
+                connection_id=session.connection_id,
+                heartbeat_s=self._settings.heartbeat_s,
+                server_time=self._now(),
+                limits=self._limits,
+            )
+            session.send("hello", hello.to_wire().decode())
+            async for message in websocket:
+                await self._on_frame(session, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            expiry.cancel()
+            self._registry.remove(session)
+            CONNECTIONS.dec()
+
+    async def _on_frame(self, session: Session, message: str | bytes) -> None:
+        verdict = session.limiter.check(time.monotonic())
+        if verdict is Verdict.CLOSE:
+            session.close(CLOSE_RATE_ABUSE, "rate limit ignored")
+            return
+        if isinstance(message, bytes):
+            FRAMES_IN.labels("binary").inc()
+            self._error(session, None, "bad_request", "binary frames are not supported")
+            return
+        try:
+            frame = parse_client_frame(message, max_body_chars=self._settings.max_body_chars)
+        except FrameError as exc:
+            FRAMES_IN.labels("invalid").inc()
+            self._error(session, exc.request_id, exc.code, exc.message)
+            return
+        FRAMES_IN.labels(frame.type).inc()
+        if verdict is Verdict.LIMIT:
+            self._error(session, frame.id, "rate_limited", "too many frames; slow down")
+            return
+        await self._dispatch(session, frame)
+
+    async def _dispatch(self, session: Session, frame: AnyClientFrame) -> None:
+        user_id, connection_id = session.user_id, session.connection_id
+        if isinstance(frame, Ping):
+            session.send("pong", Pong(id=frame.id).to_wire().decode())
+        elif isinstance(frame, MessageSend | Receipt):
+            try:
+                if isinstance(frame, MessageSend):
+                    await self._commands.message_send(
+                        frame, user_id=user_id, connection_id=connection_id
+                    )
+                else:
+                    await self._commands.receipt(
+                        frame, user_id=user_id, connection_id=connection_id
+                    )
+            except KafkaError as exc:
+                log.warning("command not published", extra={"error": type(exc).__name__})
+                self._error(session, frame.id, "unavailable", "try again shortly")
+        elif isinstance(frame, Sync):
+            await self._on_sync(session, frame)
+        else:
+            # typing, presence.set and notification.read belong to services not deployed yet.
+            self._error(session, frame.id, "unavailable", f"{frame.type} is not available yet")
+
+    async def _on_sync(self, session: Session, frame: Sync) -> None:
+        try:
+            page = await self._sync.sync(
+                user_id=session.user_id, cursor=frame.cursor, limit=frame.limit
+            )
+        except SyncUnavailable as exc:
+            log.warning("sync failed", extra={"error": str(exc)})
+            self._error(session, frame.id, "unavailable", "sync unavailable; try again shortly")
+            return
+        if frame.id is None:
+            return
+        ack = Ack(id=frame.id, events=page.events, cursor=page.cursor, has_more=page.has_more)
+        session.send("ack", ack.to_wire().decode())
+
+    def _error(
+        self, session: Session, request_id: str | None, code: ErrorCode, message: str
+    ) -> None:
+        ERRORS.labels(code).inc()
+        session.send("error", Error(id=request_id, code=code, message=message).to_wire().decode())
+
+    async def close_all(self, code: int, reason: str) -> None:
+        """Close every connection (shutdown): queued frames are flushed first, within bounds."""
+        sessions = self._registry.sessions()
+        await asyncio.gather(*(session.flush() for session in sessions))
+        for session in sessions:
+            session.close(code, reason)
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def utc_now() -> datetime:
+    """The wall clock in UTC (the production ``now``)."""
+    return datetime.now(UTC)

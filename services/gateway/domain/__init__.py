@@ -1,0 +1,10 @@
+"""The gateway's protocol core: decisions without I/O (websockets' ``protocol.py`` habit).
+
+Module map:
+    auth       upgrade authentication: origin allow-list, bearer token from header or
+               subprotocol, HS256 JWT verified against an injected clock
+    frames     client text frame -> typed frame, or FrameError with the protocol code
+    ratelimit  per-connection token bucket with an abuse verdict (close 4008)
+    registry   sessions by user and connection; delivery partitions needed (murmur2)
+    errors     GatewayError > AuthError (HTTP status) | FrameError (protocol code)
+"""

@@ -1,0 +1,134 @@
+"""Authentication of the upgrade request (protocol.md, "Connecting"). Pure: the clock is passed in.
+
+Token sources, in order: ``Authorization: Bearer <token>``, then a ``bearer.<token>`` entry in
+``Sec-WebSocket-Protocol`` (browsers cannot set headers on a WebSocket). Origin is checked
+first: a browser page from a foreign site is refused before its token is even read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import jwt
+
+from services.gateway.domain.errors import AuthError
+
+SUBPROTOCOL = "chat.v1"
+_BEARER_SUBPROTOCOL_PREFIX = "bearer."
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated user of a connection."""
+
+    user_id: str
+    # Token expiry (epoch seconds): the connection is closed with 4001 then.
+    expires_at: float
+    name: str | None = None
+    role: str | None = None
+
+
+def check_origin(origin: str | None, allowed: Collection[str]) -> None:
+    """Refuse a present Origin that is not allow-listed.
+
+    Raises:
+        AuthError: 403.
+    """
+    if origin is not None and origin not in allowed:
+        raise AuthError(403, "origin not allowed")
+
+
+def extract_token(authorization: str | None, subprotocols: list[str]) -> str:
+    """The bearer token from the header, else from the subprotocol list.
+
+    Raises:
+        AuthError: 401 when there is none or the header is malformed.
+    """
+    if authorization is not None:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(401, "malformed authorization header")
+        return token.strip()
+    for entry in subprotocols:
+        if entry.startswith(_BEARER_SUBPROTOCOL_PREFIX) and len(entry) > len(
+            _BEARER_SUBPROTOCOL_PREFIX
+        ):
+            return entry[len(_BEARER_SUBPROTOCOL_PREFIX) :]
+    raise AuthError(401, "missing token")
+
+
+def parse_subprotocols(header_values: list[str]) -> list[str]:
+    """Split ``Sec-WebSocket-Protocol`` header values into entries."""
+    return [part.strip() for value in header_values for part in value.split(",") if part.strip()]
+
+
+def verify_token(token: str, *, secret: str, now: float) -> Principal:
+    """Verify an HS256 JWT and read its claims.
+
+    Expiry and not-before are checked against ``now`` here rather than by PyJWT's own clock,
+    so the decision is a pure function of its inputs.
+
+    Raises:
+        AuthError: 401 for a malformed, wrongly signed, expired or incomplete token.
+    """
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            options={
+                "require": ["exp", "sub"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_sub": False,
+            },
+        )
+    except jwt.PyJWTError as exc:
+        raise AuthError(401, f"invalid token: {type(exc).__name__}") from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 1 <= len(sub) <= 128:
+        raise AuthError(401, "invalid token: sub must be a string of 1..128 characters")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise AuthError(401, "invalid token: exp must be a number")
+    if exp <= now:
+        raise AuthError(401, "token expired")
+    nbf = claims.get("nbf")
+    if isinstance(nbf, int | float) and nbf > now:
+        raise AuthError(401, "token not yet valid")
+    name, role = claims.get("name"), claims.get("role")
+    return Principal(
+        user_id=sub,
+        expires_at=float(exp),
+        name=name if isinstance(name, str) else None,
+        role=role if isinstance(role, str) else None,
+    )
+
+
+def authenticate(
+    *,
+    origin: str | None,
+    authorization: str | None,
+    subprotocol_headers: list[str],
+    allowed_origins: Collection[str],
+    secret: str,
+    now: float,
+) -> Principal:
+    """The whole upgrade decision: origin, then token.
+
+    Raises:
+        AuthError: 403 for a foreign origin, 401 for any token problem.
+    """
+    check_origin(origin, allowed_origins)
+    token = extract_token(authorization, parse_subprotocols(subprotocol_headers))
+    return verify_token(token, secret=secret, now=now)
+
+
+def mint_token(*, secret: str, user_id: str, expires_at: int, name: str | None = None) -> str:
+    """A token as the site's auth would issue it (dev tool and tests)."""
+    claims: dict[str, object] = {"sub": user_id, "exp": expires_at}
+    if name is not None:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm="HS256")

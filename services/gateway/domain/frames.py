@@ -1,0 +1,62 @@
+"""Client frame parsing: text in, a typed frame or a :class:`FrameError` out. Pure.
+
+Error messages name the offending field and the kind of problem, never its value: a body is
+never echoed back (protocol.md, "Error messages never echo message bodies").
+"""
+
+from __future__ import annotations
+
+import orjson
+import pydantic
+
+from schemas.frames import CLIENT_FRAME, CLIENT_FRAME_TYPES, AnyClientFrame
+from services.gateway.domain.errors import FrameError
+
+_MAX_REQUEST_ID = 64
+
+
+def parse_client_frame(text: str, *, max_body_chars: int) -> AnyClientFrame:
+    """Validate one client text frame.
+
+    Args:
+        text: the frame as received.
+        max_body_chars: the configured body limit (at most the schema's).
+
+    Raises:
+        FrameError: ``bad_request`` for malformed frames, ``too_large`` for a body over the
+            limit; ``request_id`` is set whenever the frame's id could be read.
+    """
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise FrameError("bad_request", "frame is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise FrameError("bad_request", "frame must be a JSON object")
+    request_id = _readable_id(raw.get("id"))
+    frame_type = raw.get("type")
+    if not isinstance(frame_type, str):
+        raise FrameError("bad_request", "frame has no string 'type'", request_id)
+    if frame_type not in CLIENT_FRAME_TYPES:
+        raise FrameError("bad_request", "unknown frame type", request_id)
+    body = raw.get("body")
+    if frame_type == "message.send" and isinstance(body, str) and len(body) > max_body_chars:
+        raise FrameError("too_large", f"body exceeds {max_body_chars} characters", request_id)
+    try:
+        return CLIENT_FRAME.validate_python(raw, strict=True)
+    except pydantic.ValidationError as exc:
+        raise FrameError("bad_request", _describe(exc), request_id) from None
+
+
+def _readable_id(value: object) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= _MAX_REQUEST_ID:
+        return value
+    return None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False)[:3]:
+        # The first element of loc is the union tag (the frame type): skip it.
+        location = ".".join(str(part) for part in error["loc"][1:]) or "frame"
+        problems.append(f"{location}: {error['type']}")
+    return "invalid frame: " + "; ".join(problems)

@@ -1,0 +1,16 @@
+"""Gateway metrics (names fixed: dashboards and alerts query them)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+CONNECTIONS = Gauge("realtime_gateway_connections", "Open WebSocket connections")
+FRAMES_IN = Counter("realtime_frames_in_total", "Client frames received, by type", ["type"])
+FRAMES_OUT = Counter("realtime_frames_out_total", "Frames sent to clients, by type", ["type"])
+CLOSES = Counter("realtime_gateway_closes_total", "Connections closed by the server", ["code"])
+UPGRADES_REFUSED = Counter(
+    "realtime_gateway_upgrades_refused_total", "Upgrades refused before the handshake", ["status"]
+)
+HELD_PARTITIONS = Gauge(
+    "realtime_gateway_delivery_partitions", "Delivery partitions this gateway tails"
+)

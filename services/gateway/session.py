@@ -1,0 +1,108 @@
+"""One WebSocket connection: its identity, its bounded send queue, its rate limiter.
+
+The send queue is a deque drained by a writer task that exists only while frames wait, so an
+idle connection costs no task. A client that lets the queue fill is closed with 4009: it must
+reconnect and sync, and it never makes the gateway's memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from services.gateway.domain.auth import Principal
+from services.gateway.domain.ratelimit import RateLimiter
+from services.gateway.metrics import CLOSES, FRAMES_OUT
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOKEN_EXPIRED = 4001
+CLOSE_RATE_ABUSE = 4008
+CLOSE_TOO_SLOW = 4009
+
+
+class Session:
+    """A connected device of a user."""
+
+    __slots__ = (
+        "_closing",
+        "_queue",
+        "_queue_limit",
+        "_writer",
+        "connection_id",
+        "limiter",
+        "principal",
+        "websocket",
+    )
+
+    def __init__(
+        self,
+        *,
+        websocket: ServerConnection,
+        principal: Principal,
+        connection_id: str,
+        limiter: RateLimiter,
+        queue_limit: int,
+    ) -> None:
+        self.websocket = websocket
+        self.principal = principal
+        self.connection_id = connection_id
+        self.limiter = limiter
+        self._queue: deque[tuple[str, str]] = deque()
+        self._queue_limit = queue_limit
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def user_id(self) -> str:
+        """The authenticated user."""
+        return self.principal.user_id
+
+    def send(self, frame_type: str, text: str) -> None:
+        """Queue a frame for this device, or close the connection with 4009 when it lags."""
+        if self._closing:
+            return
+        if len(self._queue) >= self._queue_limit:
+            log.warning("send queue full; closing", extra={"connection_id": self.connection_id})
+            self.close(CLOSE_TOO_SLOW, "too slow to keep up; reconnect and sync")
+            return
+        self._queue.append((frame_type, text))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                frame_type, text = self._queue.popleft()
+                await self.websocket.send(text)
+                FRAMES_OUT.labels(frame_type).inc()
+        except ConnectionClosed:
+            self._queue.clear()
+        finally:
+            self._writer = None
+
+    async def flush(self) -> None:
+        """Wait until queued frames are written (or the connection is gone)."""
+        writer = self._writer
+        if writer is not None:
+            await asyncio.gather(writer, return_exceptions=True)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close from the server side (once); frames already queued are dropped."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.clear()
+        CLOSES.labels(str(code)).inc()
+        task = asyncio.create_task(self.websocket.close(code, reason))
+        # The loop holds tasks weakly: keep the close alive until it is done.
+        _closing_tasks.add(task)
+        task.add_done_callback(_closing_tasks.discard)
+
+
+_closing_tasks: set[asyncio.Task[None]] = set()

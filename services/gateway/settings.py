@@ -1,0 +1,60 @@
+"""Gateway settings, read once from the environment in ``main``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from services.runtime.settings import KafkaSettings
+
+
+class GatewaySettings(KafkaSettings):
+    """Everything the gateway reads from the environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    # HS256 secret shared with the site's auth (NextAuth); AUTH_SECRET wins over NEXTAUTH_SECRET.
+    auth_secret: str = Field(validation_alias=AliasChoices("AUTH_SECRET", "NEXTAUTH_SECRET"))
+    # Comma-separated Origins allowed to open WebSockets; requests without Origin are allowed.
+    gateway_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where the chat service's internal HTTP API is.
+    chat_url: str = "http://127.0.0.1:8001"
+    # Sent as X-Internal-Token to internal APIs when set.
+    internal_token: str | None = None
+    # Names this process in logs, CloudEvents sources, reply routing and the Kafka client id.
+    instance_id: str = Field(default_factory=lambda: f"gw-{socket.gethostname()}-{os.getpid()}")
+    # Limits announced in hello and enforced.
+    max_frame_bytes: int = Field(default=65536, ge=1024)
+    max_body_chars: int = Field(default=4000, ge=1, le=4000)
+    rate_per_s: int = Field(default=20, ge=1)
+    rate_burst: int = Field(default=40, ge=1)
+    # Refusals in a row after which a client that ignores rate limiting is closed with 4008.
+    rate_abuse_limit: int = Field(default=50, ge=1)
+    heartbeat_s: int = Field(default=25, ge=1)
+    # Frames waiting for a slow client before it is closed with 4009.
+    send_queue_frames: int = Field(default=256, ge=1)
+    # permessage-deflate costs ~100 KiB per connection and invites decompression bombs: off
+    # unless asked for; when on, max_frame_bytes caps the decompressed size.
+    compression: Literal["none", "deflate"] = "none"
+    # A delivery partition with no user left is released after this long (reloads are cheap).
+    partition_release_delay_ms: int = Field(default=30000, ge=0)
+    # How long shutdown waits for queued frames to flush.
+    drain_timeout_ms: int = Field(default=5000, ge=0)
+    log_level: str = "INFO"
+
+    def allowed_origins(self) -> frozenset[str]:
+        """The allow-list as a set."""
+        return frozenset(
+            origin.strip() for origin in self.gateway_allowed_origins if origin.strip()
+        )
+
+    @field_validator("gateway_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return value.split(",") if isinstance(value, str) else value
