@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from schemas.base import WireModel
 
@@ -19,7 +19,13 @@ STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 
 class Envelope(WireModel):
-    """A CloudEvent: context attributes plus JSON ``data``."""
+    """A CloudEvent: context attributes plus JSON ``data``.
+
+    Extension attributes (``traceparent``, ``partitionkey``, ...) are kept, not refused: the
+    spec allows any, and other publishers add them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     # CloudEvents spec version; only 1.0 is produced or accepted.
     specversion: Literal["1.0"] = "1.0"

@@ -118,6 +118,12 @@ class NotificationReadRequest(ClientFrame):
     # True marks every notification read.
     all_: bool | None = Field(default=None, alias="all")
 
+    @model_validator(mode="after")
+    def _ids_or_all(self) -> NotificationReadRequest:
+        if (self.ids is None) == (self.all_ is None):
+            raise ValueError("exactly one of 'ids' and 'all' is required")
+        return self
+
 
 class Ping(ClientFrame):
     """Application-level ping; answered with pong."""
@@ -274,6 +280,10 @@ class Presence(WireModel):
     status: PresenceStatus
     # Last time seen online; null when never.
     last_seen: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`WireModel.to_dict`, but ``last_seen`` stays, as null, when unknown."""
+        return {**super().to_dict(), "last_seen": self.model_dump(mode="json")["last_seen"]}
 
 
 class Notification(WireModel):

@@ -14,6 +14,7 @@ from typing import TypeVar
 import orjson
 import pydantic
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
+from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 
 from schemas.envelope import STRUCTURED_CONTENT_TYPE, Envelope
@@ -50,6 +51,11 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Envelop
 
 
 def _decode_binary(value: bytes, headers: dict[str, bytes]) -> Envelope:
+    # The SDK would invent an id (breaking dedupe by id) and relabel 0.3 events as 1.0.
+    if headers.get("ce_specversion") != b"1.0":
+        raise RecordRejected("invalid_binary_event:specversion")
+    if not headers.get("ce_id"):
+        raise RecordRejected("invalid_binary_event:id")
     try:
         event = from_binary(KafkaMessage(headers=headers, key=None, value=value), _JSON_FORMAT)
         data = event.get_data()
@@ -59,11 +65,18 @@ def _decode_binary(value: bytes, headers: dict[str, bytes]) -> Envelope:
             id=event.get_id(),
             source=event.get_source(),
             type=event.get_type(),
+            # time is optional in CloudEvents; an event without one happened when we read it.
             time=event.get_time() or datetime.now(UTC),
             subject=event.get_subject(),
             data=data,
         )
-    except (pydantic.ValidationError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+    except (
+        BaseCloudEventException,
+        pydantic.ValidationError,
+        orjson.JSONDecodeError,
+        ValueError,
+        TypeError,
+    ) as exc:
         raise RecordRejected(f"invalid_binary_event:{type(exc).__name__}") from exc
 
 

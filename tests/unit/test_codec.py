@@ -288,3 +288,21 @@ def test_outbox_no_headers_is_null() -> None:
 def test_outbox_structured_headers_round_trip() -> None:
     headers = tuple(codec.STRUCTURED_HEADERS)
     assert _decode_headers(_encode_headers(headers)) == codec.STRUCTURED_HEADERS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"ce_source": None}, "invalid_binary_event:"),
+        ({"ce_type": None}, "invalid_binary_event:"),
+        ({"ce_id": None}, "invalid_binary_event:id"),
+        ({"ce_specversion": b"0.3"}, "invalid_binary_event:specversion"),
+        ({"ce_specversion": b"9.9"}, "invalid_binary_event:specversion"),
+    ],
+)
+def test_binary_mode_incomplete_attributes_are_rejected_not_raised(
+    overrides: dict[str, bytes | None], reason: str
+) -> None:
+    # An SDK validation error must become a DLQ reason, never stop the consumer; a missing id
+    # must not be invented (dedupe is by id).
+    assert rejection(b'{"a":1}', binary_headers(**overrides)).startswith(reason)

@@ -30,6 +30,7 @@ from schemas.frames import (
     NotificationReadRequest,
     Ping,
     Pong,
+    Presence,
     PresenceSet,
     Receipt,
     Sync,
@@ -465,3 +466,20 @@ def test_notification_new_has_read_false() -> None:
 def test_valid_client_frames_match_generated_schema(frame: dict[str, Any]) -> None:
     schema = json.loads((SCHEMA_DIR / "client-frame.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(frame)
+
+
+def test_presence_keeps_null_last_seen_on_the_wire() -> None:
+    frame = Presence(user_id="u1", status="offline", last_seen=None)
+    assert orjson.loads(frame.to_wire()) == {
+        "type": "presence",
+        "user_id": "u1",
+        "status": "offline",
+        "last_seen": None,
+    }
+
+
+@pytest.mark.parametrize("extra", ['"ids":["n1"],"all":true', ""])
+def test_notification_read_needs_exactly_one_of_ids_and_all(extra: str) -> None:
+    raw = '{"type":"notification.read"' + ("," + extra if extra else "") + "}"
+    with pytest.raises(ValidationError):
+        CLIENT_FRAME.validate_json(raw)
