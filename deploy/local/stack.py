@@ -838,7 +838,11 @@ def print_summary(cfg: Config, *, infra_only: bool, default_secret: bool) -> Non
         f"logs:             {LOGS}",
     ]
     if not infra_only:
-        prefix = f"AUTH_SECRET={DEV_AUTH_SECRET} " if default_secret else ""
+        # The token command reads the gateway's settings, which need the broker address too.
+        # A secret of the user's own is never echoed: it is in their environment already.
+        prefix = f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(cfg.kafka_bootstrap)} "
+        if default_secret:
+            prefix += f"AUTH_SECRET={DEV_AUTH_SECRET} "
         lines[:0] = [
             f"WebSocket:        ws://127.0.0.1:{cfg.gateway_port}/v1/ws",
             f"dev token:        {prefix}.venv/bin/python -m services.gateway token --sub alice",
