@@ -80,7 +80,7 @@ async def serve(settings: ChatSettings) -> None:
     )
     consumer = TransactionalConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.chat_group_id,
+        group_id=settings.consumer_group,
         topics=[topic_names.chat_commands],
         pool=pool,
         schema=storage.SCHEMA,

@@ -21,7 +21,8 @@ class ChatSettings(KafkaSettings, DatabaseSettings):
     chat_port: int = 8001
     # Names this process in logs, CloudEvents sources and the Kafka client id.
     instance_id: str = Field(default_factory=lambda: f"chat-{socket.gethostname()}-{os.getpid()}")
-    # Consumer group shared by every chat instance.
+    # Consumer group shared by every chat instance (the topic prefix is prepended, so
+    # deployments sharing a cluster never share a group and never stall each other's rebalances).
     chat_group_id: str = "chat"
     # Records per consumed batch (one Postgres transaction).
     chat_max_batch_records: int = Field(default=500, ge=1)
@@ -33,3 +34,8 @@ class ChatSettings(KafkaSettings, DatabaseSettings):
     log_level: str = "INFO"
     # When set, gateways must send it as X-Internal-Token to read streams.
     internal_token: str | None = None
+
+    @property
+    def consumer_group(self) -> str:
+        """The Kafka consumer group of this deployment's chat instances."""
+        return self.kafka_topic_prefix + self.chat_group_id

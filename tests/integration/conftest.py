@@ -1,0 +1,92 @@
+"""Fixtures of the integration tests: a fresh database and topic prefix per run, and the
+chat and gateway services started as real processes against the local Kafka and Postgres
+(``make test`` starts those and exports KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.integration.harness import (
+    ALLOWED_ORIGIN,
+    AUTH_SECRET,
+    ServiceProcess,
+    System,
+    free_port,
+)
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(
+            f"{name} is not set: run integration tests with `make test`, which starts the local "
+            "Kafka and Postgres and exports their addresses"
+        )
+    return value
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    """A database of its own for this run, dropped afterwards."""
+    admin_url = _required_env("DATABASE_URL")
+    name = f"it_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = admin_url.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def system(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
+    """chat and gateway processes on ephemeral ports, with topics of their own."""
+    kafka = _required_env("KAFKA_BOOTSTRAP_SERVERS")
+    prefix = f"it{uuid.uuid4().hex[:8]}."
+    logs = Path(tmp_path_factory.mktemp("logs"))
+    chat_port, gateway_port = free_port(), free_port()
+    # Services run as in production: asyncio debug mode (set by `make test` for the tests'
+    # own loop) would slow them and flood their logs.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONASYNCIODEBUG"} | {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "DATABASE_URL": database_url,
+        "AUTH_SECRET": AUTH_SECRET,
+        "CHAT_PORT": str(chat_port),
+        "CHAT_URL": f"http://127.0.0.1:{chat_port}",
+        "GATEWAY_PORT": str(gateway_port),
+        "GATEWAY_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
+        "CHAT_PARTITIONS": "4",
+        "DELIVERY_PARTITIONS": "8",
+        "OUTBOX_RELAY_GRACE_MS": "1000",
+        "OUTBOX_RELAY_INTERVAL_MS": "200",
+    }
+    chat = ServiceProcess("chat", env, chat_port, logs / "chat.log")
+    gateway = ServiceProcess("gateway", env, gateway_port, logs / "gateway.log")
+    chat.start()
+    await chat.wait_ready()
+    gateway.start()
+    await gateway.wait_ready()
+    yield System(
+        chat=chat,
+        gateway=gateway,
+        topic_prefix=prefix,
+        database_url=database_url,
+        kafka_bootstrap=kafka,
+    )
+    gateway.stop()
+    chat.stop()

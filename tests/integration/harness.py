@@ -1,0 +1,238 @@
+"""Test harness: real service processes and real WebSocket clients.
+
+Every timeout is a multiple of ``UNIT_S`` (``TEST_TIMEOUT_SCALE`` scales it on slow machines),
+never a fixed sleep: waits poll a condition until it holds or the deadline passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from services.gateway.domain.auth import mint_token
+
+UNIT_S = float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
+ROOT = Path(__file__).resolve().parents[2]
+# HS256 wants at least 32 bytes of key; PyJWT warns (and warnings fail tests) below that.
+AUTH_SECRET = "integration-test-secret-0123456789abcdef"
+ALLOWED_ORIGIN = "http://allowed.example"
+
+Frame = dict[str, Any]
+
+
+def seconds(n: float) -> float:
+    """``n`` timeout units, in seconds."""
+    return n * UNIT_S
+
+
+def free_port() -> int:
+    """An ephemeral loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def unique(prefix: str) -> str:
+    """A user id (or other name) no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def token(user_id: str, *, ttl_s: float = 600, secret: str = AUTH_SECRET) -> str:
+    """A valid HS256 token for ``user_id``."""
+    return mint_token(secret=secret, user_id=user_id, expires_at=int(time.time() + ttl_s))
+
+
+@dataclass
+class ServiceProcess:
+    """One service started as ``python -m services.<name>`` with its own log file."""
+
+    name: str
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    async def wait_ready(self, timeout_s: float = seconds(60)) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise AssertionError(f"{self.name} exited early:\n{self.log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
+                    if response.status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.name} not ready in {timeout_s} s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs (a crash)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=seconds(10))
+
+    def stop(self) -> None:
+        """SIGTERM and wait: the graceful path."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=seconds(20))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class System:
+    """The services under test and how to reach them."""
+
+    chat: ServiceProcess
+    gateway: ServiceProcess
+    topic_prefix: str
+    database_url: str
+    kafka_bootstrap: str
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.gateway.port}/v1/ws"
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+
+@dataclass
+class Client:
+    """A WebSocket client that buffers every frame and lets a test wait for the ones it wants."""
+
+    ws: ClientConnection
+    hello: Frame
+    frames: list[Frame] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, url: str, user_id: str, *, via: str = "header", **kwargs: Any) -> Client:
+        if via == "header":
+            ws = await connect(
+                url, additional_headers={"Authorization": f"Bearer {token(user_id)}"}, **kwargs
+            )
+        else:
+            ws = await connect(url, subprotocols=["chat.v1", f"bearer.{token(user_id)}"], **kwargs)  # type: ignore[list-item]
+        hello = orjson.loads(await asyncio.wait_for(ws.recv(), seconds(10)))
+        assert hello["type"] == "hello", hello
+        client = cls(ws=ws, hello=hello)
+        client._reader = asyncio.create_task(client._read())
+        return client
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for message in self.ws:
+                self.frames.append(orjson.loads(message))
+                self._arrived.set()
+
+    async def send(self, frame: Frame) -> None:
+        await self.ws.send(orjson.dumps(frame).decode())
+
+    async def take(
+        self, predicate: Callable[[Frame], bool], timeout_s: float = seconds(10)
+    ) -> Frame:
+        """Remove and return the first buffered frame matching ``predicate``, waiting for it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for index, frame in enumerate(self.frames):
+                if predicate(frame):
+                    return self.frames.pop(index)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching frame within {timeout_s} s; have {self.frames}")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+
+    async def take_n(
+        self, predicate: Callable[[Frame], bool], count: int, timeout_s: float = seconds(10)
+    ) -> list[Frame]:
+        return [await self.take(predicate, timeout_s) for _ in range(count)]
+
+    async def request(self, frame: Frame, timeout_s: float = seconds(10)) -> Frame:
+        """Send a frame with a fresh id and return its one answer (ack, error or pong)."""
+        request_id = uuid.uuid4().hex
+        await self.send({**frame, "id": request_id})
+        return await self.take(lambda f: f.get("id") == request_id, timeout_s)
+
+    def matching(self, predicate: Callable[[Frame], bool]) -> list[Frame]:
+        """Buffered frames matching ``predicate`` (not removed)."""
+        return [frame for frame in self.frames if predicate(frame)]
+
+    async def settle(self, quiet_s: float = seconds(0.5)) -> None:
+        """Wait until no frame has arrived for ``quiet_s`` (to assert that nothing more comes)."""
+        while True:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), quiet_s)
+            except TimeoutError:
+                return
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+
+
+def of_type(frame_type: str, **fields: Any) -> Callable[[Frame], bool]:
+    """Predicate: a frame of this type whose fields (dotted into ``message``) match."""
+
+    def predicate(frame: Frame) -> bool:
+        if frame.get("type") != frame_type:
+            return False
+        for key, value in fields.items():
+            source = frame.get("message", {}) if key.startswith("message_") else frame
+            if source.get(key.removeprefix("message_")) != value:
+                return False
+        return True
+
+    return predicate
+
+
+def send_frame(*, to: str, client_msg_id: str, body: str = "hello") -> Frame:
+    return {
+        "type": "message.send",
+        "to": to,
+        "client_msg_id": client_msg_id,
+        "kind": "text",
+        "body": body,
+    }
