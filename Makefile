@@ -38,6 +38,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict services schemas deploy/local/stack.py
+	$(VENV)/bin/mypy tests
 
 schemas: venv
 	$(PY) -m schemas.generate
