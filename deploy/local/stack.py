@@ -100,6 +100,8 @@ class Config:
     chat_port: int  # internal HTTP port of services.chat
     external_kafka: str | None  # KAFKA_BOOTSTRAP_SERVERS when the user brings a broker
     external_database_url: str | None  # DATABASE_URL when the user brings a database
+    kafka_heap_opts: str  # JVM heap flags of the broker (KAFKA_HEAP_OPTS, as Kafka's scripts)
+    auth_secret: str | None  # AUTH_SECRET, else NEXTAUTH_SECRET; None: the development default
     timeout_s: float  # bound on every readiness wait
 
     @classmethod
@@ -129,6 +131,8 @@ class Config:
             external_database_url=(
                 None if database_url == local_database_url(pg_port) else database_url
             ),
+            kafka_heap_opts=environ.get("KAFKA_HEAP_OPTS") or DEFAULT_KAFKA_HEAP,
+            auth_secret=environ.get("AUTH_SECRET") or environ.get("NEXTAUTH_SECRET") or None,
             timeout_s=timeout_s,
         )
 
@@ -461,12 +465,11 @@ def kafka_answers_metadata(bootstrap: str) -> bool:
         return False
 
 
-def kafka_jvm_argv(config_path: Path) -> list[str]:
+def kafka_jvm_argv(config_path: Path, heap_opts: str) -> list[str]:
     """Command line of the broker, with heap and GC settings like kafka-server-start.sh's."""
-    heap = os.environ.get("KAFKA_HEAP_OPTS") or DEFAULT_KAFKA_HEAP
     return [
         java(),
-        *shlex.split(heap),
+        *shlex.split(heap_opts),
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-XX:+ExplicitGCInvokesConcurrent",
@@ -490,7 +493,7 @@ def kafka_up(cfg: Config) -> None:
         config_path = KAFKA_DIR / "server.properties"
         config_path.write_text(kafka_properties(cfg))
         ensure_kafka_formatted(config_path)
-        return spawn("kafka", kafka_jvm_argv(config_path), env=os.environ)
+        return spawn("kafka", kafka_jvm_argv(config_path, cfg.kafka_heap_opts), env=os.environ)
 
     ensure_running(
         "kafka",
@@ -734,19 +737,13 @@ def postgres_down() -> bool:
 # --- services ---------------------------------------------------------------------------------
 
 
-def auth_secret() -> tuple[str, bool]:
-    """Return the token secret and whether it is the development default."""
-    secret = os.environ.get("AUTH_SECRET") or os.environ.get("NEXTAUTH_SECRET")
-    return (secret, False) if secret else (DEV_AUTH_SECRET, True)
-
-
-def service_env(cfg: Config, secret: str) -> dict[str, str]:
+def service_env(cfg: Config) -> dict[str, str]:
     """Environment of chat and gateway: the caller's, plus where everything is."""
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=cfg.kafka_bootstrap,
         DATABASE_URL=cfg.database_url,
-        AUTH_SECRET=secret,
+        AUTH_SECRET=cfg.auth_secret or DEV_AUTH_SECRET,
         GATEWAY_PORT=str(cfg.gateway_port),
         CHAT_PORT=str(cfg.chat_port),
         CHAT_URL=f"http://127.0.0.1:{cfg.chat_port}",
@@ -768,16 +765,21 @@ def migrate(cfg: Config, env: Mapping[str, str]) -> None:
     """Apply chat's SQL migrations (``python -m services.chat migrate``) before chat starts."""
     log_path = LOGS / "chat-migrate.log"
     with log_path.open("ab") as out:
-        result = subprocess.run(
-            [sys.executable, "-m", "services.chat", "migrate"],
-            cwd=REPO,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=cfg.timeout_s,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "services.chat", "migrate"],
+                cwd=REPO,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=cfg.timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise StackError(
+                f"chat migrations took over {cfg.timeout_s:.0f}s; see {log_path}"
+            ) from None
     if result.returncode != 0:
         raise StackError(f"chat migrations failed; see {log_path}:\n{tail(log_path)}")
 
@@ -822,16 +824,16 @@ def cmd_up(cfg: Config, *, infra_only: bool) -> None:
         say("using PostgreSQL from DATABASE_URL")
     else:
         postgres_up(cfg)
-    secret, is_default = auth_secret()
     if not infra_only:
-        env = service_env(cfg, secret)
+        env = service_env(cfg)
         service_up("chat", cfg.chat_port, cfg, env)
         service_up("gateway", cfg.gateway_port, cfg, env)
-    print_summary(cfg, infra_only=infra_only, default_secret=is_default)
+    print_summary(cfg, infra_only=infra_only)
 
 
-def print_summary(cfg: Config, *, infra_only: bool, default_secret: bool) -> None:
+def print_summary(cfg: Config, *, infra_only: bool) -> None:
     """Tell the developer where everything is and how to get a token."""
+    default_secret = cfg.auth_secret is None
     lines = [
         f"Kafka bootstrap:  {cfg.kafka_bootstrap}",
         f"DATABASE_URL:     {cfg.database_url}",
