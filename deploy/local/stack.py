@@ -77,7 +77,8 @@ JARS_STAMP = ".pom-sha256"
 
 PG_SYSTEM_USER = "embedded_postgres"
 PG_DATABASE = "realtime"
-DEV_AUTH_SECRET = "dev-secret-change-me"
+# 32+ bytes: HS256 keys shorter than the hash make PyJWT warn.
+DEV_AUTH_SECRET = "dev-secret-change-me-0123456789abcdef"
 DEFAULT_KAFKA_HEAP = "-Xmx512m -Xms256m"
 # Names the detached processes carry on their command line; checked before trusting a pid file,
 # because after a reboot the recorded pid may belong to an unrelated process.
@@ -840,11 +841,8 @@ def print_summary(cfg: Config, *, infra_only: bool) -> None:
         f"logs:             {LOGS}",
     ]
     if not infra_only:
-        # The token command reads the gateway's settings, which need the broker address too.
         # A secret of the user's own is never echoed: it is in their environment already.
-        prefix = f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(cfg.kafka_bootstrap)} "
-        if default_secret:
-            prefix += f"AUTH_SECRET={DEV_AUTH_SECRET} "
+        prefix = f"AUTH_SECRET={DEV_AUTH_SECRET} " if default_secret else ""
         lines[:0] = [
             f"WebSocket:        ws://127.0.0.1:{cfg.gateway_port}/v1/ws",
             f"dev token:        {prefix}.venv/bin/python -m services.gateway token --sub alice",

@@ -9,7 +9,7 @@ import uvloop
 
 from services.gateway.app import serve
 from services.gateway.domain.auth import mint_token
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import AuthSettings, GatewaySettings
 from services.runtime.logs import configure_logging
 
 
@@ -23,17 +23,17 @@ def main() -> None:
     token.add_argument("--ttl-s", type=int, default=3600, help="lifetime in seconds")
     token.add_argument("--name", default=None, help="display name claim")
     args = parser.parse_args()
-    settings = GatewaySettings()
     if args.command == "token":
         print(  # noqa: T201
             mint_token(
-                secret=settings.auth_secret,
+                secret=AuthSettings().auth_secret,
                 user_id=args.sub,
                 expires_at=int(time.time()) + args.ttl_s,
                 name=args.name,
             )
         )
         return
+    settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
     uvloop.run(serve(settings))
 

@@ -7,20 +7,27 @@ import socket
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.runtime.settings import KafkaSettings
 
 
-class GatewaySettings(KafkaSettings):
+class AuthSettings(BaseSettings):
+    """The token secret alone: all the ``token`` command needs."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # HS256 secret shared with the site's auth (NextAuth); AUTH_SECRET wins over NEXTAUTH_SECRET.
+    auth_secret: str = Field(validation_alias=AliasChoices("AUTH_SECRET", "NEXTAUTH_SECRET"))
+
+
+class GatewaySettings(KafkaSettings, AuthSettings):
     """Everything the gateway reads from the environment."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
-    # HS256 secret shared with the site's auth (NextAuth); AUTH_SECRET wins over NEXTAUTH_SECRET.
-    auth_secret: str = Field(validation_alias=AliasChoices("AUTH_SECRET", "NEXTAUTH_SECRET"))
     # Comma-separated Origins allowed to open WebSockets; requests without Origin are allowed.
     gateway_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Where the chat service's internal HTTP API is.
