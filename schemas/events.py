@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from schemas.base import ConversationId, RequestId, UserId, WireModel
-from schemas.frames import ClientMsgId, Message, ReceiptStatus
+from schemas.frames import ClientMsgId, Message, PresenceStatus, ReceiptStatus
 
 
 class ReplyTo(WireModel):
@@ -87,3 +87,69 @@ class DeliveryFrame(WireModel):
     frame: dict[str, Any]
     # When the originating command entered the system, for end-to-end latency.
     origin_time: datetime | None = None
+
+
+class ConnectionOpened(WireModel):
+    """data of ``presence.connection.opened``."""
+
+    # Who connected.
+    user_id: UserId
+    # The new connection.
+    connection_id: str
+    # The gateway holding it (its heartbeats keep the connection alive).
+    gateway_id: str
+
+
+class ConnectionClosed(WireModel):
+    """data of ``presence.connection.closed``."""
+
+    # Who disconnected.
+    user_id: UserId
+    # The closed connection.
+    connection_id: str
+    # The gateway that held it.
+    gateway_id: str
+    # True when the gateway stopped heart-beating: no grace period, it is long gone already.
+    expired: bool = False
+    # For an expired connection: when its gateway was last heard from.
+    last_seen: datetime | None = None
+
+
+class GatewayHeartbeat(WireModel):
+    """data of ``presence.gateway.heartbeat`` (keyed by gateway id)."""
+
+    # The live gateway.
+    gateway_id: str
+    # Connections it holds now.
+    connections: int
+
+
+class StatusSet(WireModel):
+    """data of ``presence.status.set``."""
+
+    # Whose status.
+    user_id: UserId
+    # The chosen status (offline = appear offline).
+    status: PresenceStatus
+    # Where the ack goes.
+    reply_to: ReplyTo
+
+
+class OfflineDue(WireModel):
+    """data of ``presence.offline.due``."""
+
+    # The user whose grace period may have ended.
+    user_id: UserId
+
+
+class TypingCommand(WireModel):
+    """data of ``presence.typing`` (keyed by conversation id)."""
+
+    # Who types.
+    user_id: UserId
+    # Where.
+    conversation_id: ConversationId
+    # start or stop.
+    state: Literal["start", "stop"]
+    # Where the ack or error goes.
+    reply_to: ReplyTo

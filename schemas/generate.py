@@ -29,11 +29,25 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     topics.MESSAGE_CREATED: events.MessageCreated,
     topics.WATERMARK_MOVED: events.WatermarkMoved,
     topics.DELIVERY_FRAME: events.DeliveryFrame,
+    topics.CONNECTION_OPENED: events.ConnectionOpened,
+    topics.CONNECTION_CLOSED: events.ConnectionClosed,
+    topics.GATEWAY_HEARTBEAT: events.GatewayHeartbeat,
+    topics.STATUS_SET: events.StatusSet,
+    topics.OFFLINE_DUE: events.OfflineDue,
+    topics.TYPING: events.TypingCommand,
 }
 TOPIC_EVENTS: dict[str, list[str]] = {
     topics.CHAT_COMMANDS: [topics.MESSAGE_SEND, topics.RECEIPT_POST],
     topics.CHAT_EVENTS: [topics.MESSAGE_CREATED, topics.WATERMARK_MOVED],
     topics.DELIVERY: [topics.DELIVERY_FRAME],
+    topics.PRESENCE_COMMANDS: [
+        topics.CONNECTION_OPENED,
+        topics.CONNECTION_CLOSED,
+        topics.GATEWAY_HEARTBEAT,
+        topics.STATUS_SET,
+        topics.OFFLINE_DUE,
+    ],
+    topics.PRESENCE_TYPING: [topics.TYPING],
 }
 
 

@@ -10,6 +10,10 @@ CHAT_COMMANDS: Final = "chat.commands.v1"
 CHAT_EVENTS: Final = "chat.events.v1"
 #: Frames for users, keyed by recipient user id; gateways tail the partitions of their users.
 DELIVERY: Final = "delivery.frames.v1"
+#: Connection lifecycle and status changes, keyed by user id (gateway heartbeats: gateway id).
+PRESENCE_COMMANDS: Final = "presence.commands.v1"
+#: Typing indicators, keyed by conversation id; short retention, never stored in Postgres.
+PRESENCE_TYPING: Final = "presence.typing.v1"
 
 #: chat.commands.v1: a message.send frame accepted by a gateway.
 MESSAGE_SEND: Final = "chat.message.send"
@@ -21,6 +25,18 @@ MESSAGE_CREATED: Final = "chat.message.created"
 WATERMARK_MOVED: Final = "chat.watermark.moved"
 #: delivery.frames.v1: one frame for one user (or one of their connections).
 DELIVERY_FRAME: Final = "delivery.frame"
+#: presence.commands.v1: a device connected to a gateway.
+CONNECTION_OPENED: Final = "presence.connection.opened"
+#: presence.commands.v1: a device disconnected (or its gateway was declared dead).
+CONNECTION_CLOSED: Final = "presence.connection.closed"
+#: presence.commands.v1: a gateway is alive and holds connections.
+GATEWAY_HEARTBEAT: Final = "presence.gateway.heartbeat"
+#: presence.commands.v1: a user chose a status on one device.
+STATUS_SET: Final = "presence.status.set"
+#: presence.commands.v1: a user's offline grace period may have ended (from the sweeper).
+OFFLINE_DUE: Final = "presence.offline.due"
+#: presence.typing.v1: a typing frame accepted by a gateway.
+TYPING: Final = "presence.typing"
 
 
 def dlq_topic(topic: str) -> str:

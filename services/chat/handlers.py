@@ -29,6 +29,7 @@ from services.chat.domain.watermarks import apply_receipt
 from services.runtime.codec import encode_event, parse_data
 from services.runtime.consumer import InboundRecord
 from services.runtime.db import Connection
+from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
 from services.runtime.outbox import OutboundRecord
@@ -58,6 +59,9 @@ class ChatCommandHandler:
         self._source = source
         self._now = now
         self._new_id = new_id
+        self._delivery = DeliveryWriter(
+            topic=topic_names.delivery, source=source, now=now, new_id=new_id
+        )
 
     async def apply(
         self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
@@ -218,7 +222,11 @@ class ChatCommandHandler:
         frame: bytes,
     ) -> None:
         """Stage a frame for the one connection that made the request."""
-        out.append(self._delivery(user_id, frame, origin, reply_to.connection_id))
+        out.append(
+            self._delivery.frame(
+                user_id, frame, origin=origin, connection_id=reply_to.connection_id
+            )
+        )
 
     async def _store_and_deliver(
         self,
@@ -231,27 +239,7 @@ class ChatCommandHandler:
         await storage.append_events(
             conn, [(user, seq, frame.decode()) for user, seq, frame in frames]
         )
-        out.extend(self._delivery(user, frame, origin) for user, _, frame in frames)
-
-    def _delivery(
-        self, user_id: str, frame: bytes, origin: datetime, connection_id: str | None = None
-    ) -> OutboundRecord:
-        data: dict[str, object] = {
-            "user_id": user_id,
-            "frame": orjson.Fragment(frame),
-            "origin_time": origin,
-        }
-        if connection_id is not None:
-            data["connection_id"] = connection_id
-        value = encode_event(
-            event_id=self._new_id(),
-            source=self._source,
-            event_type=topics.DELIVERY_FRAME,
-            subject=user_id,
-            time=self._now(),
-            data=data,
-        )
-        return OutboundRecord(topic=self._topics.delivery, key=user_id.encode(), value=value)
+        out.extend(self._delivery.frame(user, frame, origin=origin) for user, _, frame in frames)
 
     def _fact(
         self, event_type: str, conversation_id: str, data: bytes, origin: datetime

@@ -24,6 +24,8 @@ class TopicNames:
     chat_commands: str
     chat_events: str
     delivery: str
+    presence_commands: str
+    presence_typing: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -32,6 +34,8 @@ class TopicNames:
             chat_commands=prefix + topics.CHAT_COMMANDS,
             chat_events=prefix + topics.CHAT_EVENTS,
             delivery=prefix + topics.DELIVERY,
+            presence_commands=prefix + topics.PRESENCE_COMMANDS,
+            presence_typing=prefix + topics.PRESENCE_TYPING,
         )
 
 
@@ -52,6 +56,9 @@ def standard_topics(settings: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(names.chat_events, settings.chat_partitions, {}),
         # Live tail only: durable catch-up comes from sync, so a day of frames is plenty.
         TopicSpec(names.delivery, settings.delivery_partitions, {"retention.ms": "86400000"}),
+        TopicSpec(names.presence_commands, settings.presence_partitions, {}),
+        # A typing indicator is worthless after seconds: keep a minute, never replay it.
+        TopicSpec(names.presence_typing, settings.presence_partitions, {"retention.ms": "60000"}),
     ]
     dlqs = [
         TopicSpec(topics.dlq_topic(spec.name), 1, {"retention.ms": str(14 * 86400000)})

@@ -17,6 +17,8 @@ class KafkaSettings(BaseSettings):
     kafka_topic_prefix: str = ""
     # Partitions of chat.commands.v1 / chat.events.v1 (parallelism of the chat service).
     chat_partitions: int = Field(default=8, ge=1)
+    # Partitions of presence.commands.v1 / presence.typing.v1.
+    presence_partitions: int = Field(default=8, ge=1)
     # Partitions of delivery.frames.v1 (parallelism and granularity of gateway tailing).
     delivery_partitions: int = Field(default=16, ge=1)
     # Replication factor of created topics (1 for the local single broker).

@@ -49,7 +49,14 @@ def test_asyncapi_channels() -> None:
     document = load(generate.ASYNCAPI_PATH)
     assert document["asyncapi"].startswith("3.")
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == {"/v1/ws", topics.CHAT_COMMANDS, topics.CHAT_EVENTS, topics.DELIVERY}
+    assert addresses == {
+        "/v1/ws",
+        topics.CHAT_COMMANDS,
+        topics.CHAT_EVENTS,
+        topics.DELIVERY,
+        topics.PRESENCE_COMMANDS,
+        topics.PRESENCE_TYPING,
+    }
 
 
 def test_asyncapi_topic_messages() -> None:
@@ -64,6 +71,14 @@ def test_asyncapi_topic_messages() -> None:
         "chat_watermark_moved",
     }
     assert set(by_address[topics.DELIVERY]["messages"]) == {"delivery_frame"}
+    assert set(by_address[topics.PRESENCE_COMMANDS]["messages"]) == {
+        "presence_connection_opened",
+        "presence_connection_closed",
+        "presence_gateway_heartbeat",
+        "presence_status_set",
+        "presence_offline_due",
+    }
+    assert set(by_address[topics.PRESENCE_TYPING]["messages"]) == {"presence_typing"}
     messages = document["components"]["messages"]
     for channel in document["channels"].values():
         for ref in channel["messages"].values():

@@ -1,0 +1,66 @@
+"""Building records for ``delivery.frames.v1``: one frame for one user (or one connection).
+
+Every service that talks to clients (chat, presence, notifier) writes these; gateways push
+them to the user's live connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import orjson
+
+from schemas.topics import DELIVERY_FRAME
+from services.runtime.codec import encode_event
+from services.runtime.outbox import OutboundRecord
+
+
+class DeliveryWriter:
+    """Makes delivery records keyed by recipient user id.
+
+    Args:
+        topic: the delivery topic of this deployment.
+        source: CloudEvents source of the writing service instance.
+        now: clock, injected.
+        new_id: event id factory, injected.
+    """
+
+    def __init__(
+        self, *, topic: str, source: str, now: Callable[[], datetime], new_id: Callable[[], str]
+    ) -> None:
+        self._topic = topic
+        self._source = source
+        self._now = now
+        self._new_id = new_id
+
+    def frame(
+        self,
+        user_id: str,
+        frame: bytes,
+        *,
+        origin: datetime | None = None,
+        connection_id: str | None = None,
+    ) -> OutboundRecord:
+        """A record carrying ``frame`` (already-encoded JSON) to ``user_id``.
+
+        Args:
+            user_id: recipient; also the record key (so the gateway finds its partition).
+            frame: the server frame as sent to the client.
+            origin: when the command that caused it entered the system (latency metric).
+            connection_id: only this connection gets it (answers to requests).
+        """
+        data: dict[str, object] = {"user_id": user_id, "frame": orjson.Fragment(frame)}
+        if origin is not None:
+            data["origin_time"] = origin
+        if connection_id is not None:
+            data["connection_id"] = connection_id
+        value = encode_event(
+            event_id=self._new_id(),
+            source=self._source,
+            event_type=DELIVERY_FRAME,
+            subject=user_id,
+            time=self._now(),
+            data=data,
+        )
+        return OutboundRecord(topic=self._topic, key=user_id.encode(), value=value)
