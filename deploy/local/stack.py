@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run the real system locally, without Docker: Apache Kafka, PostgreSQL, chat and gateway.
+"""Run the real system locally, without Docker: Kafka, PostgreSQL, chat, presence, gateway.
 
 Why this exists: the machines we develop and test on have Java and Python but no Docker engine,
 and the design asks for real infrastructure everywhere (no mocks, no stand-in broker). So this
@@ -19,7 +19,7 @@ Everything lives under ``.local/`` in the repository (gitignored)::
     .local/kafka/jars/   broker jars fetched once by ``mvn`` with deploy/local/pom.xml
     .local/kafka/data/   KRaft metadata and topic logs
     .local/pg/data/      PostgreSQL cluster
-    .local/logs/         kafka.log, postgres.log, chat.log, gateway.log, ...
+    .local/logs/         kafka.log, postgres.log, chat.log, presence.log, gateway.log, ...
     .local/run/          pid files of the processes started here
 
 Settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` point at
@@ -83,7 +83,9 @@ DEFAULT_KAFKA_HEAP = "-Xmx512m -Xms256m"
 # Names the detached processes carry on their command line; checked before trusting a pid file,
 # because after a reboot the recorded pid may belong to an unrelated process.
 KAFKA_MAIN = "kafka.Kafka"
-SERVICES = ("chat", "gateway")
+SERVICES = ("chat", "presence", "gateway")
+# Services owning a Postgres schema: their migrations run before they start.
+MIGRATING_SERVICES = ("chat", "presence")
 
 
 class StackError(Exception):
@@ -99,6 +101,7 @@ class Config:
     pg_port: int  # TCP port of the local PostgreSQL
     gateway_port: int  # HTTP/WebSocket port of services.gateway
     chat_port: int  # internal HTTP port of services.chat
+    presence_port: int  # internal HTTP port of services.presence
     external_kafka: str | None  # KAFKA_BOOTSTRAP_SERVERS when the user brings a broker
     external_database_url: str | None  # DATABASE_URL when the user brings a database
     kafka_heap_opts: str  # JVM heap flags of the broker (KAFKA_HEAP_OPTS, as Kafka's scripts)
@@ -128,6 +131,7 @@ class Config:
             pg_port=pg_port,
             gateway_port=port("GATEWAY_PORT", 8000),
             chat_port=port("CHAT_PORT", 8001),
+            presence_port=port("PRESENCE_PORT", 8002),
             external_kafka=None if bootstrap == local_bootstrap(kafka_port) else bootstrap,
             external_database_url=(
                 None if database_url == local_database_url(pg_port) else database_url
@@ -739,7 +743,7 @@ def postgres_down() -> bool:
 
 
 def service_env(cfg: Config) -> dict[str, str]:
-    """Environment of chat and gateway: the caller's, plus where everything is."""
+    """Environment of the services: the caller's, plus where everything is."""
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=cfg.kafka_bootstrap,
@@ -748,6 +752,8 @@ def service_env(cfg: Config) -> dict[str, str]:
         GATEWAY_PORT=str(cfg.gateway_port),
         CHAT_PORT=str(cfg.chat_port),
         CHAT_URL=f"http://127.0.0.1:{cfg.chat_port}",
+        PRESENCE_PORT=str(cfg.presence_port),
+        PRESENCE_URL=f"http://127.0.0.1:{cfg.presence_port}",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -762,13 +768,13 @@ def http_ready(port: int) -> bool:
         return False
 
 
-def migrate(cfg: Config, env: Mapping[str, str]) -> None:
-    """Apply chat's SQL migrations (``python -m services.chat migrate``) before chat starts."""
-    log_path = LOGS / "chat-migrate.log"
+def migrate(name: str, cfg: Config, env: Mapping[str, str]) -> None:
+    """Apply a service's SQL migrations (``python -m services.<name> migrate``) before it starts."""
+    log_path = LOGS / f"{name}-migrate.log"
     with log_path.open("ab") as out:
         try:
             result = subprocess.run(
-                [sys.executable, "-m", "services.chat", "migrate"],
+                [sys.executable, "-m", f"services.{name}", "migrate"],
                 cwd=REPO,
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
@@ -779,10 +785,10 @@ def migrate(cfg: Config, env: Mapping[str, str]) -> None:
             )
         except subprocess.TimeoutExpired:
             raise StackError(
-                f"chat migrations took over {cfg.timeout_s:.0f}s; see {log_path}"
+                f"{name} migrations took over {cfg.timeout_s:.0f}s; see {log_path}"
             ) from None
     if result.returncode != 0:
-        raise StackError(f"chat migrations failed; see {log_path}:\n{tail(log_path)}")
+        raise StackError(f"{name} migrations failed; see {log_path}:\n{tail(log_path)}")
 
 
 def service_up(name: str, port: int, cfg: Config, env: Mapping[str, str]) -> None:
@@ -791,8 +797,8 @@ def service_up(name: str, port: int, cfg: Config, env: Mapping[str, str]) -> Non
 
     def start() -> subprocess.Popen[bytes]:
         require_free_port(port, name, f"set {name.upper()}_PORT")
-        if name == "chat":
-            migrate(cfg, env)
+        if name in MIGRATING_SERVICES:
+            migrate(name, cfg, env)
         return spawn(name, [sys.executable, "-m", module], env=env)
 
     ensure_running(
@@ -814,8 +820,14 @@ def prepare_dirs() -> None:
         directory.mkdir(parents=True, exist_ok=True)
 
 
+def service_ports(cfg: Config) -> list[tuple[str, int]]:
+    """Services in start order (the gateway needs chat and presence), with their ports."""
+    ports = {"chat": cfg.chat_port, "presence": cfg.presence_port, "gateway": cfg.gateway_port}
+    return [(name, ports[name]) for name in SERVICES]
+
+
 def cmd_up(cfg: Config, *, infra_only: bool) -> None:
-    """Bring up infrastructure, then (unless ``infra_only``) chat and gateway."""
+    """Bring up infrastructure, then (unless ``infra_only``) the services."""
     prepare_dirs()
     if cfg.external_kafka:
         say(f"using Kafka at {cfg.external_kafka} (KAFKA_BOOTSTRAP_SERVERS)")
@@ -827,8 +839,8 @@ def cmd_up(cfg: Config, *, infra_only: bool) -> None:
         postgres_up(cfg)
     if not infra_only:
         env = service_env(cfg)
-        service_up("chat", cfg.chat_port, cfg, env)
-        service_up("gateway", cfg.gateway_port, cfg, env)
+        for name, port in service_ports(cfg):
+            service_up(name, port, cfg, env)
     print_summary(cfg, infra_only=infra_only)
 
 
@@ -875,7 +887,7 @@ def cmd_status(cfg: Config) -> None:
         say("postgres  external  (DATABASE_URL)")
     else:
         say(describe("postgres", postmaster_pid(), f"127.0.0.1:{cfg.pg_port}"))
-    for name, port in (("chat", cfg.chat_port), ("gateway", cfg.gateway_port)):
+    for name, port in service_ports(cfg):
         address = f"http://127.0.0.1:{port}"
         say(describe(name, running_pid(name, f"services.{name}"), address))
 

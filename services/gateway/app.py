@@ -15,12 +15,14 @@ import uuid
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from websockets.asyncio.server import serve as ws_serve
 
 from services.gateway.commands import CommandPublisher
 from services.gateway.connections import Endpoint, utc_now
 from services.gateway.delivery import DeliveryTail
 from services.gateway.domain.registry import Registry
+from services.gateway.presence import PresenceClient
 from services.gateway.session import CLOSE_GOING_AWAY, Session
 from services.gateway.settings import GatewaySettings
 from services.gateway.sync import SyncClient
@@ -32,6 +34,18 @@ log = logging.getLogger(__name__)
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+async def _heartbeat(
+    commands: CommandPublisher, registry: Registry[Session], interval_s: float
+) -> None:
+    """Tell presence we are alive; when this stops (a crash), presence expires our users."""
+    while True:
+        try:
+            await commands.heartbeat(connections=len(registry))
+        except KafkaError as exc:
+            log.warning("presence heartbeat not published", extra={"error": type(exc).__name__})
+        await asyncio.sleep(interval_s)
 
 
 async def serve(settings: GatewaySettings) -> None:
@@ -65,7 +79,7 @@ async def serve(settings: GatewaySettings) -> None:
     )
     commands = CommandPublisher(
         producer=producer,
-        topic=topic_names.chat_commands,
+        topic_names=topic_names,
         gateway_id=settings.instance_id,
         now=utc_now,
         new_id=_new_id,
@@ -73,6 +87,9 @@ async def serve(settings: GatewaySettings) -> None:
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     sync_client = SyncClient(
         client=http, stream_urls={"chat": settings.chat_url}, internal_token=settings.internal_token
+    )
+    presence = PresenceClient(
+        client=http, base_url=settings.presence_url, internal_token=settings.internal_token
     )
     readiness = Readiness()
 
@@ -91,6 +108,7 @@ async def serve(settings: GatewaySettings) -> None:
         delivery=delivery,
         commands=commands,
         sync_client=sync_client,
+        presence=presence,
         readiness=readiness,
         now=utc_now,
     )
@@ -100,6 +118,10 @@ async def serve(settings: GatewaySettings) -> None:
         loop.add_signal_handler(signum, stopping.set)
 
     delivery_task = asyncio.create_task(delivery.run(), name="delivery")
+    heartbeat_task = asyncio.create_task(
+        _heartbeat(commands, registry, settings.presence_heartbeat_interval_ms / 1000),
+        name="presence-heartbeat",
+    )
     async with ws_serve(
         endpoint.handle,
         settings.gateway_host,
@@ -124,7 +146,8 @@ async def serve(settings: GatewaySettings) -> None:
             )
         await server.wait_closed()
     delivery_task.cancel()
-    await asyncio.gather(delivery_task, return_exceptions=True)
+    heartbeat_task.cancel()
+    await asyncio.gather(delivery_task, heartbeat_task, return_exceptions=True)
     await consumer.stop()
     await producer.stop()
     await http.aclose()

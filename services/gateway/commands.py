@@ -1,4 +1,5 @@
-"""Publishes accepted client commands to ``chat.commands.v1``, keyed by conversation id."""
+"""Publishes what clients do to Kafka: chat commands (keyed by conversation), presence
+commands (keyed by user; heartbeats keyed by gateway) and typing (keyed by conversation)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer
 
 from schemas import topics
-from schemas.events import MessageSendCommand, ReceiptCommand, ReplyTo
-from schemas.frames import MessageSend, Receipt
+from schemas.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    GatewayHeartbeat,
+    MessageSendCommand,
+    ReceiptCommand,
+    ReplyTo,
+    StatusSet,
+    TypingCommand,
+)
+from schemas.frames import MessageSend, PresenceSet, Receipt, Typing
 from schemas.ids import direct_conversation_id
 from services.runtime.codec import encode_event
+from services.runtime.kafka import TopicNames
 
 
 class CommandPublisher:
@@ -19,7 +30,7 @@ class CommandPublisher:
 
     Args:
         producer: a started idempotent producer.
-        topic: the chat commands topic.
+        topic_names: topics of this deployment.
         gateway_id: this gateway's instance id (CloudEvents source, reply routing).
         now: clock, injected.
         new_id: event id factory, injected.
@@ -29,13 +40,13 @@ class CommandPublisher:
         self,
         *,
         producer: AIOKafkaProducer,
-        topic: str,
+        topic_names: TopicNames,
         gateway_id: str,
         now: Callable[[], datetime],
         new_id: Callable[[], str],
     ) -> None:
         self._producer = producer
-        self._topic = topic
+        self._topics = topic_names
         self._gateway_id = gateway_id
         self._source = f"/gateway/{gateway_id}"
         self._now = now
@@ -67,7 +78,9 @@ class CommandPublisher:
             kind=frame.kind,
             body=frame.body,
         )
-        await self._publish(topics.MESSAGE_SEND, conversation_id, command.to_dict())
+        await self._publish(
+            self._topics.chat_commands, topics.MESSAGE_SEND, conversation_id, command.to_dict()
+        )
 
     async def receipt(self, frame: Receipt, *, user_id: str, connection_id: str) -> None:
         """Publish a ``chat.receipt.post`` command.
@@ -82,9 +95,65 @@ class CommandPublisher:
             seq=frame.seq,
             status=frame.status,
         )
-        await self._publish(topics.RECEIPT_POST, frame.conversation_id, command.to_dict())
+        await self._publish(
+            self._topics.chat_commands,
+            topics.RECEIPT_POST,
+            frame.conversation_id,
+            command.to_dict(),
+        )
 
-    async def _publish(self, event_type: str, key: str, data: dict[str, object]) -> None:
+    async def status_set(self, frame: PresenceSet, *, user_id: str, connection_id: str) -> None:
+        """Publish a ``presence.status.set`` command (answered by the presence service)."""
+        command = StatusSet(
+            user_id=user_id, status=frame.status, reply_to=self._reply_to(connection_id, frame.id)
+        )
+        await self._publish(
+            self._topics.presence_commands, topics.STATUS_SET, user_id, command.to_dict()
+        )
+
+    async def typing(self, frame: Typing, *, user_id: str, connection_id: str) -> None:
+        """Publish a typing indicator (answered, when it has an id, by the presence service)."""
+        command = TypingCommand(
+            user_id=user_id,
+            conversation_id=frame.conversation_id,
+            state=frame.state,
+            reply_to=self._reply_to(connection_id, frame.id),
+        )
+        await self._publish(
+            self._topics.presence_typing, topics.TYPING, frame.conversation_id, command.to_dict()
+        )
+
+    async def connection_opened(self, *, user_id: str, connection_id: str) -> None:
+        """Tell presence a device connected here."""
+        event = ConnectionOpened(
+            user_id=user_id, connection_id=connection_id, gateway_id=self._gateway_id
+        )
+        await self._publish(
+            self._topics.presence_commands, topics.CONNECTION_OPENED, user_id, event.to_dict()
+        )
+
+    async def connection_closed(self, *, user_id: str, connection_id: str) -> None:
+        """Tell presence a device disconnected from here."""
+        event = ConnectionClosed(
+            user_id=user_id, connection_id=connection_id, gateway_id=self._gateway_id
+        )
+        await self._publish(
+            self._topics.presence_commands, topics.CONNECTION_CLOSED, user_id, event.to_dict()
+        )
+
+    async def heartbeat(self, *, connections: int) -> None:
+        """Tell presence this gateway is alive (keyed by gateway id)."""
+        event = GatewayHeartbeat(gateway_id=self._gateway_id, connections=connections)
+        await self._publish(
+            self._topics.presence_commands,
+            topics.GATEWAY_HEARTBEAT,
+            self._gateway_id,
+            event.to_dict(),
+        )
+
+    async def _publish(
+        self, topic: str, event_type: str, key: str, data: dict[str, object]
+    ) -> None:
         value = encode_event(
             event_id=self._new_id(),
             source=self._source,
@@ -93,4 +162,4 @@ class CommandPublisher:
             time=self._now(),
             data=data,
         )
-        await self._producer.send_and_wait(self._topic, value, key=key.encode())
+        await self._producer.send_and_wait(topic, value, key=key.encode())

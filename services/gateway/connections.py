@@ -1,13 +1,14 @@
 """The WebSocket endpoint: upgrade checks, ``hello``, and the per-connection frame loop.
 
-    HTTP request --process_request--> health/metrics answered | 404 | 401/403 | upgrade
-    upgrade --handle--> registry.add, delivery.hold(partition), hello
+    HTTP request --process_request--> health/metrics | GET /v1/presence | 404 | 401/403 | upgrade
+    upgrade --handle--> registry.add, delivery.hold(partition), hello, presence snapshot,
+                        connection.opened
         frame loop: rate limit -> parse -> dispatch (ping, message.send, receipt, sync, ...)
-        end: registry.remove
+        end: registry.remove, connection.closed
 
-Requests that go to Kafka (message.send, receipt) are answered by the chat service after it
-committed, through the delivery topic; the gateway answers only what it decides itself
-(malformed frames, rate limits, ping, sync, Kafka unavailable).
+Requests that go to Kafka (message.send, receipt, presence.set, typing) are answered by the
+service that applied them, through the delivery topic; the gateway answers only what it
+decides itself (malformed frames, rate limits, ping, sync, Kafka unavailable).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from aiokafka.errors import KafkaError
@@ -38,8 +40,10 @@ from schemas.frames import (
     MessageSend,
     Ping,
     Pong,
+    PresenceSet,
     Receipt,
     Sync,
+    Typing,
 )
 from services.gateway.commands import CommandPublisher
 from services.gateway.delivery import DeliveryTail
@@ -49,6 +53,7 @@ from services.gateway.domain.frames import parse_client_frame
 from services.gateway.domain.ratelimit import RateLimiter, Verdict
 from services.gateway.domain.registry import Registry
 from services.gateway.metrics import CONNECTIONS, FRAMES_IN, UPGRADES_REFUSED
+from services.gateway.presence import PresenceClient, PresenceUnavailable
 from services.gateway.session import (
     CLOSE_RATE_ABUSE,
     CLOSE_TOKEN_EXPIRED,
@@ -62,6 +67,8 @@ from services.runtime.metrics import ERRORS
 log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
+PRESENCE_PATH = "/v1/presence"
+_MAX_PRESENCE_IDS = 500
 
 
 class Endpoint:
@@ -73,6 +80,7 @@ class Endpoint:
         delivery: the delivery tail (``hold`` before hello).
         commands: publisher of chat commands.
         sync_client: reads durable streams.
+        presence: reads presence (snapshot after hello, the HTTP read API).
         readiness: checks behind ``/readyz``.
         now: wall clock (token expiry, server_time).
     """
@@ -85,6 +93,7 @@ class Endpoint:
         delivery: DeliveryTail,
         commands: CommandPublisher,
         sync_client: SyncClient,
+        presence: PresenceClient,
         readiness: Readiness,
         now: Callable[[], datetime],
     ) -> None:
@@ -94,6 +103,7 @@ class Endpoint:
         self._delivery = delivery
         self._commands = commands
         self._sync = sync_client
+        self._presence = presence
         self._readiness = readiness
         self._now = now
         # Principals between process_request and the handler, keyed by connection object.
@@ -120,7 +130,7 @@ class Endpoint:
             return _response(status, body, "application/json")
         if path == "/metrics":
             return _response(HTTPStatus.OK, metrics_body(), METRICS_CONTENT_TYPE)
-        if path != WS_PATH:
+        if path not in (WS_PATH, PRESENCE_PATH):
             return _response(HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
         try:
             principal = authenticate(
@@ -135,8 +145,25 @@ class Endpoint:
             UPGRADES_REFUSED.labels(str(exc.status)).inc()
             body = orjson.dumps({"error": exc.reason})
             return _response(HTTPStatus(exc.status), body, "application/json")
+        if path == PRESENCE_PATH:
+            return await self._read_presence(principal, request.path)
         self._pending[connection] = principal
         return None
+
+    async def _read_presence(self, principal: Principal, target: str) -> Response:
+        """``GET /v1/presence?ids=a,b``: presence of those users the caller shares a
+        conversation with (others are left out, not refused: their existence is not revealed)."""
+        query = parse_qs(urlsplit(target).query)
+        ids = [user for value in query.get("ids", []) for user in value.split(",") if user]
+        if not ids or len(ids) > _MAX_PRESENCE_IDS:
+            body = orjson.dumps({"error": f"ids: 1..{_MAX_PRESENCE_IDS} comma-separated user ids"})
+            return _response(HTTPStatus.BAD_REQUEST, body, "application/json")
+        try:
+            frames = await self._presence.visible(requester=principal.user_id, user_ids=ids)
+        except PresenceUnavailable:
+            body = b'{"error":"presence unavailable"}'
+            return _response(HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json")
+        return _response(HTTPStatus.OK, orjson.dumps({"presence": frames}), "application/json")
 
     def select_subprotocol(
         self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
@@ -181,6 +208,8 @@ class Endpoint:
                 limits=self._limits,
             )
             session.send("hello", hello.to_wire().decode())
+            await self._send_presence_snapshot(session)
+            await self._tell_presence(session, opened=True)
             async for message in websocket:
                 await self._on_frame(session, message)
         except ConnectionClosed:
@@ -189,6 +218,34 @@ class Endpoint:
             expiry.cancel()
             self._registry.remove(session)
             CONNECTIONS.dec()
+            await self._tell_presence(session, opened=False)
+
+    async def _send_presence_snapshot(self, session: Session) -> None:
+        """The presence of everyone the user shares a conversation with, right after hello."""
+        try:
+            frames = await self._presence.visible(requester=session.user_id, user_ids=None)
+        except PresenceUnavailable:
+            # Chat works without presence: the client sees statuses once the service is back.
+            ERRORS.labels("presence_snapshot_unavailable").inc()
+            return
+        for frame in frames:
+            session.send("presence", orjson.dumps(frame).decode())
+
+    async def _tell_presence(self, session: Session, *, opened: bool) -> None:
+        """Publish connection opened/closed; a failure is logged (the heartbeat expiry and the
+        next open repair presence), never allowed to break the connection's own handling."""
+        try:
+            if opened:
+                await self._commands.connection_opened(
+                    user_id=session.user_id, connection_id=session.connection_id
+                )
+            else:
+                await self._commands.connection_closed(
+                    user_id=session.user_id, connection_id=session.connection_id
+                )
+        except KafkaError as exc:
+            ERRORS.labels("presence_publish_failed").inc()
+            log.warning("presence event not published", extra={"error": type(exc).__name__})
 
     async def _on_frame(self, session: Session, message: str | bytes) -> None:
         verdict = session.limiter.check(time.monotonic())
@@ -215,24 +272,34 @@ class Endpoint:
         user_id, connection_id = session.user_id, session.connection_id
         if isinstance(frame, Ping):
             session.send("pong", Pong(id=frame.id).to_wire().decode())
-        elif isinstance(frame, MessageSend | Receipt):
+        elif isinstance(frame, MessageSend | Receipt | PresenceSet | Typing):
             try:
-                if isinstance(frame, MessageSend):
-                    await self._commands.message_send(
-                        frame, user_id=user_id, connection_id=connection_id
-                    )
-                else:
-                    await self._commands.receipt(
-                        frame, user_id=user_id, connection_id=connection_id
-                    )
+                await self._publish(frame, user_id=user_id, connection_id=connection_id)
             except KafkaError as exc:
                 log.warning("command not published", extra={"error": type(exc).__name__})
                 self._error(session, frame.id, "unavailable", "try again shortly")
         elif isinstance(frame, Sync):
             await self._on_sync(session, frame)
         else:
-            # typing, presence.set and notification.read belong to services not deployed yet.
+            # notification.read belongs to the notifier, which is not deployed yet.
             self._error(session, frame.id, "unavailable", f"{frame.type} is not available yet")
+
+    async def _publish(
+        self,
+        frame: MessageSend | Receipt | PresenceSet | Typing,
+        *,
+        user_id: str,
+        connection_id: str,
+    ) -> None:
+        """Hand a command to the service that applies (and answers) it."""
+        if isinstance(frame, MessageSend):
+            await self._commands.message_send(frame, user_id=user_id, connection_id=connection_id)
+        elif isinstance(frame, Receipt):
+            await self._commands.receipt(frame, user_id=user_id, connection_id=connection_id)
+        elif isinstance(frame, PresenceSet):
+            await self._commands.status_set(frame, user_id=user_id, connection_id=connection_id)
+        else:
+            await self._commands.typing(frame, user_id=user_id, connection_id=connection_id)
 
     async def _on_sync(self, session: Session, frame: Sync) -> None:
         try:

@@ -32,6 +32,10 @@ class GatewaySettings(KafkaSettings, AuthSettings):
     gateway_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Where the chat service's internal HTTP API is.
     chat_url: str = "http://127.0.0.1:8001"
+    # Where the presence service's internal HTTP API is.
+    presence_url: str = "http://127.0.0.1:8002"
+    # How often this gateway tells presence it is alive (presence expires silent gateways).
+    presence_heartbeat_interval_ms: int = Field(default=5000, ge=100)
     # Sent as X-Internal-Token to internal APIs when set.
     internal_token: str | None = None
     # Names this process in logs, CloudEvents sources, reply routing and the Kafka client id.

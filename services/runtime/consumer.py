@@ -137,6 +137,8 @@ class TransactionalConsumer:
         self._batch_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._pending_hints: dict[TopicPartition, int] = {}
+        # Next offset to apply per partition, as committed in Postgres.
+        self._applied: dict[TopicPartition, int] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -152,6 +154,22 @@ class TransactionalConsumer:
     def assigned(self) -> bool:
         """Whether this instance currently owns at least one partition (readiness)."""
         return bool(self._consumer.assignment())
+
+    async def caught_up(self) -> bool:
+        """Whether every assigned partition has been consumed up to its high watermark.
+
+        Timers that act on the *absence* of records (a gateway that stopped heart-beating) must
+        wait for this after a restart, or a backlog not yet read would look like silence.
+        """
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return False
+        for tp in assignment:
+            highwater = self._consumer.highwater(tp)
+            # Committed, not merely fetched: a batch read but not yet applied is still backlog.
+            if highwater is None or self._applied.get(tp, -1) < highwater:
+                return False
+        return True
 
     async def start(self) -> None:
         """Connect and join the group; partitions arrive through the rebalance listener."""
@@ -211,6 +229,7 @@ class TransactionalConsumer:
         for tp, records in batches.items():
             RECORDS_PROCESSED.labels(tp.topic).inc(len(records))
             self._pending_hints[tp] = records[-1].offset + 1
+            self._applied[tp] = records[-1].offset + 1
 
     async def _run_transaction(
         self, batches: dict[TopicPartition, list[ConsumerRecord]], *, careful: bool
@@ -328,6 +347,7 @@ class TransactionalConsumer:
                 self._consumer.seek(tp, stored[tp])
             else:
                 await self._consumer.seek_to_committed(tp)
+            self._applied[tp] = await self._consumer.position(tp)
         log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -336,6 +356,7 @@ class TransactionalConsumer:
             await self._commit_hints()
         for tp in revoked:
             self._pending_hints.pop(tp, None)
+            self._applied.pop(tp, None)
 
     async def _commit_hints(self) -> None:
         if not self._pending_hints:

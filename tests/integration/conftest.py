@@ -15,6 +15,8 @@ import pytest
 from tests.integration.harness import (
     ALLOWED_ORIGIN,
     AUTH_SECRET,
+    PRESENCE_GATEWAY_EXPIRY_MS,
+    PRESENCE_GRACE_MS,
     ServiceProcess,
     System,
     free_port,
@@ -58,7 +60,7 @@ async def system(
     kafka = _required_env("KAFKA_BOOTSTRAP_SERVERS")
     prefix = f"it{uuid.uuid4().hex[:8]}."
     logs = Path(tmp_path_factory.mktemp("logs"))
-    chat_port, gateway_port = free_port(), free_port()
+    chat_port, presence_port, gateway_port = free_port(), free_port(), free_port()
     # Services run as in production: asyncio debug mode (set by `make test` for the tests'
     # own loop) would slow them and flood their logs.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONASYNCIODEBUG"} | {
@@ -69,6 +71,14 @@ async def system(
         "CHAT_PORT": str(chat_port),
         "CHAT_URL": f"http://127.0.0.1:{chat_port}",
         "GATEWAY_PORT": str(gateway_port),
+        "PRESENCE_PORT": str(presence_port),
+        "PRESENCE_URL": f"http://127.0.0.1:{presence_port}",
+        # Presence timings shortened so the tests wait seconds, not half a minute; the rules
+        # are the same at any scale (unit tests pin them with a fake clock).
+        "PRESENCE_OFFLINE_GRACE_MS": str(PRESENCE_GRACE_MS),
+        "PRESENCE_GATEWAY_EXPIRY_MS": str(PRESENCE_GATEWAY_EXPIRY_MS),
+        "PRESENCE_SWEEP_INTERVAL_MS": "200",
+        "PRESENCE_HEARTBEAT_INTERVAL_MS": "500",
         "GATEWAY_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
         "CHAT_PARTITIONS": "4",
         "DELIVERY_PARTITIONS": "8",
@@ -76,17 +86,20 @@ async def system(
         "OUTBOX_RELAY_INTERVAL_MS": "200",
     }
     chat = ServiceProcess("chat", env, chat_port, logs / "chat.log")
+    presence = ServiceProcess("presence", env, presence_port, logs / "presence.log")
     gateway = ServiceProcess("gateway", env, gateway_port, logs / "gateway.log")
-    chat.start()
-    await chat.wait_ready()
-    gateway.start()
-    await gateway.wait_ready()
+    for service in (chat, presence, gateway):
+        service.start()
+        await service.wait_ready()
     yield System(
         chat=chat,
+        presence=presence,
         gateway=gateway,
+        logs=logs,
+        env=env,
         topic_prefix=prefix,
         database_url=database_url,
         kafka_bootstrap=kafka,
     )
-    gateway.stop()
-    chat.stop()
+    for service in (gateway, presence, chat):
+        service.stop()

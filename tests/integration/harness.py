@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # HS256 wants at least 32 bytes of key; PyJWT warns (and warnings fail tests) below that.
 AUTH_SECRET = "integration-test-secret-0123456789abcdef"
 ALLOWED_ORIGIN = "http://allowed.example"
+PRESENCE_GRACE_MS = 2000
+PRESENCE_GATEWAY_EXPIRY_MS = 3000
 
 Frame = dict[str, Any]
 
@@ -121,14 +123,27 @@ class System:
     """The services under test and how to reach them."""
 
     chat: ServiceProcess
+    presence: ServiceProcess
     gateway: ServiceProcess
+    logs: Path
+    env: dict[str, str]
     topic_prefix: str
     database_url: str
     kafka_bootstrap: str
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.gateway.port}/v1/ws"
+        return ws_url(self.gateway.port)
+
+    def extra_gateway(self, name: str) -> ServiceProcess:
+        """Another gateway process of the same deployment (started by the caller)."""
+        port = free_port()
+        env = {
+            **self.env,
+            "GATEWAY_PORT": str(port),
+            "INSTANCE_ID": f"{name}-{uuid.uuid4().hex[:6]}",
+        }
+        return ServiceProcess("gateway", env, port, self.logs / f"{name}.log")
 
     def topic(self, name: str) -> str:
         return self.topic_prefix + name
@@ -211,6 +226,14 @@ class Client:
         await self.ws.close()
         if self._reader is not None:
             await self._reader
+
+    @property
+    def closed(self) -> bool:
+        return self._reader is not None and self._reader.done()
+
+
+def ws_url(port: int) -> str:
+    return f"ws://127.0.0.1:{port}/v1/ws"
 
 
 def of_type(frame_type: str, **fields: Any) -> Callable[[Frame], bool]:

@@ -1,0 +1,20 @@
+"""Presence service: one status per user over all devices and gateways, and typing fan-out.
+
+Module map:
+    domain/       pure rules: device aggregation, grace debounce, gateway expiry, typing lapse
+    handlers      applies presence commands and chat facts in the consumer's transaction
+    typing_relay  typing indicators: members only, never stored, lapsed starts end with stop
+    sweeper       timers as commands: grace ended, gateway dead, old rows purged
+    storage       every SQL statement (schema ``presence``)
+    http          internal reads for gateways (RLS-filtered), /healthz, /readyz, /metrics
+    app           composition root; settings: PresenceSettings
+
+Event flow::
+
+    gateway --connection.opened/closed, status.set, heartbeat--> presence.commands.v1 (key: user)
+    chat.events.v1 (message.created: members) --\\
+    presence.commands.v1 --consumer--> handlers --tx--> Postgres --outbox-->
+        delivery.frames.v1: presence frames to contacts and the user's own devices
+    gateway --typing--> presence.typing.v1 (key: conversation) --typing_relay--> delivery.frames.v1
+    sweeper --offline.due / expired connection.closed--> presence.commands.v1
+"""
