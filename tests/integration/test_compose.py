@@ -20,15 +20,27 @@ import yaml
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 
-SERVICES = {"kafka", "postgres", "chat", "gateway-1", "gateway-2", "proxy", "prometheus", "grafana"}
-APP_SERVICES = ("chat", "gateway-1", "gateway-2")
+SERVICES = {
+    "kafka",
+    "postgres",
+    "chat",
+    "presence",
+    "gateway-1",
+    "gateway-2",
+    "proxy",
+    "prometheus",
+    "grafana",
+}
+APP_SERVICES = ("chat", "presence", "gateway-1", "gateway-2")
 APP_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "DATABASE_URL",
     "AUTH_SECRET",
     "CHAT_URL",
+    "PRESENCE_URL",
     "GATEWAY_PORT",
     "CHAT_PORT",
+    "PRESENCE_PORT",
 }
 # Fixed in services/runtime/metrics.py and services/gateway/metrics.py.
 METRICS = {
@@ -125,9 +137,12 @@ def test_dependencies_exist_and_healthy_ones_have_healthchecks(compose: dict[str
                 assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
 
 
-def test_chat_waits_for_kafka_and_postgres_and_its_migrations(compose: dict[str, Any]) -> None:
+@pytest.mark.parametrize("service", ["chat", "presence"])
+def test_service_waits_for_kafka_and_postgres_and_its_migrations(
+    compose: dict[str, Any], service: str
+) -> None:
     services = compose["services"]
-    depends = services["chat"]["depends_on"]
+    depends = services[service]["depends_on"]
     assert depends["kafka"]["condition"] == "service_healthy"
     assert depends["postgres"]["condition"] == "service_healthy"
     migrations = [
@@ -135,8 +150,8 @@ def test_chat_waits_for_kafka_and_postgres_and_its_migrations(compose: dict[str,
         for name, spec in depends.items()
         if spec["condition"] == "service_completed_successfully"
     ]
-    assert migrations, "chat must start after its migrations ran"
-    assert services[migrations[0]]["command"][-2:] == ["services.chat", "migrate"]
+    assert migrations, f"{service} must start after its migrations ran"
+    assert services[migrations[0]]["command"][-2:] == [f"services.{service}", "migrate"]
 
 
 def test_services_check_readiness(compose: dict[str, Any]) -> None:
@@ -175,7 +190,8 @@ def test_scrape_targets_are_services_on_their_configured_ports(
                     continue  # Prometheus scraping itself
                 assert host in services, f"job {job['job_name']}: {host} is no compose service"
                 environment = services[host].get("environment", {})
-                assert port in {environment.get("GATEWAY_PORT"), environment.get("CHAT_PORT")}
+                ports = ("GATEWAY_PORT", "CHAT_PORT", "PRESENCE_PORT")
+                assert port in {environment.get(name) for name in ports}
                 scraped.add(host)
     assert set(APP_SERVICES) <= scraped
 
