@@ -5,8 +5,9 @@ Module map:
     connections  the endpoint: upgrade checks, hello, frame loop, health and metrics over HTTP
     session      one connection: bounded send queue (close 4009), close codes
     delivery     tails delivery.frames.v1 on the partitions of connected users
-    commands     publishes message.send / receipt to chat.commands.v1 (key: conversation)
+    commands     publishes chat commands, presence events and typing to Kafka
     sync         reads durable streams from their owners over internal HTTP
+    presence     reads presence (snapshot after hello, GET /v1/presence) from its owner
     app          composition root and graceful shutdown (close 1001, flush)
     settings     GatewaySettings, from the environment
 
