@@ -7,25 +7,19 @@ settings --> pool (migrations) --> producer --> outbox --> handler --> consumer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-
-import asyncpg
-import uvicorn
 
 from services.chat import storage
 from services.chat.handlers import ChatCommandHandler
 from services.chat.http import build_http_app
 from services.chat.settings import ChatSettings
+from services.runtime import lifecycle
 from services.runtime.consumer import TransactionalConsumer
+from services.runtime.db import create_pool
 from services.runtime.health import Readiness, postgres_check
 from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
-from services.runtime.migrations import apply_migrations
+from services.runtime.lifecycle import new_id, utc_now
 from services.runtime.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -33,29 +27,11 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the composition root owns shutdown order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def migrate(settings: ChatSettings) -> list[int]:
     """Apply pending migrations and return their versions (the ``migrate`` command)."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await apply_migrations(conn, schema=storage.SCHEMA, directory=MIGRATIONS)
-    finally:
-        await conn.close()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
+    return await lifecycle.migrate(
+        settings.database_url, schema=storage.SCHEMA, directory=MIGRATIONS
+    )
 
 
 async def serve(settings: ChatSettings) -> None:
@@ -67,16 +43,12 @@ async def serve(settings: ChatSettings) -> None:
     topic_names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     await ensure_topics(settings, standard_topics(settings))
     await migrate(settings)
-    pool = await asyncpg.create_pool(
-        settings.database_url,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
+    pool = await create_pool(settings)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
     await producer.start()
     outbox = Outbox(schema=storage.SCHEMA, producer=producer)
     handler = ChatCommandHandler(
-        topic_names=topic_names, source=f"/chat/{settings.instance_id}", now=_now, new_id=_new_id
+        topic_names=topic_names, source=f"/chat/{settings.instance_id}", now=utc_now, new_id=new_id
     )
     consumer = TransactionalConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -104,20 +76,8 @@ async def serve(settings: ChatSettings) -> None:
         internal_token=settings.internal_token,
         sync_default_limit=settings.sync_default_limit,
     )
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=settings.chat_host,
-            port=settings.chat_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    server = lifecycle.http_server(app, host=settings.chat_host, port=settings.chat_port)
+    stopping = lifecycle.stop_signal()
 
     consume_task = asyncio.create_task(consumer.run(), name="consumer")
     relay_task = asyncio.create_task(
@@ -130,22 +90,11 @@ async def serve(settings: ChatSettings) -> None:
     )
     http_task = asyncio.create_task(server.serve(), name="http")
     log.info("chat service started", extra={"port": settings.chat_port})
-    stop_task = asyncio.create_task(stopping.wait())
-    done, _ = await asyncio.wait(
-        {consume_task, http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
-    )
-    crashed = [task for task in done if task is not stop_task and task.exception() is not None]
-    for task in crashed:
-        log.error(
-            "component stopped unexpectedly",
-            exc_info=task.exception(),
-            extra={"component": task.get_name()},
-        )
+    crashed = await lifecycle.until_stopped(stopping, [consume_task, http_task])
     log.info("chat service stopping")
     server.should_exit = True
     consumer.request_stop()
     relay_task.cancel()
-    stop_task.cancel()
     await asyncio.gather(consume_task, http_task, relay_task, return_exceptions=True)
     await producer.stop()
     await pool.close()

@@ -10,12 +10,11 @@ from typing import Annotated
 
 import asyncpg
 import orjson
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 
 from services.chat import storage
-from services.runtime.health import METRICS_CONTENT_TYPE, Readiness, metrics_body
-
-JSON = "application/json"
+from services.runtime.health import Readiness
+from services.runtime.http import JSON, internal_app, require_internal_token
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -23,37 +22,14 @@ def _pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
-def _check_token(
-    request: Request, x_internal_token: Annotated[str | None, Header()] = None
-) -> None:
-    expected: str | None = request.app.state.internal_token
-    if expected is not None and x_internal_token != expected:
-        raise HTTPException(status_code=401, detail="internal token required")
-
-
 def build_http_app(
     *, pool: asyncpg.Pool, readiness: Readiness, internal_token: str | None, sync_default_limit: int
 ) -> FastAPI:
     """The FastAPI app; dependencies come from ``app.state`` set here."""
-    app = FastAPI(title="chat (internal)", docs_url=None, redoc_url=None, openapi_url=None)
+    app = internal_app(title="chat (internal)", readiness=readiness, internal_token=internal_token)
     app.state.pool = pool
-    app.state.internal_token = internal_token
 
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
-
-    @app.get("/readyz")
-    async def readyz() -> Response:
-        ready, checks = await readiness.evaluate()
-        body = orjson.dumps({"ready": ready, "checks": checks})
-        return Response(body, status_code=200 if ready else 503, media_type=JSON)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(metrics_body(), media_type=METRICS_CONTENT_TYPE)
-
-    @app.get("/internal/v1/streams/chat/{user_id}", dependencies=[Depends(_check_token)])
+    @app.get("/internal/v1/streams/chat/{user_id}", dependencies=[Depends(require_internal_token)])
     async def read_stream(
         user_id: str,
         pool: Annotated[asyncpg.Pool, Depends(_pool)],

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import uuid
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -19,7 +17,7 @@ from aiokafka.errors import KafkaError
 from websockets.asyncio.server import serve as ws_serve
 
 from services.gateway.commands import CommandPublisher
-from services.gateway.connections import Endpoint, utc_now
+from services.gateway.connections import Endpoint
 from services.gateway.delivery import DeliveryTail
 from services.gateway.domain.registry import Registry
 from services.gateway.presence import PresenceClient
@@ -28,12 +26,9 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.sync import SyncClient
 from services.runtime.health import Readiness
 from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
+from services.runtime.lifecycle import new_id, stop_signal, utc_now
 
 log = logging.getLogger(__name__)
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
 
 
 async def _heartbeat(
@@ -82,7 +77,7 @@ async def serve(settings: GatewaySettings) -> None:
         topic_names=topic_names,
         gateway_id=settings.instance_id,
         now=utc_now,
-        new_id=_new_id,
+        new_id=new_id,
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     sync_client = SyncClient(
@@ -112,10 +107,7 @@ async def serve(settings: GatewaySettings) -> None:
         readiness=readiness,
         now=utc_now,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    stopping = stop_signal()
 
     delivery_task = asyncio.create_task(delivery.run(), name="delivery")
     heartbeat_task = asyncio.create_task(

@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,6 +61,7 @@ from services.gateway.session import (
 from services.gateway.settings import GatewaySettings
 from services.gateway.sync import SyncClient, SyncUnavailable
 from services.runtime.health import METRICS_CONTENT_TYPE, Readiness, metrics_body
+from services.runtime.lifecycle import new_id
 from services.runtime.metrics import ERRORS
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class Endpoint:
         session = Session(
             websocket=websocket,
             principal=principal,
-            connection_id=uuid.uuid4().hex,
+            connection_id=new_id(),
             limiter=RateLimiter(
                 rate_per_s=self._settings.rate_per_s,
                 burst=self._settings.rate_burst,
@@ -338,8 +338,3 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
         ]
     )
     return Response(status.value, status.phrase, headers, body)
-
-
-def utc_now() -> datetime:
-    """The wall clock in UTC (the production ``now``)."""
-    return datetime.now(UTC)

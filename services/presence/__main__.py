@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
-import uvloop
-
 from services.presence.app import migrate, serve
 from services.presence.settings import PresenceSettings
-from services.runtime.logs import configure_logging
-
-
-def main() -> None:
-    """Parse the command line, read settings once, run."""
-    parser = argparse.ArgumentParser(prog="python -m services.presence")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = PresenceSettings()
-    configure_logging("presence", settings.log_level)
-    if args.command == "migrate":
-        applied = asyncio.run(migrate(settings))
-        print(f"migrations applied: {applied or 'none (up to date)'}")  # noqa: T201
-        return
-    uvloop.run(serve(settings))
-
+from services.runtime.lifecycle import run_cli
 
 if __name__ == "__main__":
-    main()
+    run_cli(
+        service="presence",
+        load_settings=PresenceSettings,
+        log_level=lambda settings: settings.log_level,
+        serve=serve,
+        migrate=migrate,
+    )

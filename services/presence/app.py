@@ -8,16 +8,10 @@ settings --> pool (migrations) --> producer --> outbox --> handler --> consumer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
-import uvicorn
 from aiokafka import AIOKafkaConsumer
 
 from services.presence import storage
@@ -27,11 +21,13 @@ from services.presence.http import build_http_app
 from services.presence.settings import PresenceSettings
 from services.presence.sweeper import Sweeper
 from services.presence.typing_relay import TypingRelay
+from services.runtime import lifecycle
 from services.runtime.consumer import TransactionalConsumer
+from services.runtime.db import create_pool
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.health import Readiness, postgres_check
 from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
-from services.runtime.migrations import apply_migrations
+from services.runtime.lifecycle import new_id, utc_now
 from services.runtime.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -39,29 +35,11 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the composition root owns shutdown order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def migrate(settings: PresenceSettings) -> list[int]:
     """Apply pending migrations and return their versions (the ``migrate`` command)."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await apply_migrations(conn, schema=storage.SCHEMA, directory=MIGRATIONS)
-    finally:
-        await conn.close()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
+    return await lifecycle.migrate(
+        settings.database_url, schema=storage.SCHEMA, directory=MIGRATIONS
+    )
 
 
 async def serve(settings: PresenceSettings) -> None:
@@ -69,15 +47,11 @@ async def serve(settings: PresenceSettings) -> None:
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     await ensure_topics(settings, standard_topics(settings))
     await migrate(settings)
-    pool = await asyncpg.create_pool(
-        settings.database_url,
-        min_size=settings.database_pool_min,
-        max_size=settings.database_pool_max,
-    )
+    pool = await create_pool(settings)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
     await producer.start()
     source = f"/presence/{settings.instance_id}"
-    delivery = DeliveryWriter(topic=names.delivery, source=source, now=_now, new_id=_new_id)
+    delivery = DeliveryWriter(topic=names.delivery, source=source, now=utc_now, new_id=new_id)
     outbox = Outbox(schema=storage.SCHEMA, producer=producer)
     consumer = TransactionalConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -88,7 +62,7 @@ async def serve(settings: PresenceSettings) -> None:
         handler=PresenceHandler(
             delivery=delivery,
             grace=timedelta(milliseconds=settings.presence_offline_grace_ms),
-            now=_now,
+            now=utc_now,
         ),
         outbox=outbox,
         client_id=settings.instance_id,
@@ -120,8 +94,8 @@ async def serve(settings: PresenceSettings) -> None:
         gateway_expiry=timedelta(milliseconds=settings.presence_gateway_expiry_ms),
         retention=timedelta(days=settings.presence_retention_days),
         caught_up=consumer.caught_up,
-        now=_now,
-        new_id=_new_id,
+        now=utc_now,
+        new_id=new_id,
     )
     readiness = Readiness()
     readiness.add("postgres", postgres_check(pool))
@@ -130,22 +104,14 @@ async def serve(settings: PresenceSettings) -> None:
         return consumer.assigned
 
     readiness.add("kafka_consumer_assigned", consumer_assigned)
-    server = _Server(
-        uvicorn.Config(
-            build_http_app(
-                pool=pool, readiness=readiness, internal_token=settings.internal_token, now=_now
-            ),
-            host=settings.presence_host,
-            port=settings.presence_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
+    server = lifecycle.http_server(
+        build_http_app(
+            pool=pool, readiness=readiness, internal_token=settings.internal_token, now=utc_now
+        ),
+        host=settings.presence_host,
+        port=settings.presence_port,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    stopping = lifecycle.stop_signal()
 
     consume_task = asyncio.create_task(consumer.run(), name="consumer")
     relay_task = asyncio.create_task(relay.run(), name="typing-relay")
@@ -157,21 +123,11 @@ async def serve(settings: PresenceSettings) -> None:
     )
     http_task = asyncio.create_task(server.serve(), name="http")
     log.info("presence service started", extra={"port": settings.presence_port})
-    stop_task = asyncio.create_task(stopping.wait())
-    done, _ = await asyncio.wait(
-        {consume_task, relay_task, http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
-    )
-    crashed = [task for task in done if task is not stop_task and task.exception() is not None]
-    for task in crashed:
-        log.error(
-            "component stopped unexpectedly",
-            exc_info=task.exception(),
-            extra={"component": task.get_name()},
-        )
+    crashed = await lifecycle.until_stopped(stopping, [consume_task, relay_task, http_task])
     log.info("presence service stopping")
     server.should_exit = True
     consumer.request_stop()
-    for task in (relay_task, sweep_task, outbox_task, stop_task):
+    for task in (relay_task, sweep_task, outbox_task):
         task.cancel()
     await asyncio.gather(
         consume_task, http_task, relay_task, sweep_task, outbox_task, return_exceptions=True

@@ -12,22 +12,14 @@ from typing import Annotated
 
 import asyncpg
 import orjson
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Response
 
 from services.presence import storage
 from services.presence.handlers import presence_frame
-from services.runtime.health import METRICS_CONTENT_TYPE, Readiness, metrics_body
+from services.runtime.health import Readiness
+from services.runtime.http import JSON, internal_app, require_internal_token
 
-JSON = "application/json"
 _MAX_IDS = 500
-
-
-def _check_token(
-    request: Request, x_internal_token: Annotated[str | None, Header()] = None
-) -> None:
-    expected: str | None = request.app.state.internal_token
-    if expected is not None and x_internal_token != expected:
-        raise HTTPException(status_code=401, detail="internal token required")
 
 
 def build_http_app(
@@ -38,24 +30,11 @@ def build_http_app(
     now: Callable[[], datetime],
 ) -> FastAPI:
     """The FastAPI app of the presence service."""
-    app = FastAPI(title="presence (internal)", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.internal_token = internal_token
+    app = internal_app(
+        title="presence (internal)", readiness=readiness, internal_token=internal_token
+    )
 
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
-
-    @app.get("/readyz")
-    async def readyz() -> Response:
-        ready, checks = await readiness.evaluate()
-        body = orjson.dumps({"ready": ready, "checks": checks})
-        return Response(body, status_code=200 if ready else 503, media_type=JSON)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(metrics_body(), media_type=METRICS_CONTENT_TYPE)
-
-    @app.get("/internal/v1/presence", dependencies=[Depends(_check_token)])
+    @app.get("/internal/v1/presence", dependencies=[Depends(require_internal_token)])
     async def read_presence(
         requester: Annotated[str, Query(min_length=1, max_length=128)],
         ids: Annotated[str | None, Query()] = None,

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
+from services.runtime.settings import DatabaseSettings
+
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
@@ -13,3 +15,12 @@ if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 else:
     Connection = asyncpg.Connection
+
+
+async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
+    """The service's connection pool, sized by its settings."""
+    return await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+    )

@@ -1,0 +1,123 @@
+"""What every service's composition root needs to start and stop the same way.
+
+main --run_cli--> settings read once --> ``migrate`` or ``serve`` (uvloop)
+serve: build components --> run until SIGTERM/SIGINT or a component dies --> stop in order
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import uvicorn
+import uvloop
+
+from services.runtime.logs import configure_logging
+from services.runtime.migrations import apply_migrations
+
+log = logging.getLogger(__name__)
+
+SettingsT = TypeVar("SettingsT")
+
+
+def utc_now() -> datetime:
+    """The production clock (domain code receives it injected)."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random id for messages and events (injected into domain code)."""
+    return uuid.uuid4().hex
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the composition root owns shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def http_server(app: object, *, host: str, port: int) -> QuietServer:
+    """An internal HTTP server for ``app`` with logging left to our JSON handler."""
+    return QuietServer(
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+
+
+async def migrate(database_url: str, *, schema: str, directory: Path) -> list[int]:
+    """Apply a service's pending migrations; returns the versions applied."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await apply_migrations(conn, schema=schema, directory=directory)
+    finally:
+        await conn.close()
+
+
+def stop_signal() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping
+
+
+async def until_stopped(stopping: asyncio.Event, components: list[asyncio.Task[None]]) -> bool:
+    """Wait for a stop signal or for a component to end on its own.
+
+    Returns:
+        True when a component crashed (logged here); the caller stops the rest and exits 1.
+    """
+    stop_task = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait({*components, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    stop_task.cancel()
+    crashed = [
+        task
+        for task in done
+        if task is not stop_task and not task.cancelled() and task.exception() is not None
+    ]
+    for task in crashed:
+        log.error(
+            "component stopped unexpectedly",
+            exc_info=task.exception(),
+            extra={"component": task.get_name()},
+        )
+    return bool(crashed)
+
+
+def run_cli(
+    *,
+    service: str,
+    load_settings: Callable[[], SettingsT],
+    log_level: Callable[[SettingsT], str],
+    serve: Callable[[SettingsT], Coroutine[Any, Any, None]],
+    migrate: Callable[[SettingsT], Coroutine[Any, Any, list[int]]],
+) -> None:
+    """``python -m services.<service> [serve|migrate]``: settings are read here, once."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    args = parser.parse_args()
+    settings = load_settings()
+    configure_logging(service, log_level(settings))
+    if args.command == "migrate":
+        applied = asyncio.run(migrate(settings))
+        print(f"migrations applied: {applied or 'none (up to date)'}")  # noqa: T201
+        return
+    uvloop.run(serve(settings))
