@@ -137,6 +137,15 @@ AnyClientFrame = Annotated[
 ]
 #: Validates one client frame from raw JSON text.
 CLIENT_FRAME = TypeAdapter[AnyClientFrame](AnyClientFrame)
+CLIENT_FRAME_MODELS: tuple[type[ClientFrame], ...] = (
+    MessageSend,
+    Receipt,
+    Typing,
+    PresenceSet,
+    Sync,
+    NotificationReadRequest,
+    Ping,
+)
 CLIENT_FRAME_TYPES = frozenset(
     ["message.send", "receipt", "typing", "presence.set", "sync", "notification.read", "ping"]
 )

@@ -87,7 +87,9 @@ class PresenceHandler:
         elif kind == topics.STATUS_SET:
             chosen = parse_data(envelope, StatusSet)
             state = await storage.lock_user(conn, chosen.user_id)
-            await self._commit(conn, presence.status_set(state, chosen.status), out)
+            await self._commit(
+                conn, presence.status_set(state, chosen.status, now=self._now()), out
+            )
             if chosen.reply_to.request_id is not None:
                 ack = Ack(id=chosen.reply_to.request_id)
                 out.append(

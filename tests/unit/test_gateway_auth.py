@@ -210,6 +210,7 @@ BAD_TOKENS: dict[str, str] = {
     "exp in the past": _token({"sub": "u1", "exp": int(NOW) - 1}),
     "exp a fraction before now": _token({"sub": "u1", "exp": NOW - 0.5}),
     "nbf in the future": _token({"sub": "u1", "exp": int(NOW) + 3600, "nbf": int(NOW) + 60}),
+    "nbf not a number": _token({"sub": "u1", "exp": int(NOW) + 3600, "nbf": "0"}),
 }
 
 

@@ -254,3 +254,21 @@ def test_error_message_never_echoes_values_sent(frame: Any) -> None:
     error = _error(frame)
     assert SECRET not in error.message
     assert SECRET not in str(error)
+
+
+CURSOR_SECRET = "SECRET-VALUE-7f3a"
+
+
+def test_invalid_cursor_key_is_not_echoed() -> None:
+    text = orjson.dumps({"type": "sync", "cursor": {CURSOR_SECRET * 5: 1}}).decode()
+    with pytest.raises(FrameError) as info:
+        parse_client_frame(text, max_body_chars=10)
+    assert info.value.code == "bad_request"
+    assert CURSOR_SECRET not in info.value.message
+
+
+def test_long_cursor_key_gives_a_bounded_error_message() -> None:
+    text = orjson.dumps({"type": "sync", "cursor": {"k" * 60_000: 1}}).decode()
+    with pytest.raises(FrameError) as info:
+        parse_client_frame(text, max_body_chars=10)
+    assert len(info.value.message) < 500

@@ -214,7 +214,7 @@ def test_expired_close_while_another_connection_remains_stays_online() -> None:
 
 
 def test_expired_close_of_an_appearing_offline_user_announces_nothing() -> None:
-    state = status_set(_online("phone"), "offline").state
+    state = status_set(_online("phone"), "offline", now=_at(40)).state
     transition = connection_closed(state, "phone", now=_at(60), expired_at=_at(30))
     assert transition.announce is False
     assert transition.state.shown == "offline"
@@ -226,7 +226,7 @@ def test_expired_close_of_an_appearing_offline_user_announces_nothing() -> None:
 
 @pytest.mark.parametrize("status", ["away", "busy"])
 def test_status_set_while_connected_is_shown_and_announced(status: PresenceStatus) -> None:
-    transition = status_set(_online("phone", "laptop"), status)
+    transition = status_set(_online("phone", "laptop"), status, now=_at(40))
     assert transition.announce is True
     assert transition.state.chosen == status
     assert transition.state.shown == status
@@ -234,13 +234,13 @@ def test_status_set_while_connected_is_shown_and_announced(status: PresenceStatu
 
 
 def test_status_set_to_the_current_status_is_not_announced() -> None:
-    away = status_set(_online("phone"), "away").state
-    assert status_set(away, "away") == Transition(away, announce=False)
-    assert status_set(_online("phone"), "online").announce is False
+    away = status_set(_online("phone"), "away", now=_at(40)).state
+    assert status_set(away, "away", now=_at(40)) == Transition(away, announce=False)
+    assert status_set(_online("phone"), "online", now=_at(40)).announce is False
 
 
 def test_chosen_status_holds_on_every_device_and_across_reconnects() -> None:
-    state = status_set(_online("phone"), "busy").state
+    state = status_set(_online("phone"), "busy", now=_at(40)).state
     assert connection_opened(state, "laptop").state.shown == "busy"
     offline = offline_due(
         connection_closed(state, "phone", now=_at(1)).state, now=_at(20), grace=GRACE
@@ -253,7 +253,7 @@ def test_chosen_status_holds_on_every_device_and_across_reconnects() -> None:
 
 def test_status_set_while_disconnected_changes_the_choice_only() -> None:
     offline = offline_due(_pending(), now=_at(30), grace=GRACE).state
-    transition = status_set(offline, "away")
+    transition = status_set(offline, "away", now=_at(40))
     assert transition.announce is False
     assert transition.state.shown == "offline"
     assert transition.state.chosen == "away"
@@ -261,7 +261,7 @@ def test_status_set_while_disconnected_changes_the_choice_only() -> None:
 
 
 def test_appear_offline_is_shown_offline_and_announced() -> None:
-    transition = status_set(_online("phone", "laptop"), "offline")
+    transition = status_set(_online("phone", "laptop"), "offline", now=_at(40))
     assert transition.announce is True
     assert transition.state.shown == "offline"
     assert transition.state.chosen == "offline"
@@ -269,7 +269,7 @@ def test_appear_offline_is_shown_offline_and_announced() -> None:
 
 
 def test_appearing_offline_devices_coming_and_going_never_announce() -> None:
-    state = status_set(_online("phone", "laptop"), "offline").state
+    state = status_set(_online("phone", "laptop"), "offline", now=_at(40)).state
     steps: list[Callable[[UserPresence], Transition]] = [
         lambda s: connection_closed(s, "phone", now=_at(1)),
         lambda s: connection_opened(s, "tablet"),
@@ -290,8 +290,8 @@ def test_appearing_offline_devices_coming_and_going_never_announce() -> None:
 
 
 def test_coming_back_from_appear_offline_announces() -> None:
-    hidden = status_set(_online("phone"), "offline").state
-    transition = status_set(hidden, "online")
+    hidden = status_set(_online("phone"), "offline", now=_at(40)).state
+    transition = status_set(hidden, "online", now=_at(40))
     assert transition.announce is True
     assert transition.state.shown == "online"
 
@@ -302,7 +302,7 @@ def test_coming_back_from_appear_offline_announces() -> None:
 @pytest.mark.parametrize("status", ["online", "away", "busy"])
 def test_frame_fields_of_a_visible_user_carry_now(status: PresenceStatus) -> None:
     offline = offline_due(_pending(), now=_at(30), grace=GRACE).state
-    state = status_set(connection_opened(offline, "phone").state, status).state
+    state = status_set(connection_opened(offline, "phone").state, status, now=_at(40)).state
     assert state.last_seen == _at(2)
     assert frame_fields(state, now=_at(77)) == (status, _at(77))
 
@@ -346,7 +346,7 @@ def _random_step(
         expired_at = now - timedelta(seconds=rng.uniform(0, 30))
         return kind, connection_closed(state, connection, now=now, expired_at=expired_at)
     if kind == "status":
-        return kind, status_set(state, rng.choice(STATUSES))
+        return kind, status_set(state, rng.choice(STATUSES), now=_at(40))
     if kind == "due":
         return kind, offline_due(state, now=now, grace=GRACE)
     return "close_unknown", connection_closed(state, "ghost", now=now)
@@ -396,3 +396,21 @@ def test_random_sequences_keep_the_rules(seed: int) -> None:
         assert status == after.shown
         assert last_seen == (after.last_seen if after.shown == "offline" else now)
         state = after
+
+
+def test_status_set_during_the_grace_period_keeps_the_debounce() -> None:
+    # The last device closed at 2 s; a status chosen before the grace ends must not show the
+    # user offline early (and so flicker online -> offline -> online on a reconnect).
+    pending = connection_closed(_online("phone"), "phone", now=_at(2)).state
+    transition = status_set(pending, "away", now=_at(3))
+    assert transition.state.shown == "away"
+    assert transition.announce is True
+    assert transition.state.offline_pending_since == _at(2)
+    ended = offline_due(transition.state, now=_at(2) + GRACE, grace=GRACE)
+    assert ended.announce is True
+    assert frame_fields(ended.state, now=_at(30)) == ("offline", _at(2))
+
+
+def test_appearing_offline_records_the_moment_as_last_seen() -> None:
+    hidden = status_set(_online("phone"), "offline", now=_at(7)).state
+    assert frame_fields(hidden, now=_at(9)) == ("offline", _at(7))

@@ -96,7 +96,9 @@ def verify_token(token: str, *, secret: str, now: float) -> Principal:
     if exp <= now:
         raise AuthError(401, "token expired")
     nbf = claims.get("nbf")
-    if isinstance(nbf, int | float) and nbf > now:
+    if nbf is not None and (not isinstance(nbf, int | float) or isinstance(nbf, bool)):
+        raise AuthError(401, "invalid token: nbf must be a number")
+    if nbf is not None and nbf > now:
         raise AuthError(401, "token not yet valid")
     name, role = claims.get("name"), claims.get("role")
     return Principal(

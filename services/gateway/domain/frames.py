@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 import pydantic
 
-from schemas.frames import CLIENT_FRAME, CLIENT_FRAME_TYPES, AnyClientFrame
+from schemas.frames import CLIENT_FRAME, CLIENT_FRAME_MODELS, CLIENT_FRAME_TYPES, AnyClientFrame
 from services.gateway.domain.errors import FrameError
 
 _MAX_REQUEST_ID = 64
@@ -57,6 +57,23 @@ def _describe(exc: pydantic.ValidationError) -> str:
     problems = []
     for error in exc.errors(include_input=False, include_url=False)[:3]:
         # The first element of loc is the union tag (the frame type): skip it.
-        location = ".".join(str(part) for part in error["loc"][1:]) or "frame"
+        location = ".".join(_location_part(part) for part in error["loc"][1:]) or "frame"
         problems.append(f"{location}: {error['type']}")
     return "invalid frame: " + "; ".join(problems)
+
+
+def _location_part(part: str | int) -> str:
+    """A field name or list index as is; anything else (a client's dict key) as ``*``, so an
+    error message never carries what the client sent, nor grows with it."""
+    if isinstance(part, int) or part in _FIELD_NAMES:
+        return str(part)
+    return "*"
+
+
+_FIELD_NAMES = frozenset(
+    name
+    for model in CLIENT_FRAME_MODELS
+    for field_name, field in model.model_fields.items()
+    for name in (field_name, field.alias)
+    if name
+) | {"[key]"}

@@ -123,9 +123,17 @@ def offline_due(state: UserPresence, *, now: datetime, grace: timedelta) -> Tran
     return _settle(state, after)
 
 
-def status_set(state: UserPresence, status: PresenceStatus) -> Transition:
-    """The user chose a status on one device; it holds on all of them."""
-    after = replace(state, chosen=status, shown=visible_status(status, bool(state.connections)))
+def status_set(state: UserPresence, status: PresenceStatus, *, now: datetime) -> Transition:
+    """The user chose a status on one device; it holds on all of them.
+
+    During a grace period the user still counts as connected (the debounce holds whatever
+    arrives meanwhile). Choosing to appear offline records ``last_seen`` as that moment: it
+    is the last time others saw the user.
+    """
+    connected = bool(state.connections) or state.offline_pending_since is not None
+    shown = visible_status(status, connected)
+    last_seen = now if shown == "offline" and state.shown != "offline" else state.last_seen
+    after = replace(state, chosen=status, shown=shown, last_seen=last_seen)
     return _settle(state, after)
 
 
