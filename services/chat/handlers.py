@@ -32,6 +32,7 @@ from services.runtime.db import Connection
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
+from services.runtime.metrics import ERRORS
 from services.runtime.outbox import OutboundRecord
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class ChatCommandHandler:
         try:
             await work
         except ChatError as exc:
+            ERRORS.labels(exc.code).inc()
             error = Error(id=reply_to.request_id, code=exc.code, message=exc.message)
             self._reply(out, user_id, reply_to, origin, error.to_wire())
 

@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from services.chat import storage
 from services.runtime.health import Readiness
 from services.runtime.http import JSON, internal_app, require_internal_token
+from services.runtime.metrics import DB_SECONDS
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -38,8 +39,11 @@ def build_http_app(
     ) -> Response:
         """Durable frames of the user's chat stream after ``after``, oldest first."""
         wanted = limit or sync_default_limit
-        async with pool.acquire() as conn:
-            rows = await storage.read_stream(conn, user_id=user_id, after_seq=after, limit=wanted)
+        with DB_SECONDS.labels("sync_read").time():
+            async with pool.acquire() as conn:
+                rows = await storage.read_stream(
+                    conn, user_id=user_id, after_seq=after, limit=wanted
+                )
         page = rows[:wanted]
         body = orjson.dumps(
             {

@@ -47,19 +47,19 @@ from schemas.frames import (
 from services.gateway.commands import CommandPublisher
 from services.gateway.delivery import DeliveryTail
 from services.gateway.domain.auth import SUBPROTOCOL, Principal, authenticate
-from services.gateway.domain.errors import AuthError, FrameError
+from services.gateway.domain.errors import AuthError, FrameError, UpstreamUnavailable
 from services.gateway.domain.frames import parse_client_frame
 from services.gateway.domain.ratelimit import RateLimiter, Verdict
 from services.gateway.domain.registry import Registry
 from services.gateway.metrics import CONNECTIONS, FRAMES_IN, UPGRADES_REFUSED
-from services.gateway.presence import PresenceClient, PresenceUnavailable
+from services.gateway.presence import PresenceClient
 from services.gateway.session import (
     CLOSE_RATE_ABUSE,
     CLOSE_TOKEN_EXPIRED,
     Session,
 )
 from services.gateway.settings import GatewaySettings
-from services.gateway.sync import SyncClient, SyncUnavailable
+from services.gateway.sync import SyncClient
 from services.runtime.health import METRICS_CONTENT_TYPE, Readiness, metrics_body
 from services.runtime.lifecycle import new_id
 from services.runtime.metrics import ERRORS
@@ -160,7 +160,7 @@ class Endpoint:
             return _response(HTTPStatus.BAD_REQUEST, body, "application/json")
         try:
             frames = await self._presence.visible(requester=principal.user_id, user_ids=ids)
-        except PresenceUnavailable:
+        except UpstreamUnavailable:
             body = b'{"error":"presence unavailable"}'
             return _response(HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json")
         return _response(HTTPStatus.OK, orjson.dumps({"presence": frames}), "application/json")
@@ -224,7 +224,7 @@ class Endpoint:
         """The presence of everyone the user shares a conversation with, right after hello."""
         try:
             frames = await self._presence.visible(requester=session.user_id, user_ids=None)
-        except PresenceUnavailable:
+        except UpstreamUnavailable:
             # Chat works without presence: the client sees statuses once the service is back.
             ERRORS.labels("presence_snapshot_unavailable").inc()
             return
@@ -306,7 +306,7 @@ class Endpoint:
             page = await self._sync.sync(
                 user_id=session.user_id, cursor=frame.cursor, limit=frame.limit
             )
-        except SyncUnavailable as exc:
+        except UpstreamUnavailable as exc:
             log.warning("sync failed", extra={"error": str(exc)})
             self._error(session, frame.id, "unavailable", "sync unavailable; try again shortly")
             return

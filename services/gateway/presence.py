@@ -8,9 +8,7 @@ from typing import Any
 import httpx
 import orjson
 
-
-class PresenceUnavailable(Exception):
-    """The presence service did not answer; callers degrade (no snapshot) or answer 503."""
+from services.gateway.domain.errors import UpstreamUnavailable
 
 
 class PresenceClient:
@@ -35,7 +33,8 @@ class PresenceClient:
         Users who share no conversation with the requester are never included.
 
         Raises:
-            PresenceUnavailable: the service is unreachable or failed.
+            UpstreamUnavailable: the service is unreachable or failed (callers degrade: no
+                snapshot, or HTTP 503).
         """
         params = {"requester": requester}
         if user_ids is not None:
@@ -45,5 +44,5 @@ class PresenceClient:
             response.raise_for_status()
             frames: list[dict[str, Any]] = orjson.loads(response.content)["presence"]
         except (httpx.HTTPError, orjson.JSONDecodeError, KeyError) as exc:
-            raise PresenceUnavailable("presence unavailable") from exc
+            raise UpstreamUnavailable("presence") from exc
         return frames

@@ -13,9 +13,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-
-class SyncUnavailable(Exception):
-    """A stream owner did not answer; the client gets ``unavailable`` and retries."""
+from services.gateway.domain.errors import UpstreamUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +45,7 @@ class SyncClient:
         """Frames after ``cursor`` for every stream, each stream oldest first.
 
         Raises:
-            SyncUnavailable: an owner is unreachable or answered with an error.
+            UpstreamUnavailable: an owner is unreachable or answered with an error.
         """
         events: list[Any] = []
         new_cursor = dict(cursor)
@@ -65,7 +63,7 @@ class SyncClient:
                 response.raise_for_status()
                 page = orjson.loads(response.content)
             except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
-                raise SyncUnavailable(f"{stream} stream unavailable") from exc
+                raise UpstreamUnavailable(f"{stream} stream") from exc
             events.extend(page["events"])
             new_cursor[stream] = page["last_seq"]
             has_more = has_more or bool(page["has_more"])

@@ -18,6 +18,7 @@ from services.presence import storage
 from services.presence.handlers import presence_frame
 from services.runtime.health import Readiness
 from services.runtime.http import JSON, internal_app, require_internal_token
+from services.runtime.metrics import DB_SECONDS
 
 _MAX_IDS = 500
 
@@ -41,8 +42,9 @@ def build_http_app(
     ) -> Response:
         """``presence`` frames of the requester's contacts: all, or those among ``ids``."""
         wanted = None if ids is None else [user for user in ids.split(",") if user][:_MAX_IDS]
-        async with pool.acquire() as conn:
-            states = await storage.visible_presence(conn, requester=requester, user_ids=wanted)
+        with DB_SECONDS.labels("presence_read").time():
+            async with pool.acquire() as conn:
+                states = await storage.visible_presence(conn, requester=requester, user_ids=wanted)
         at = now()
         frames = [presence_frame(state, now=at).to_dict() for state in states]
         return Response(orjson.dumps({"presence": frames}), media_type=JSON)

@@ -3,9 +3,11 @@
 Tree::
 
     GatewayError          base
-    ├── AuthError         the upgrade is refused: ``status`` is 401 or 403
-    └── FrameError        a client frame is refused: ``code`` is the protocol error code and
-                          ``request_id`` the frame's id when it could be read
+    ├── AuthError            the upgrade is refused: ``status`` is 401 or 403
+    ├── FrameError           a client frame is refused: ``code`` is the protocol error code
+    │                        and ``request_id`` the frame's id when it could be read
+    └── UpstreamUnavailable  a service the gateway reads from (chat, presence) did not answer:
+                             the client gets ``unavailable`` (or HTTP 503) and retries
 """
 
 from __future__ import annotations
@@ -34,3 +36,11 @@ class FrameError(GatewayError):
         self.code: ErrorCode = code
         self.message = message
         self.request_id = request_id
+
+
+class UpstreamUnavailable(GatewayError):
+    """An internal service did not answer; ``service`` names it (for logs and metrics)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"{service} unavailable")
+        self.service = service
