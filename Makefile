@@ -15,8 +15,11 @@ STACK := $(PY) deploy/local/stack.py
 # `down` must work even when the venv is gone (e.g. CI failed while creating it).
 STACK_ANY_PY = $(if $(wildcard $(PY)),$(PY),python3) deploy/local/stack.py
 PYTEST_ARGS ?=
+# Flags of `python -m bench` (e.g. BENCH_ARGS="--full" or "--scenarios latency --rates 100,1000").
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: venv up down status lint schemas schemas-check test unit
+.PHONY: venv up down status lint schemas schemas-check test unit bench
 
 venv: $(STAMP)
 
@@ -37,7 +40,7 @@ status:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict services schemas deploy/local/stack.py
+	$(VENV)/bin/mypy --strict services schemas bench deploy/local/stack.py
 	$(VENV)/bin/mypy tests
 
 schemas: venv
@@ -54,3 +57,14 @@ test: venv lint schemas-check
 
 unit: venv
 	PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+# Benchmarks (docs/performance.md), not part of `make test`: installs the bench extras, starts
+# Kafka and Postgres if needed; the bench runs chat and gateway processes of its own and writes
+# bench/results/latest.json and PNG plots. The default run takes a few minutes.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: venv $(BENCH_STAMP)
+	$(STACK) up --infra-only
+	eval "$$($(STACK) env)" && $(PY) -m bench $(BENCH_ARGS)

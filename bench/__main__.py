@@ -1,0 +1,226 @@
+"""``python -m bench``: run the scenarios, write bench/results/latest.json and plots, print a table.
+
+``make bench`` starts Kafka and Postgres first and exports their addresses; the bench starts
+its own chat and gateway. ``--help`` lists the sizes; ``--full`` uses the issue's figures
+(60 s sustained probes, longer steps) instead of the few-minute defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench import profile, scenarios
+from bench.load import PairLoad
+from bench.progress import Progress
+from bench.report import plot, say, table, write_json
+from bench.system import ROOT, BenchError, CpuMeter, System, machine, raise_nofile
+
+SCENARIOS = ("latency", "sustained", "idle", "fanout")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line (every size has a flag; defaults finish in a few minutes)."""
+    d = scenarios.Sizes()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="the issue's sizes: 60 s probes, 30 s steps"
+    )
+    parser.add_argument(
+        "--users", type=int, default=d.users, help="users in pairs (latency, sustained)"
+    )
+    parser.add_argument(
+        "--rates", default=",".join(map(str, d.rates)), help="latency steps, msgs/s"
+    )
+    parser.add_argument("--step-s", type=float, default=d.step_s, help="seconds per latency step")
+    parser.add_argument("--drain-s", type=float, default=d.drain_s, help="wait for stragglers")
+    parser.add_argument("--sustain-s", type=float, default=d.sustain_s, help="seconds per probe")
+    parser.add_argument("--sustain-probes", type=int, default=d.sustain_probes)
+    parser.add_argument(
+        "--idle-connections", type=int, default=d.idle_connections, help="idle connections to open"
+    )
+    parser.add_argument("--idle-per-ip", type=int, default=d.idle_per_ip, help="per 127.0.0.x")
+    parser.add_argument("--fanout-devices", type=int, default=d.fanout_devices)
+    parser.add_argument("--fanout-messages", type=int, default=d.fanout_messages)
+    parser.add_argument(
+        "--profile-rate",
+        type=int,
+        default=0,
+        help="also profile chat and gateway with py-spy at this rate (msgs/s)",
+    )
+    parser.add_argument("--profile-s", type=int, default=20, help="seconds to profile")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results", help="result directory"
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=ROOT,
+        help="run the services from this directory (e.g. a `git archive` snapshot of a commit)",
+    )
+    parser.add_argument("--keep-db", action="store_true", help="keep the bench database")
+    parser.add_argument("--note", default="", help="free text stored in the result (what changed)")
+    return parser.parse_args(argv)
+
+
+def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
+    """Scenario sizes from the flags (``--full`` raises the time-based ones)."""
+    step_s, sustain_s, probes = args.step_s, args.sustain_s, args.sustain_probes
+    if args.full:
+        step_s, sustain_s, probes = max(step_s, 30.0), max(sustain_s, 60.0), max(probes, 4)
+    return scenarios.Sizes(
+        users=args.users,
+        rates=tuple(int(rate) for rate in args.rates.split(",") if rate),
+        step_s=step_s,
+        drain_s=args.drain_s,
+        sustain_s=sustain_s,
+        sustain_probes=probes,
+        idle_connections=args.idle_connections,
+        idle_per_ip=args.idle_per_ip,
+        fanout_devices=args.fanout_devices,
+        fanout_messages=args.fanout_messages,
+    )
+
+
+def git_commit() -> str:
+    """The commit the services ran at (with ``-dirty`` when the tree has changes)."""
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "services", "schemas"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    return "unknown"
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the system, run the chosen scenarios, stop the system; returns the result."""
+    chosen = {name.strip() for name in args.scenarios.split(",") if name.strip()}
+    unknown = chosen - set(SCENARIOS)
+    if unknown:
+        raise BenchError(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    sizes = sizes_from(args)
+    nofile = raise_nofile()
+    progress = Progress()
+    out: Path = args.out
+    began = time.monotonic()
+    result: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit() if args.source == ROOT else str(args.source),
+        "note": args.note,
+        "machine": machine(),
+        "sizes": dict(vars(sizes)),
+        "loadgen_processes": 1,
+        "loadgen_nofile": nofile,
+    }
+    progress.update("starting chat and gateway", force=True)
+    system = await System.start(log_dir=out / "logs", extra_env={}, source=args.source)
+    meter = CpuMeter(lambda: {"gateway": system.gateway.pid, "chat": system.chat.pid})
+    try:
+        if chosen & {"latency", "sustained"} or args.profile_rate:
+            load = PairLoad(system.ws_url, sizes.users, progress, label="pairs")
+            progress.update(f"connecting {sizes.users} users", force=True)
+            await load.open()
+            steps = []
+            if "latency" in chosen:
+                outcome = await scenarios.latency(load, meter, sizes, progress)
+                steps = outcome.steps
+                result["latency"] = [step.row() for step in steps]
+                result["latency_limit"] = (
+                    {"rate": outcome.limit_rate, "reason": outcome.limit_reason}
+                    if outcome.limit_rate is not None
+                    else None
+                )
+            if args.profile_rate:
+                result["profile"] = await profile_step(load, system, args, out, progress)
+            if "sustained" in chosen:
+                best, probes = await scenarios.sustained(load, meter, sizes, progress, steps)
+                result["max_sustained_rate"] = best
+                result["sustained"] = {
+                    "duration_s": sizes.sustain_s,
+                    "p99_limit_ms": sizes.sustain_p99_ms,
+                    "probes": [probe.as_json() for probe in probes],
+                }
+            await load.close()
+        if "fanout" in chosen:
+            result["fanout"] = await scenarios.fanout(system, meter, sizes, progress)
+        if "idle" in chosen:
+            result["idle"] = await scenarios.idle(system, meter, sizes, progress)
+    finally:
+        progress.update("stopping chat and gateway", force=True)
+        await system.stop(drop_database=not args.keep_db)
+    result["duration_s"] = round(time.monotonic() - began, 1)
+    return result
+
+
+async def profile_step(
+    load: PairLoad, system: System, args: argparse.Namespace, out: Path, progress: Progress
+) -> dict[str, Any]:
+    """Offer ``--profile-rate`` while py-spy samples chat and gateway; summaries to ``out``."""
+    seconds = int(args.profile_s)
+    files = {name: out / f"profile-{name}.collapsed" for name in ("chat", "gateway")}
+    spies = [
+        await profile.record(system.chat.pid, files["chat"], duration_s=seconds),
+        await profile.record(system.gateway.pid, files["gateway"], duration_s=seconds),
+    ]
+    # Load starts at once and outlasts the sampling window by a second.
+    step = await load.run(args.profile_rate, seconds + 1, drain_s=10.0, label="profile")
+    for spy in spies:
+        await spy.wait()
+    summaries: dict[str, Any] = {"rate": args.profile_rate, "seconds": seconds, **step.row()}
+    for name, path in files.items():
+        if path.exists():
+            text = profile.summarize(path)
+            (out / f"profile-{name}.txt").write_text(text)
+            summaries[f"{name}_summary"] = str(out / f"profile-{name}.txt")
+    progress.done(f"profile {args.profile_rate}/s for {seconds}s: summaries in {out}")
+    return summaries
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        result = uvloop.run(run(args))
+    except BenchError as exc:
+        sys.stderr.write(f"bench: error: {exc}\n")
+        return 1
+    out: Path = args.out
+    latest = out / "latest.json"
+    write_json(result, latest)
+    pictures = plot(result, out)
+    say("")
+    say(table(result))
+    say("")
+    say(f"results: {latest}")
+    for picture in pictures:
+        say(f"plot:    {picture}")
+    say(f"took {result['duration_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,382 @@
+"""The system under test: chat and gateway processes of the bench's own, and who uses the CPU.
+
+The bench never reuses the services that ``make up`` started: it runs its own chat and gateway
+(``python -m services.<name>``, like tests/integration/conftest.py) against the local Kafka and
+Postgres, with a fresh database and topic prefix, settings suited to load (no per-connection
+rate limit in the way, a deep send queue) and a raised open-file limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+#: HS256 wants 32+ bytes of key.
+AUTH_SECRET = "bench-secret-0123456789abcdef-0123456789"
+#: Open files per process: 20k+ sockets on each side, plus Kafka and Postgres connections.
+NOFILE = 200_000
+
+
+class BenchError(Exception):
+    """The bench could not set up or measure something; the message says what."""
+
+
+def raise_nofile(limit: int = NOFILE) -> int:
+    """Raise this process's open-file limit (root may raise the hard limit); returns the soft one.
+
+    Used in the load generator and, through ``preexec_fn``, in the service processes.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for wanted in (limit, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(wanted, hard)))
+            return wanted
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
+def free_port() -> int:
+    """An ephemeral loopback port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise BenchError(
+            f"{name} is not set: run `make bench`, which starts the local Kafka and Postgres "
+            "and exports their addresses"
+        )
+    return value
+
+
+@dataclass
+class Service:
+    """One service process with its own log file."""
+
+    name: str
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    source: Path = ROOT
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """Process id (the service must have been started)."""
+        if self.process is None:
+            raise BenchError(f"{self.name} is not running")
+        return self.process.pid
+
+    def start(self) -> None:
+        """Spawn ``python -m services.<name>`` with a high open-file limit."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                cwd=self.source,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=raise_nofile,
+            )
+
+    async def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Poll ``/readyz`` until it answers 200.
+
+        Raises:
+            BenchError: the process exited or was not ready in time.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise BenchError(f"{self.name} exited early; see {self.log_path}")
+            if await asyncio.to_thread(_http_ready, self.port):
+                return
+            await asyncio.sleep(0.2)
+        raise BenchError(f"{self.name} not ready in {timeout_s:.0f} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 20 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _http_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class System:
+    """chat + gateway of the bench, on a database and topic prefix of their own."""
+
+    chat: Service
+    gateway: Service
+    database_url: str
+    admin_url: str
+    database: str
+    log_dir: Path
+    source: Path = ROOT
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ws_url(self) -> str:
+        """The gateway's WebSocket endpoint."""
+        return f"ws://127.0.0.1:{self.gateway.port}/v1/ws"
+
+    @classmethod
+    async def start(
+        cls, *, log_dir: Path, extra_env: Mapping[str, str], source: Path = ROOT
+    ) -> System:
+        """Create the database, start chat, then the gateway, and wait until both are ready.
+
+        ``source`` is the directory the services are run from (their ``services`` and
+        ``schemas`` packages): the working tree by default, or a snapshot of a commit so that
+        edits in progress elsewhere in the tree do not change what is measured.
+
+        Raises:
+            BenchError: infrastructure missing or a service failed to start.
+        """
+        kafka = _required_env("KAFKA_BOOTSTRAP_SERVERS")
+        admin_url = _required_env("DATABASE_URL")
+        run = uuid.uuid4().hex[:8]
+        database = f"bench_{run}"
+        try:
+            admin = await asyncpg.connect(admin_url)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise BenchError(f"cannot reach Postgres at DATABASE_URL: {exc}") from exc
+        try:
+            await admin.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await admin.close()
+        base, _, _ = admin_url.rpartition("/")
+        database_url = f"{base}/{database}"
+        log_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
+        chat_port, gateway_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"} | {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "KAFKA_TOPIC_PREFIX": f"bench{run}.",
+            "DATABASE_URL": database_url,
+            "AUTH_SECRET": AUTH_SECRET,
+            "CHAT_PORT": str(chat_port),
+            "CHAT_URL": f"http://127.0.0.1:{chat_port}",
+            "GATEWAY_PORT": str(gateway_port),
+            # Load comes from a few hundred connections each sending far above a human's rate.
+            "RATE_PER_S": "100000",
+            "RATE_BURST": "100000",
+            "SEND_QUEUE_FRAMES": "4096",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env |= dict(extra_env)
+        system = cls(
+            chat=Service("chat", env, chat_port, log_dir / "chat.log", source),
+            gateway=Service("gateway", env, gateway_port, log_dir / "gateway.log", source),
+            database_url=database_url,
+            admin_url=admin_url,
+            database=database,
+            log_dir=log_dir,
+            source=source,
+            env=env,
+        )
+        try:
+            system.chat.start()
+            await system.chat.wait_ready()
+            system.gateway.start()
+            await system.gateway.wait_ready()
+        except BaseException:
+            await system.stop(drop_database=True)
+            raise
+        return system
+
+    async def restart_gateway(self) -> None:
+        """A fresh gateway process (a clean memory baseline for the idle scenario)."""
+        self.gateway.stop()
+        port = free_port()
+        env = self.env | {"GATEWAY_PORT": str(port)}
+        self.gateway = Service("gateway", env, port, self.log_dir / "gateway.log", self.source)
+        self.gateway.start()
+        await self.gateway.wait_ready()
+
+    async def stop(self, *, drop_database: bool) -> None:
+        """Stop both services and (optionally) drop the bench database."""
+        self.gateway.stop()
+        self.chat.stop()
+        if drop_database:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                admin = await asyncpg.connect(self.admin_url)
+                try:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                finally:
+                    await admin.close()
+
+
+# --- who uses the CPU --------------------------------------------------------------------------
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user) + float(times.system)
+
+
+def _find_kafka() -> psutil.Process | None:
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        if "kafka.Kafka" in cmdline:
+            return process
+    return None
+
+
+def _find_postmaster() -> psutil.Process | None:
+    for process in psutil.process_iter(["name", "ppid"]):
+        if process.info.get("name") != "postgres":
+            continue
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(int(process.info["ppid"])).name() != "postgres":
+                return process
+    return None
+
+
+def _postgres_seconds(postmaster: psutil.Process) -> float:
+    """The server's own CPU, its exited children's (reaped) and its live backends'."""
+    times = postmaster.cpu_times()
+    total = float(times.user) + float(times.system)
+    total += float(times.children_user) + float(times.children_system)
+    for child in postmaster.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += _cpu_seconds(child)
+    return total
+
+
+_MACHINE_BUSY = "_machine_busy"
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of each process of the system, by role.
+
+    Roles: ``gateway``, ``chat``, ``kafka`` (the broker's JVM), ``postgres`` (server and all its
+    backends), ``loadgen`` (this process), and ``other``: the machine's busy time not accounted
+    for by those (other programs, kernel threads). Infrastructure elsewhere is left out.
+    """
+
+    def __init__(self, pids: Callable[[], dict[str, int]]) -> None:
+        self._pids = pids
+        self._kafka = _find_kafka()
+        self._postmaster = _find_postmaster()
+
+    def snapshot(self) -> dict[str, float]:
+        """Cumulative CPU seconds by role, now."""
+        readings: dict[str, float] = {}
+        for role, pid in self._pids().items():
+            with contextlib.suppress(psutil.Error):
+                readings[role] = _cpu_seconds(psutil.Process(pid))
+        if self._kafka is not None:
+            with contextlib.suppress(psutil.Error):
+                readings["kafka"] = _cpu_seconds(self._kafka)
+        if self._postmaster is not None:
+            with contextlib.suppress(psutil.Error):
+                readings["postgres"] = _postgres_seconds(self._postmaster)
+        # The load generator and its helper processes (idle-connection workers).
+        me = psutil.Process(os.getpid())
+        loadgen = _cpu_seconds(me)
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.pid not in self._pids().values():
+                    loadgen += _cpu_seconds(child)
+        readings["loadgen"] = loadgen
+        machine_times = psutil.cpu_times()
+        busy = float(machine_times.user) + float(machine_times.nice) + float(machine_times.system)
+        busy += float(getattr(machine_times, "irq", 0.0)) + float(
+            getattr(machine_times, "softirq", 0.0)
+        )
+        readings[_MACHINE_BUSY] = busy
+        return readings
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[CpuWindow]:
+        """CPU used by each role during the ``with`` block (filled in when it ends)."""
+        window = CpuWindow()
+        before = self.snapshot()
+        started = time.monotonic()
+        try:
+            yield window
+        finally:
+            after = self.snapshot()
+            window.wall_s = time.monotonic() - started
+            used = {role: after[role] - before[role] for role in after if role in before}
+            busy = used.pop(_MACHINE_BUSY, 0.0)
+            # Everything else the machine did meanwhile (another build or test run shows here).
+            used["other"] = max(busy - sum(used.values()), 0.0)
+            window.seconds = {role: round(seconds, 3) for role, seconds in used.items()}
+
+
+@dataclass
+class CpuWindow:
+    """CPU seconds per role over a wall-clock window."""
+
+    wall_s: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        """CPU seconds and share of one core per role (1.0 = one core busy all along)."""
+        wall = max(self.wall_s, 1e-9)
+        return {
+            "wall_s": round(self.wall_s, 2),
+            "cpu_s": self.seconds,
+            "cores": {role: round(s / wall, 3) for role, s in self.seconds.items()},
+        }
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process."""
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def machine() -> dict[str, object]:
+    """Cores, memory and the software the figures were taken with."""
+    import platform
+
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(float(psutil.virtual_memory().total) / 2**30, 1),
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
