@@ -138,7 +138,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     progress.update("starting chat and gateway", force=True)
     system = await System.start(log_dir=out / "logs", extra_env={}, source=args.source)
-    meter = CpuMeter(lambda: {"gateway": system.gateway.pid, "chat": system.chat.pid})
+    meter = CpuMeter(system.pids)
     try:
         if chosen & {"latency", "sustained"} or args.profile_rate:
             load = PairLoad(system.ws_url, sizes.users, progress, label="pairs")

@@ -29,7 +29,7 @@ def table(result: Result) -> str:
         lines.append("")
         lines.append(
             "rate/s   sent    lost  p50 ms  p95 ms  p99 ms  max ms  ack p50  ack p99"
-            "   cores: gw   chat  kafka    pg  loadgen other"
+            "   cores: gw   chat  pres  kafka    pg  loadgen other"
         )
         for row in result["latency"]:
             cores = row.get("cpu", {}).get("cores", {})
@@ -38,6 +38,7 @@ def table(result: Result) -> str:
                 f" {row['p95_ms']:>7.1f} {row['p99_ms']:>7.1f} {row['max_ms']:>7.1f}"
                 f" {row['ack_p50_ms']:>8.1f} {row['ack_p99_ms']:>8.1f}"
                 f"        {_core(cores, 'gateway')} {_core(cores, 'chat')}"
+                f" {_core(cores, 'presence')}"
                 f" {_core(cores, 'kafka')} {_core(cores, 'postgres')} {_core(cores, 'loadgen')}"
                 f"  {_core(cores, 'other')}"
             )
@@ -109,7 +110,7 @@ def plot(result: Result, directory: Path) -> list[Path]:
         ax.legend(fontsize=8)
         written.append(_save(fig, directory / "latency.png", plt))
 
-        roles = ["gateway", "chat", "kafka", "postgres", "loadgen", "other"]
+        roles = ["gateway", "chat", "presence", "kafka", "postgres", "loadgen", "other"]
         fig, ax = plt.subplots(figsize=(7, 4.5))
         bottoms = [0.0] * len(rows)
         positions = list(range(len(rows)))

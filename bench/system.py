@@ -139,10 +139,12 @@ def _http_ready(port: int) -> bool:
 
 @dataclass
 class System:
-    """chat + gateway of the bench, on a database and topic prefix of their own."""
+    """chat, presence (when the source has it) and gateway of the bench, on a database and
+    topic prefix of their own."""
 
     chat: Service
     gateway: Service
+    presence: Service | None
     database_url: str
     admin_url: str
     database: str
@@ -183,7 +185,7 @@ class System:
         base, _, _ = admin_url.rpartition("/")
         database_url = f"{base}/{database}"
         log_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
-        chat_port, gateway_port = free_port(), free_port()
+        chat_port, gateway_port, presence_port = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"} | {
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "KAFKA_TOPIC_PREFIX": f"bench{run}.",
@@ -192,6 +194,8 @@ class System:
             "CHAT_PORT": str(chat_port),
             "CHAT_URL": f"http://127.0.0.1:{chat_port}",
             "GATEWAY_PORT": str(gateway_port),
+            "PRESENCE_PORT": str(presence_port),
+            "PRESENCE_URL": f"http://127.0.0.1:{presence_port}",
             # Load comes from a few hundred connections each sending far above a human's rate.
             "RATE_PER_S": "100000",
             "RATE_BURST": "100000",
@@ -200,9 +204,16 @@ class System:
             "PYTHONUNBUFFERED": "1",
         }
         env |= dict(extra_env)
+        # Sources from before the presence service existed run without it.
+        has_presence = (source / "services" / "presence" / "__main__.py").exists()
         system = cls(
             chat=Service("chat", env, chat_port, log_dir / "chat.log", source),
             gateway=Service("gateway", env, gateway_port, log_dir / "gateway.log", source),
+            presence=(
+                Service("presence", env, presence_port, log_dir / "presence.log", source)
+                if has_presence
+                else None
+            ),
             database_url=database_url,
             admin_url=admin_url,
             database=database,
@@ -213,12 +224,22 @@ class System:
         try:
             system.chat.start()
             await system.chat.wait_ready()
+            if system.presence is not None:
+                system.presence.start()
+                await system.presence.wait_ready()
             system.gateway.start()
             await system.gateway.wait_ready()
         except BaseException:
             await system.stop(drop_database=True)
             raise
         return system
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each running service, by role."""
+        found = {"gateway": self.gateway.pid, "chat": self.chat.pid}
+        if self.presence is not None:
+            found["presence"] = self.presence.pid
+        return found
 
     async def restart_gateway(self) -> None:
         """A fresh gateway process (a clean memory baseline for the idle scenario)."""
@@ -232,6 +253,8 @@ class System:
     async def stop(self, *, drop_database: bool) -> None:
         """Stop both services and (optionally) drop the bench database."""
         self.gateway.stop()
+        if self.presence is not None:
+            self.presence.stop()
         self.chat.stop()
         if drop_database:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
