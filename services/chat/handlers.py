@@ -8,7 +8,7 @@ answer to the requesting connection, and a fact on ``chat.events.v1``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import orjson
@@ -23,8 +23,8 @@ from schemas.events import (
 )
 from schemas.frames import Ack, Error, Message, MessageNew, MessageStatus
 from services.chat import storage
-from services.chat.domain.errors import ChatError, Forbidden
-from services.chat.domain.messages import check_send, resolve_target
+from services.chat.domain.errors import ChatError, Conflict, Forbidden
+from services.chat.domain.messages import Target, check_send, resolve_target
 from services.chat.domain.watermarks import apply_receipt
 from services.runtime.codec import encode_event, parse_data
 from services.runtime.consumer import InboundRecord
@@ -94,6 +94,154 @@ class ChatCommandHandler:
         else:
             raise RecordRejected(f"unknown_type:{envelope.type[:64]}")
 
+    async def apply_batch(
+        self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
+    ) -> None:
+        """Apply a consumed batch, in order, with set-based statements when it holds only sends.
+
+        The outcome is the one :meth:`apply` would give record by record (same messages, seqs,
+        answers and order of staged records); a batch with anything but ``message.send`` in it
+        is simply applied record by record.
+
+        Raises:
+            RecordRejected: a malformed record (the consumer re-runs the batch record by record,
+                which dead-letters exactly that one).
+        """
+        if any(record.envelope.type != topics.MESSAGE_SEND for record in records):
+            for record in records:
+                await self.apply(conn, record, out)
+            return
+        sends = [
+            (parse_data(record.envelope, MessageSendCommand), record.envelope.time)
+            for record in records
+        ]
+        # Addressing: pure checks first, then every conversation and lookup in one go.
+        targets: list[Target | ChatError] = []
+        for cmd, _ in sends:
+            try:
+                targets.append(
+                    resolve_target(
+                        sender_id=cmd.sender_id, to=cmd.to, conversation_id=cmd.conversation_id
+                    )
+                )
+            except ChatError as exc:
+                targets.append(exc)
+        resolved = [t for t in targets if isinstance(t, Target)]
+        await storage.ensure_direct_many(
+            conn,
+            [(t.conversation_id, *t.direct_pair) for t in resolved if t.direct_pair is not None],
+        )
+        members = await storage.members_of(conn, [t.conversation_id for t in resolved])
+        member_sets = {conversation: set(users) for conversation, users in members.items()}
+        existing = await storage.find_messages(
+            conn,
+            [
+                (cmd.sender_id, cmd.client_msg_id)
+                for (cmd, _), target in zip(sends, targets, strict=True)
+                if isinstance(target, Target)
+            ],
+        )
+        # Decisions in record order. A repeat of a message stored earlier in this same batch
+        # points at that send's position; its message exists once seqs are reserved.
+        decisions: list[ChatError | Message | int | None] = []
+        new_at: dict[tuple[str, str], int] = {}
+        counts: dict[str, int] = {}
+        for position, ((cmd, _), target) in enumerate(zip(sends, targets, strict=True)):
+            if isinstance(target, ChatError):
+                decisions.append(target)
+                continue
+            key = (cmd.sender_id, cmd.client_msg_id)
+            conversation = target.conversation_id
+            is_member = cmd.sender_id in member_sets.get(conversation, ())
+            if key in new_at:
+                earlier = sends[new_at[key]][0]
+                if not is_member:
+                    decisions.append(Forbidden("not a member of this conversation"))
+                elif earlier.conversation_id != conversation:
+                    decisions.append(Conflict("client_msg_id already used in another conversation"))
+                else:
+                    decisions.append(new_at[key])
+                continue
+            try:
+                repeat = check_send(
+                    is_member=is_member, existing=existing.get(key), conversation_id=conversation
+                )
+            except ChatError as exc:
+                decisions.append(exc)
+                continue
+            if repeat is not None:
+                decisions.append(repeat)
+                continue
+            decisions.append(None)
+            new_at[key] = position
+            counts[conversation] = counts.get(conversation, 0) + 1
+        # Store the new messages and their frames: one statement per step for the whole batch.
+        created: dict[int, Message] = {}
+        if counts:
+            next_seq = await storage.allocate_conversation_seqs(conn, counts)
+            stream_counts: dict[str, int] = {}
+            for position, decision in enumerate(decisions):
+                if decision is not None:
+                    continue
+                cmd = sends[position][0]
+                conversation = cmd.conversation_id
+                created[position] = Message(
+                    id=self._new_id(),
+                    conversation_id=conversation,
+                    seq=next_seq[conversation],
+                    sender_id=cmd.sender_id,
+                    kind="text",
+                    body=cmd.body,
+                    client_msg_id=cmd.client_msg_id,
+                    created_at=self._now(),
+                )
+                next_seq[conversation] += 1
+                for user in members[conversation]:
+                    stream_counts[user] = stream_counts.get(user, 0) + 1
+            await storage.insert_messages(conn, list(created.values()))
+            next_stream = await storage.allocate_stream_seqs(conn, stream_counts)
+        events: list[tuple[str, int, str]] = []
+        for position, decision in enumerate(decisions):
+            cmd, origin = sends[position]
+            if isinstance(decision, ChatError):
+                self._refuse(out, cmd.sender_id, cmd.reply_to, origin, decision)
+            elif isinstance(decision, Message):
+                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=decision)
+            elif isinstance(decision, int):
+                repeated = created[decision]
+                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=repeated)
+            else:
+                message = created[position]
+                users = members[message.conversation_id]
+                for user in users:
+                    seq = next_stream[user]
+                    next_stream[user] = seq + 1
+                    frame = MessageNew(seq=seq, message=message).to_wire()
+                    events.append((user, seq, frame.decode()))
+                    out.append(self._delivery.frame(user, frame, origin=origin))
+                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
+                fact = MessageCreated(message=message, member_ids=users)
+                out.append(
+                    self._fact(
+                        topics.MESSAGE_CREATED, message.conversation_id, fact.to_wire(), origin
+                    )
+                )
+        if events:
+            await storage.append_events(conn, events)
+
+    def _refuse(
+        self,
+        out: list[OutboundRecord],
+        user_id: str,
+        reply_to: ReplyTo,
+        origin: datetime,
+        exc: ChatError,
+    ) -> None:
+        """Answer a refused command with an ``error`` frame to the requesting connection."""
+        ERRORS.labels(exc.code).inc()
+        error = Error(id=reply_to.request_id, code=exc.code, message=exc.message)
+        self._reply(out, user_id, reply_to, origin, error.to_wire())
+
     async def _guarded(
         self,
         user_id: str,
@@ -110,9 +258,7 @@ class ChatCommandHandler:
         try:
             await work
         except ChatError as exc:
-            ERRORS.labels(exc.code).inc()
-            error = Error(id=reply_to.request_id, code=exc.code, message=exc.message)
-            self._reply(out, user_id, reply_to, origin, error.to_wire())
+            self._refuse(out, user_id, reply_to, origin, exc)
 
     async def _send(
         self,

@@ -5,6 +5,8 @@ Flow for each batch returned by ``getmany``::
     BEGIN
       per partition: lock its row in <schema>.consumer_offsets, drop records already applied
       per record:    decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
+                     (or, for a handler with apply_batch, every record in one call: a few
+                     set-based statements per batch instead of several per record)
       per partition: store next offset
       outbox.stage(out)
     COMMIT
@@ -30,7 +32,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -68,6 +70,20 @@ class InboundRecord:
     offset: int
     key: bytes | None
     envelope: Envelope
+
+
+@runtime_checkable
+class BatchRecordHandler(Protocol):
+    """A handler that can also apply a whole batch at once (fewer statements per record).
+
+    ``apply_batch`` must leave the same state and stage the same records, in the same order,
+    as ``apply`` called on each record in turn; it raises like ``apply`` does, and the consumer
+    then re-runs the batch record by record with savepoints.
+    """
+
+    async def apply_batch(
+        self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
+    ) -> None: ...
 
 
 class RecordHandler(Protocol):
@@ -131,6 +147,7 @@ class TransactionalConsumer:
         self._pool = pool
         self._offsets_table = f'"{schema}".consumer_offsets'
         self._handler = handler
+        self._batch_handler = handler if isinstance(handler, BatchRecordHandler) else None
         self._outbox = outbox
         self._max_batch_records = max_batch_records
         self._offset_hint_interval_s = offset_hint_interval_ms / 1000
@@ -239,8 +256,13 @@ class TransactionalConsumer:
         started = time.perf_counter()
         async with self._pool.acquire() as conn:
             async with conn.transaction():
+                whole: list[ConsumerRecord] = []
                 for tp, records in batches.items():
                     fresh = await self._fence(conn, tp, records)
+                    if self._batch_handler is not None and not careful:
+                        # Applied below, all partitions at once; same transaction, same outcome.
+                        whole.extend(fresh)
+                        fresh = []
                     for record in fresh:
                         reason = await self._apply(conn, record, out, careful=careful)
                         if reason is not None:
@@ -254,6 +276,8 @@ class TransactionalConsumer:
                         tp.partition,
                         records[-1].offset + 1,
                     )
+                if whole:
+                    await self._apply_batch(conn, whole, out)
                 ids = await self._outbox.stage(conn, out)
             DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
         await self._outbox.publish(self._pool, ids, out)
@@ -278,6 +302,30 @@ class TransactionalConsumer:
             tp.partition,
         )
         return [record for record in records if record.offset >= stored]
+
+    async def _apply_batch(
+        self, conn: Connection, records: list[ConsumerRecord], out: list[OutboundRecord]
+    ) -> None:
+        """Fast path of a batch handler: any failure re-runs the batch record by record."""
+        assert self._batch_handler is not None
+        try:
+            inbound = [
+                InboundRecord(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    envelope=codec.decode(record.value, record.headers),
+                )
+                for record in records
+            ]
+            await self._batch_handler.apply_batch(conn, inbound, out)
+        except RecordRejected:
+            raise _PoisonRecord from None
+        except Exception as exc:
+            if is_retriable(exc):
+                raise
+            raise _PoisonRecord from exc
 
     async def _apply(
         self,
