@@ -153,6 +153,9 @@ async def sustained(
             low = candidate
         else:
             high = candidate
+            if low >= high:
+                # The latency step's rate did not hold for a whole probe: search below it.
+                low = 0
         candidate = _next_candidate(low, high)
         if candidate in {p.rate for p in probes}:
             break
