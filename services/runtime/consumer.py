@@ -3,20 +3,21 @@
 Flow for each batch returned by ``getmany``::
 
     BEGIN
-      per partition: lock its row in <schema>.consumer_offsets, drop records already applied
+      one statement: lock the batch's rows in <schema>.consumer_offsets; drop records applied
       per record:    decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
                      (or, for a handler with apply_batch, every record in one call: a few
                      set-based statements per batch instead of several per record)
-      per partition: store next offset
+      one statement: store every partition's next offset
       outbox.stage(out)
     COMMIT
     outbox.publish(out)          producer, in order; rows deleted once Kafka acked them
     (every few seconds) commit the same offsets to Kafka: only a hint for tools
 
 Offsets live in Postgres, in the transaction of the state they produced, so a record's effects
-are applied exactly once whatever crashes. On assignment the consumer seeks to the stored
-offset; the Kafka group offset is used only when Postgres has none. The offset row lock fences
-a consumer that lost its partition in a rebalance but still has a batch in flight.
+are applied exactly once whatever crashes. On assignment the consumer creates the partitions'
+rows if missing and seeks to the stored offsets; the offsets committed to Kafka are only a hint
+for tools. The offset row lock fences a consumer that lost its partition in a rebalance but
+still has a batch in flight.
 
 Failures: a record that cannot be decoded or applied (``RecordRejected`` or any unexpected
 error raised by the handler) goes to ``<topic>.dlq`` with the reason, in the same transaction.
@@ -256,52 +257,62 @@ class TransactionalConsumer:
         started = time.perf_counter()
         async with self._pool.acquire() as conn:
             async with conn.transaction():
+                stored = await self._fence(conn, list(batches))
                 whole: list[ConsumerRecord] = []
                 for tp, records in batches.items():
-                    fresh = await self._fence(conn, tp, records)
+                    fresh = [record for record in records if record.offset >= stored.get(tp, 0)]
                     if self._batch_handler is not None and not careful:
                         # Applied below, all partitions at once; same transaction, same outcome.
                         whole.extend(fresh)
-                        fresh = []
+                        continue
                     for record in fresh:
                         reason = await self._apply(conn, record, out, careful=careful)
                         if reason is not None:
                             out.append(dead_letter(record, reason))
                             dlq_reasons.append((record.topic, reason))
-                    await conn.execute(
-                        f"UPDATE {self._offsets_table} SET next_offset = $4"
-                        " WHERE group_id = $1 AND topic = $2 AND partition = $3",
-                        self._group_id,
-                        tp.topic,
-                        tp.partition,
-                        records[-1].offset + 1,
-                    )
                 if whole:
                     await self._apply_batch(conn, whole, out)
+                await self._store_offsets(conn, batches)
                 ids = await self._outbox.stage(conn, out)
             DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
         await self._outbox.publish(self._pool, ids, out)
         return dlq_reasons
 
     async def _fence(
-        self, conn: Connection, tp: TopicPartition, records: list[ConsumerRecord]
-    ) -> list[ConsumerRecord]:
-        """Lock the partition's offset row and keep only records not applied yet."""
+        self, conn: Connection, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Lock the batch's offset rows (one statement) and return the stored next offsets.
+
+        Records below a stored offset were applied already (by us before a retry, or by the
+        consumer that owned the partition before a rebalance) and are skipped. The lock makes a
+        consumer that lost its partition mid-batch wait, then skip what the new owner applied.
+        Rows are created at assignment, so there is always one to lock.
+        """
+        rows = await conn.fetch(
+            f"SELECT topic, partition, next_offset FROM {self._offsets_table}"
+            " WHERE group_id = $1 AND (topic, partition) IN"
+            " (SELECT * FROM unnest($2::text[], $3::int[]))"
+            " ORDER BY topic, partition FOR UPDATE",
+            self._group_id,
+            [tp.topic for tp in partitions],
+            [tp.partition for tp in partitions],
+        )
+        return {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+
+    async def _store_offsets(
+        self, conn: Connection, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        """Record the next offset of every partition of the batch (one statement)."""
         await conn.execute(
-            f"INSERT INTO {self._offsets_table} (group_id, topic, partition, next_offset)"
-            " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {self._offsets_table} AS o (group_id, topic, partition, next_offset)"
+            " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
+            " ON CONFLICT (group_id, topic, partition)"
+            " DO UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset)",
             self._group_id,
-            tp.topic,
-            tp.partition,
+            [tp.topic for tp in batches],
+            [tp.partition for tp in batches],
+            [records[-1].offset + 1 for records in batches.values()],
         )
-        stored = await conn.fetchval(
-            f"SELECT next_offset FROM {self._offsets_table}"
-            " WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-            self._group_id,
-            tp.topic,
-            tp.partition,
-        )
-        return [record for record in records if record.offset >= stored]
 
     async def _apply_batch(
         self, conn: Connection, records: list[ConsumerRecord], out: list[OutboundRecord]
@@ -381,6 +392,16 @@ class TransactionalConsumer:
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         if not assigned:
             return
+        # Every owned partition gets its offset row now, so the per-batch fence always has a
+        # row to lock (two owners overlapping in a rebalance then serialise on it).
+        await self._pool.execute(
+            f"INSERT INTO {self._offsets_table} (group_id, topic, partition, next_offset)"
+            " SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS u(t, p)"
+            " ON CONFLICT DO NOTHING",
+            self._group_id,
+            [tp.topic for tp in assigned],
+            [tp.partition for tp in assigned],
+        )
         rows = await self._pool.fetch(
             f"SELECT topic, partition, next_offset FROM {self._offsets_table}"
             " WHERE group_id = $1 AND topic = ANY($2::text[])",
@@ -391,10 +412,9 @@ class TransactionalConsumer:
             TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows
         }
         for tp in assigned:
-            if tp in stored:
-                self._consumer.seek(tp, stored[tp])
-            else:
-                await self._consumer.seek_to_committed(tp)
+            # 0 for a partition never applied: from its start (or, past retention, the earliest
+            # offset left, by the reset policy).
+            self._consumer.seek(tp, stored.get(tp, 0))
             self._applied[tp] = await self._consumer.position(tp)
         log.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
 
