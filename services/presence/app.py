@@ -8,6 +8,7 @@ settings --> pool (migrations) --> producer --> outbox --> handler --> consumer
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -93,7 +94,11 @@ async def serve(settings: PresenceSettings) -> None:
         grace=timedelta(milliseconds=settings.presence_offline_grace_ms),
         gateway_expiry=timedelta(milliseconds=settings.presence_gateway_expiry_ms),
         retention=timedelta(days=settings.presence_retention_days),
-        caught_up=consumer.caught_up,
+        # A gateway is declared dead only after Kafka answered for a whole expiry period:
+        # during and right after a Kafka outage its heartbeats could not get through.
+        caught_up=functools.partial(
+            consumer.caught_up, in_contact_for_s=settings.presence_gateway_expiry_ms / 1000
+        ),
         now=utc_now,
         new_id=new_id,
     )

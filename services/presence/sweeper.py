@@ -42,7 +42,8 @@ class Sweeper:
         gateway_expiry: silence after which a gateway is dead.
         retention: how long an offline user's row is kept.
         caught_up: whether the presence consumer has read everything (no false expiry after
-            a restart while heartbeats still wait in Kafka).
+            a restart while heartbeats still wait in Kafka) and Kafka has answered for a whole
+            expiry period (no false expiry during or right after a Kafka outage).
         now: clock; new_id: event ids (both injected).
     """
 

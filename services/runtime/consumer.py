@@ -127,6 +127,8 @@ class TransactionalConsumer:
         outbox: publishes what handlers staged.
         max_batch_records: most records per transaction.
         offset_hint_interval_ms: how often stored offsets are also committed to Kafka.
+        contact_timeout_ms: Kafka counts as unreachable when it does not answer a request
+            for the assigned partitions' end offsets within this (see :meth:`caught_up`).
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class TransactionalConsumer:
         client_id: str,
         max_batch_records: int = 500,
         offset_hint_interval_ms: int = 5000,
+        contact_timeout_ms: int = 1000,
     ) -> None:
         self._group_id = group_id
         self._topics = list(topics)
@@ -157,6 +160,11 @@ class TransactionalConsumer:
         self._pending_hints: dict[TopicPartition, int] = {}
         # Next offset to apply per partition, as committed in Postgres.
         self._applied: dict[TopicPartition, int] = {}
+        self._contact_timeout_s = contact_timeout_ms / 1000
+        # Since when (monotonic) Kafka has answered every probe; None after a miss. Probed
+        # only once someone asks caught_up() about contact (the presence sweeper does).
+        self._in_contact_since: float | None = None
+        self._contact_probe: asyncio.Task[None] | None = None
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -173,11 +181,15 @@ class TransactionalConsumer:
         """Whether this instance currently owns at least one partition (readiness)."""
         return bool(self._consumer.assignment())
 
-    async def caught_up(self) -> bool:
-        """Whether every assigned partition has been consumed up to its high watermark.
+    async def caught_up(self, *, in_contact_for_s: float = 0.0) -> bool:
+        """Whether every assigned partition has been consumed up to its high watermark and,
+        when ``in_contact_for_s`` is given, Kafka has answered without a miss for that long.
 
         Timers that act on the *absence* of records (a gateway that stopped heart-beating) must
-        wait for this after a restart, or a backlog not yet read would look like silence.
+        wait for this. After a restart, a backlog not yet read would look like silence. While
+        Kafka is down, the last known high watermark is stale (so "caught up" proves nothing)
+        and the producers the timer waits for cannot publish either: their silence means
+        something only once Kafka has answered for as long as the timer's own period.
         """
         assignment = self._consumer.assignment()
         if not assignment:
@@ -187,7 +199,38 @@ class TransactionalConsumer:
             # Committed, not merely fetched: a batch read but not yet applied is still backlog.
             if highwater is None or self._applied.get(tp, -1) < highwater:
                 return False
-        return True
+        if in_contact_for_s <= 0:
+            return True
+        if self._contact_probe is None or self._contact_probe.done():
+            # First use, or the probe died of something unexpected: count afresh.
+            self._in_contact_since = None
+            self._contact_probe = asyncio.create_task(self._probe_contact(), name="kafka-contact")
+        since = self._in_contact_since
+        return since is not None and time.monotonic() - since >= in_contact_for_s
+
+    async def _probe_contact(self) -> None:
+        """Ask Kafka for the end offsets of the assigned partitions, several times per contact
+        timeout, and note since when every request was answered in time.
+
+        A task of its own: the consume loop may sit in a call that waits out a Kafka outage,
+        and an outage that began and ended between two looks must still reset the count.
+        """
+        while True:
+            assignment = list(self._consumer.assignment())
+            answered = False
+            if assignment:
+                try:
+                    await asyncio.wait_for(
+                        self._consumer.end_offsets(assignment), self._contact_timeout_s
+                    )
+                    answered = True
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    log.debug("kafka contact probe missed", extra={"error": type(exc).__name__})
+            if not answered:
+                self._in_contact_since = None
+            elif self._in_contact_since is None:
+                self._in_contact_since = time.monotonic()
+            await asyncio.sleep(self._contact_timeout_s / 4)
 
     async def start(self) -> None:
         """Connect and join the group; partitions arrive through the rebalance listener."""
@@ -219,6 +262,9 @@ class TransactionalConsumer:
                     await self._commit_hints()
                     await self._update_lag()
         finally:
+            if self._contact_probe is not None:
+                self._contact_probe.cancel()
+                await asyncio.gather(self._contact_probe, return_exceptions=True)
             await self._consumer.stop()
             await self._outbox.drain()
 
