@@ -29,9 +29,10 @@ roll the batch back and retry it with a bounded backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -112,6 +113,35 @@ def is_retriable(exc: BaseException) -> bool:
 
 class _PoisonRecord(Exception):
     """A record failed on the fast path: re-run the batch with savepoints."""
+
+
+@contextlib.contextmanager
+def _poison_on_failure() -> Iterator[None]:
+    """On the fast path, a record's own failure means: re-run the batch carefully; an
+    infrastructure failure propagates to be retried as it is."""
+    try:
+        yield
+    except RecordRejected:
+        raise _PoisonRecord from None
+    except Exception as exc:
+        if is_retriable(exc):
+            raise
+        raise _PoisonRecord from exc
+
+
+def _inbound(record: ConsumerRecord) -> InboundRecord:
+    """Decode a consumed record for a handler.
+
+    Raises:
+        RecordRejected: the record is not a valid CloudEvent.
+    """
+    return InboundRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        envelope=codec.decode(record.value, record.headers),
+    )
 
 
 class TransactionalConsumer:
@@ -365,24 +395,9 @@ class TransactionalConsumer:
     ) -> None:
         """Fast path of a batch handler: any failure re-runs the batch record by record."""
         assert self._batch_handler is not None
-        try:
-            inbound = [
-                InboundRecord(
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    key=record.key,
-                    envelope=codec.decode(record.value, record.headers),
-                )
-                for record in records
-            ]
+        with _poison_on_failure():
+            inbound = [_inbound(record) for record in records]
             await self._batch_handler.apply_batch(conn, inbound, out)
-        except RecordRejected:
-            raise _PoisonRecord from None
-        except Exception as exc:
-            if is_retriable(exc):
-                raise
-            raise _PoisonRecord from exc
 
     async def _apply(
         self,
@@ -394,24 +409,12 @@ class TransactionalConsumer:
     ) -> str | None:
         """Apply one record; returns a DLQ reason when it must be dead-lettered."""
         try:
-            inbound = InboundRecord(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                envelope=codec.decode(record.value, record.headers),
-            )
+            inbound = _inbound(record)
         except RecordRejected as exc:
             return exc.reason
         if not careful:
-            try:
+            with _poison_on_failure():
                 await self._handler.apply(conn, inbound, out)
-            except RecordRejected:
-                raise _PoisonRecord from None
-            except Exception as exc:
-                if is_retriable(exc):
-                    raise
-                raise _PoisonRecord from exc
             return None
         staged = len(out)
         try:
