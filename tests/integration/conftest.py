@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.integration.harness import (
     ALLOWED_ORIGIN,
@@ -103,3 +104,18 @@ async def system(
     )
     for service in (gateway, presence, chat):
         service.stop()
+    await delete_topics(kafka, prefix)
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete this run's topics, as its database is dropped: a broker that kept every run's
+    partitions would take ever longer to recover from a crash (test_infra_faults.py crashes it).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ours = [topic for topic in await admin.list_topics() if topic.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
