@@ -64,10 +64,10 @@ async def test_connecting_announces_online_and_hello_is_followed_by_a_snapshot(
 ) -> None:
     alice, bob, a, b = await contacts(system)
     b_2 = await Client.connect(system.ws_url, bob)
+    # A late live frame (the message.new above, still on its way) may come before or after
+    # it: only the snapshot's content is asserted.
     snapshot = await b_2.take(of_type("presence", user_id=alice))
     assert snapshot["status"] == "online"
-    # The snapshot comes right after hello, before anything else.
-    assert b_2.frames == [] or all(f["type"] != "message.new" for f in b_2.frames[:1])
 
     # Carol was online before she shared a conversation with Bob: her first message introduces
     # them, and each learns the other's presence at once.
