@@ -8,10 +8,10 @@ import socket
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.runtime.settings import DatabaseSettings, KafkaSettings
+from services.runtime.settings import DatabaseServiceSettings, KafkaSettings
 
 
-class ChatSettings(KafkaSettings, DatabaseSettings):
+class ChatSettings(KafkaSettings, DatabaseServiceSettings):
     """Everything the chat service reads from the environment."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -26,9 +26,6 @@ class ChatSettings(KafkaSettings, DatabaseSettings):
     chat_group_id: str = "chat"
     # Records per consumed batch (one Postgres transaction).
     chat_max_batch_records: int = Field(default=500, ge=1)
-    # The relay re-publishes outbox rows older than the grace period, every interval.
-    outbox_relay_interval_ms: int = Field(default=1000, ge=10)
-    outbox_relay_grace_ms: int = Field(default=5000, ge=0)
     # Frames per sync answer when the client gives no limit.
     sync_default_limit: int = Field(default=200, ge=1, le=1000)
     log_level: str = "INFO"

@@ -124,7 +124,12 @@ async def serve(settings: PresenceSettings) -> None:
         sweeper.run(interval_s=settings.presence_sweep_interval_ms / 1000), name="sweeper"
     )
     outbox_task = asyncio.create_task(
-        outbox.run_relay(pool, interval_ms=1000, older_than_ms=5000), name="outbox-relay"
+        outbox.run_relay(
+            pool,
+            interval_ms=settings.outbox_relay_interval_ms,
+            older_than_ms=settings.outbox_relay_grace_ms,
+        ),
+        name="outbox-relay",
     )
     http_task = asyncio.create_task(server.serve(), name="http")
     log.info("presence service started", extra={"port": settings.presence_port})

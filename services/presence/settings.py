@@ -8,10 +8,10 @@ import socket
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.runtime.settings import DatabaseSettings, KafkaSettings
+from services.runtime.settings import DatabaseServiceSettings, KafkaSettings
 
 
-class PresenceSettings(KafkaSettings, DatabaseSettings):
+class PresenceSettings(KafkaSettings, DatabaseServiceSettings):
     """Everything the presence service reads from the environment."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)

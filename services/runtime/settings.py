@@ -35,3 +35,13 @@ class DatabaseSettings(BaseSettings):
     # Connections per process.
     database_pool_min: int = Field(default=2, ge=1)
     database_pool_max: int = Field(default=10, ge=1)
+
+
+class DatabaseServiceSettings(DatabaseSettings):
+    """What every service that owns a schema (and so an outbox) reads."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # The relay re-publishes outbox rows older than the grace period, every interval.
+    outbox_relay_interval_ms: int = Field(default=1000, ge=10)
+    outbox_relay_grace_ms: int = Field(default=5000, ge=0)
