@@ -74,14 +74,7 @@ class ChatCommandHandler:
         """
         envelope = record.envelope
         if envelope.type == topics.MESSAGE_SEND:
-            send = parse_data(envelope, MessageSendCommand)
-            await self._guarded(
-                send.sender_id,
-                send.reply_to,
-                envelope.time,
-                out,
-                self._send(conn, send, envelope.time, out),
-            )
+            await self._apply_sends(conn, [record], out)
         elif envelope.type == topics.RECEIPT_POST:
             receipt = parse_data(envelope, ReceiptCommand)
             await self._guarded(
@@ -111,6 +104,16 @@ class ChatCommandHandler:
             for record in records:
                 await self.apply(conn, record, out)
             return
+        await self._apply_sends(conn, records, out)
+
+    async def _apply_sends(
+        self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
+    ) -> None:
+        """Apply ``message.send`` records in order (one or many: the same statements).
+
+        Raises:
+            RecordRejected: a record's data does not fit the command.
+        """
         sends = [
             (parse_data(record.envelope, MessageSendCommand), record.envelope.time)
             for record in records
@@ -260,48 +263,6 @@ class ChatCommandHandler:
         except ChatError as exc:
             self._refuse(out, user_id, reply_to, origin, exc)
 
-    async def _send(
-        self,
-        conn: Connection,
-        cmd: MessageSendCommand,
-        origin: datetime,
-        out: list[OutboundRecord],
-    ) -> None:
-        target = resolve_target(
-            sender_id=cmd.sender_id, to=cmd.to, conversation_id=cmd.conversation_id
-        )
-        if target.direct_pair is not None:
-            await storage.ensure_direct(conn, target.conversation_id, target.direct_pair)
-        member = await storage.is_member(conn, target.conversation_id, cmd.sender_id)
-        existing = await storage.find_message(conn, cmd.sender_id, cmd.client_msg_id)
-        repeat = check_send(
-            is_member=member, existing=existing, conversation_id=target.conversation_id
-        )
-        if repeat is not None:
-            self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=repeat)
-            return
-        message, members = await storage.insert_message(
-            conn,
-            message_id=self._new_id(),
-            conversation_id=target.conversation_id,
-            sender_id=cmd.sender_id,
-            client_msg_id=cmd.client_msg_id,
-            kind=cmd.kind,
-            body=cmd.body,
-            created_at=self._now(),
-        )
-        seqs = await storage.next_stream_seqs(conn, members)
-        frames = [
-            (user, seqs[user], MessageNew(seq=seqs[user], message=message).to_wire())
-            for user in members
-        ]
-        await self._store_and_deliver(conn, frames, origin, out)
-        self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
-        fact = MessageCreated(message=message, member_ids=members)
-        out.append(
-            self._fact(topics.MESSAGE_CREATED, message.conversation_id, fact.to_wire(), origin)
-        )
-
     async def _receipt(
         self,
         conn: Connection,
@@ -320,7 +281,7 @@ class ChatCommandHandler:
                 conn, cmd.conversation_id, cmd.user_id, change.watermarks
             )
             others = [user for user in members if user != cmd.user_id]
-            seqs = await storage.next_stream_seqs(conn, others)
+            seqs = await storage.allocate_stream_seqs(conn, dict.fromkeys(others, 1))
             frames = [
                 (
                     user,
