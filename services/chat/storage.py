@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from schemas.frames import Message
 from services.chat.domain.watermarks import Watermarks
-from services.runtime.db import Connection
+from services.runtime.db import Connection, read_as
 
 SCHEMA = "chat"
 
@@ -74,9 +74,7 @@ async def read_stream(
     Returns:
         Up to ``limit`` + 1 (seq, frame) pairs: the extra one tells the caller more remain.
     """
-    async with conn.transaction(readonly=True):
-        await conn.execute("SET LOCAL ROLE chat_reader")
-        await conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
+    async with read_as(conn, role="chat_reader", user_id=user_id):
         rows = await conn.fetch(
             "SELECT seq, frame FROM chat.user_events WHERE user_id = $1 AND seq > $2"
             " ORDER BY seq LIMIT $3",

@@ -11,7 +11,7 @@ from datetime import datetime
 from asyncpg import Record
 
 from services.presence.domain.presence import UserPresence
-from services.runtime.db import Connection
+from services.runtime.db import Connection, read_as
 
 SCHEMA = "presence"
 
@@ -148,9 +148,7 @@ async def visible_presence(
     Runs as ``presence_reader`` with ``app.user_id`` = requester: rows of users the requester
     shares no conversation with are invisible to the query whatever its WHERE clause says.
     """
-    async with conn.transaction(readonly=True):
-        await conn.execute("SET LOCAL ROLE presence_reader")
-        await conn.execute("SELECT set_config('app.user_id', $1, true)", requester)
+    async with read_as(conn, role="presence_reader", user_id=requester):
         rows = await conn.fetch(
             "SELECT user_id, chosen, shown, last_seen, offline_pending_since FROM presence.users"
             " WHERE ($1::text[] IS NULL OR user_id = ANY($1::text[])) ORDER BY user_id",

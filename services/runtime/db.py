@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -24,3 +26,17 @@ async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
     )
+
+
+@contextlib.asynccontextmanager
+async def read_as(conn: Connection, *, role: str, user_id: str) -> AsyncIterator[None]:
+    """A read-only transaction as ``role`` with ``app.user_id`` set to the requesting user.
+
+    Reads that serve a user go through Row Level Security policies keyed on ``app.user_id``
+    and granted to ``role`` (a role without table ownership, so the policies apply): the
+    service's own filters are then not the only thing between a user and others' rows.
+    """
+    async with conn.transaction(readonly=True):
+        await conn.execute(f'SET LOCAL ROLE "{role}"')
+        await conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
+        yield
