@@ -130,25 +130,25 @@ class ChatCommandHandler:
             except ChatError as exc:
                 targets.append(exc)
         resolved = [t for t in targets if isinstance(t, Target)]
-        await storage.ensure_direct_many(
+        state = await storage.load_send_state(
             conn,
-            [(t.conversation_id, *t.direct_pair) for t in resolved if t.direct_pair is not None],
-        )
-        members = await storage.members_of(conn, [t.conversation_id for t in resolved])
-        member_sets = {conversation: set(users) for conversation, users in members.items()}
-        existing = await storage.find_messages(
-            conn,
-            [
+            direct=[
+                (t.conversation_id, *t.direct_pair) for t in resolved if t.direct_pair is not None
+            ],
+            conversation_ids=[t.conversation_id for t in resolved],
+            keys=[
                 (cmd.sender_id, cmd.client_msg_id)
                 for (cmd, _), target in zip(sends, targets, strict=True)
                 if isinstance(target, Target)
             ],
         )
+        members = state.members
+        member_sets = {conversation: set(users) for conversation, users in members.items()}
+        existing = state.existing
         # Decisions in record order. A repeat of a message stored earlier in this same batch
-        # points at that send's position; its message exists once seqs are reserved.
+        # points at that send's position; its message is made before the repeat's turn.
         decisions: list[ChatError | Message | int | None] = []
         new_at: dict[tuple[str, str], int] = {}
-        counts: dict[str, int] = {}
         for position, ((cmd, _), target) in enumerate(zip(sends, targets, strict=True)):
             if isinstance(target, ChatError):
                 decisions.append(target)
@@ -177,60 +177,54 @@ class ChatCommandHandler:
                 continue
             decisions.append(None)
             new_at[key] = position
-            counts[conversation] = counts.get(conversation, 0) + 1
-        # Store the new messages and their frames: one statement per step for the whole batch.
+        # Number the new messages and their frames from the locked seqs, in record order.
         created: dict[int, Message] = {}
-        if counts:
-            next_seq = await storage.allocate_conversation_seqs(conn, counts)
-            stream_counts: dict[str, int] = {}
-            for position, decision in enumerate(decisions):
-                if decision is not None:
-                    continue
-                cmd = sends[position][0]
-                conversation = cmd.conversation_id
-                created[position] = Message(
-                    id=self._new_id(),
-                    conversation_id=conversation,
-                    seq=next_seq[conversation],
-                    sender_id=cmd.sender_id,
-                    kind="text",
-                    body=cmd.body,
-                    client_msg_id=cmd.client_msg_id,
-                    created_at=self._now(),
-                )
-                next_seq[conversation] += 1
-                for user in members[conversation]:
-                    stream_counts[user] = stream_counts.get(user, 0) + 1
-            await storage.insert_messages(conn, list(created.values()))
-            next_stream = await storage.allocate_stream_seqs(conn, stream_counts)
+        last_seq: dict[str, int] = {}
+        stream_seq: dict[str, int] = {}
         events: list[tuple[str, int, str]] = []
         for position, decision in enumerate(decisions):
             cmd, origin = sends[position]
             if isinstance(decision, ChatError):
                 self._refuse(out, cmd.sender_id, cmd.reply_to, origin, decision)
-            elif isinstance(decision, Message):
+                continue
+            if isinstance(decision, Message):
                 self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=decision)
-            elif isinstance(decision, int):
-                repeated = created[decision]
-                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=repeated)
-            else:
-                message = created[position]
-                users = members[message.conversation_id]
-                for user in users:
-                    seq = next_stream[user]
-                    next_stream[user] = seq + 1
-                    frame = MessageNew(seq=seq, message=message).to_wire()
-                    events.append((user, seq, frame.decode()))
-                    out.append(self._delivery.frame(user, frame, origin=origin))
-                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
-                fact = MessageCreated(message=message, member_ids=users)
-                out.append(
-                    self._fact(
-                        topics.MESSAGE_CREATED, message.conversation_id, fact.to_wire(), origin
-                    )
-                )
-        if events:
-            await storage.append_events(conn, events)
+                continue
+            if isinstance(decision, int):
+                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=created[decision])
+                continue
+            conversation = cmd.conversation_id
+            seq = last_seq.get(conversation, state.last_seq[conversation]) + 1
+            last_seq[conversation] = seq
+            message = Message(
+                id=self._new_id(),
+                conversation_id=conversation,
+                seq=seq,
+                sender_id=cmd.sender_id,
+                kind="text",
+                body=cmd.body,
+                client_msg_id=cmd.client_msg_id,
+                created_at=self._now(),
+            )
+            created[position] = message
+            users = members[conversation]
+            for user in users:
+                user_seq = stream_seq.get(user, state.stream_seq[user]) + 1
+                stream_seq[user] = user_seq
+                frame = MessageNew(seq=user_seq, message=message).to_wire()
+                events.append((user, user_seq, frame.decode()))
+                out.append(self._delivery.frame(user, frame, origin=origin))
+            self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
+            fact = MessageCreated(message=message, member_ids=users)
+            out.append(self._fact(topics.MESSAGE_CREATED, conversation, fact.to_wire(), origin))
+        if created:
+            await storage.store_sends(
+                conn,
+                messages=list(created.values()),
+                last_seq=last_seq,
+                stream_seq=stream_seq,
+                events=events,
+            )
 
     def _refuse(
         self,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from asyncpg.pool import PoolConnectionProxy
 
 from schemas.envelope import Envelope
 from services.runtime import codec
@@ -53,7 +55,7 @@ from services.runtime.metrics import (
     ERRORS,
     RECORDS_PROCESSED,
 )
-from services.runtime.outbox import OutboundRecord, Outbox
+from services.runtime.outbox import OutboundRecord, Outbox, outbox_columns
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,17 @@ def _poison_on_failure() -> Iterator[None]:
         raise _PoisonRecord from exc
 
 
+def in_produced_order(partitions: list[list[ConsumerRecord]]) -> list[ConsumerRecord]:
+    """Interleave partitions by record timestamp, never reordering a partition's records.
+
+    Kafka orders records only within a partition; across partitions the timestamp is the best
+    guess of the order they were produced in (a client that reuses an idempotency key in two
+    conversations expects its first use to win). ``heapq.merge`` only ever takes the head of
+    each partition's list, so each partition keeps its own order even if clocks disagree.
+    """
+    return list(heapq.merge(*partitions, key=lambda record: record.timestamp))
+
+
 def _inbound(record: ConsumerRecord) -> InboundRecord:
     """Decode a consumed record for a handler.
 
@@ -186,6 +199,8 @@ class TransactionalConsumer:
         self._max_batch_records = max_batch_records
         self._offset_hint_interval_s = offset_hint_interval_ms / 1000
         self._batch_lock = asyncio.Lock()
+        # Held across batches: a pool acquire/release costs a reset round trip per batch.
+        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
         self._stopping = asyncio.Event()
         self._pending_hints: dict[TopicPartition, int] = {}
         # Next offset to apply per partition, as committed in Postgres.
@@ -297,6 +312,7 @@ class TransactionalConsumer:
                 await asyncio.gather(self._contact_probe, return_exceptions=True)
             await self._consumer.stop()
             await self._outbox.drain()
+            await self._release_connection()
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         BATCH_SIZE.observe(sum(len(records) for records in batches.values()))
@@ -311,6 +327,8 @@ class TransactionalConsumer:
             except Exception as exc:
                 if not is_retriable(exc):
                     raise
+                # The connection may be the thing that broke: the pool vets it on release.
+                await self._release_connection()
                 ERRORS.labels("consumer_retry").inc()
                 log.warning(
                     "batch failed; retrying",
@@ -331,27 +349,30 @@ class TransactionalConsumer:
         out: list[OutboundRecord] = []
         dlq_reasons: list[tuple[str, str]] = []
         started = time.perf_counter()
-        async with self._pool.acquire() as conn:
-            async with conn.transaction():
-                stored = await self._fence(conn, list(batches))
-                whole: list[ConsumerRecord] = []
-                for tp, records in batches.items():
-                    fresh = [record for record in records if record.offset >= stored.get(tp, 0)]
-                    if self._batch_handler is not None and not careful:
-                        # Applied below, all partitions at once; same transaction, same outcome.
-                        whole.extend(fresh)
-                        continue
-                    for record in fresh:
-                        reason = await self._apply(conn, record, out, careful=careful)
-                        if reason is not None:
-                            out.append(dead_letter(record, reason))
-                            dlq_reasons.append((record.topic, reason))
-                if whole:
-                    await self._apply_batch(conn, whole, out)
-                await self._store_offsets(conn, batches)
-                ids = await self._outbox.stage(conn, out)
-            DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
-        await self._outbox.publish(self._pool, ids, out)
+        if self._conn is None:
+            self._conn = await self._pool.acquire()
+        conn = self._conn
+        published = self._outbox.published()
+        async with conn.transaction():
+            stored = await self._fence(conn, list(batches))
+            whole: list[list[ConsumerRecord]] = []
+            for tp, records in batches.items():
+                fresh = [record for record in records if record.offset >= stored.get(tp, 0)]
+                if self._batch_handler is not None and not careful:
+                    # Applied below, all partitions at once; same transaction, same outcome.
+                    whole.append(fresh)
+                    continue
+                for record in fresh:
+                    reason = await self._apply(conn, record, out, careful=careful)
+                    if reason is not None:
+                        out.append(dead_letter(record, reason))
+                        dlq_reasons.append((record.topic, reason))
+            if whole:
+                await self._apply_batch(conn, in_produced_order(whole), out)
+            ids = await self._finish(conn, batches, out, published)
+        DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
+        self._outbox.forget(published)
+        await self._outbox.publish(ids, out)
         return dlq_reasons
 
     async def _fence(
@@ -375,20 +396,45 @@ class TransactionalConsumer:
         )
         return {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}
 
-    async def _store_offsets(
-        self, conn: Connection, batches: dict[TopicPartition, list[ConsumerRecord]]
-    ) -> None:
-        """Record the next offset of every partition of the batch (one statement)."""
-        await conn.execute(
-            f"INSERT INTO {self._offsets_table} AS o (group_id, topic, partition, next_offset)"
-            " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
-            " ON CONFLICT (group_id, topic, partition)"
-            " DO UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset)",
+    async def _finish(
+        self,
+        conn: Connection,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
+        out: Sequence[OutboundRecord],
+        published: list[int],
+    ) -> list[int]:
+        """End the batch in one statement: store every partition's next offset, stage ``out``
+        in the outbox (returning the rows' ids in order) and delete outbox rows published since
+        the last batch (their delete rides along instead of costing a transaction of its own).
+        """
+        topics, keys, values, headers = outbox_columns(out)
+        rows = await conn.fetch(
+            f"WITH stored AS (INSERT INTO {self._offsets_table} AS o"
+            "   (group_id, topic, partition, next_offset)"
+            "   SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
+            "   ON CONFLICT (group_id, topic, partition)"
+            "   DO UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset)),"
+            f" published AS (DELETE FROM {self._outbox.table} WHERE id = ANY($5::bigint[]))"
+            f" INSERT INTO {self._outbox.table} (topic, key, value, headers)"
+            " SELECT * FROM unnest($6::text[], $7::bytea[], $8::bytea[], $9::jsonb[])"
+            " RETURNING id",
             self._group_id,
             [tp.topic for tp in batches],
             [tp.partition for tp in batches],
             [records[-1].offset + 1 for records in batches.values()],
+            published,
+            topics,
+            keys,
+            values,
+            headers,
         )
+        return [row["id"] for row in rows]
+
+    async def _release_connection(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
 
     async def _apply_batch(
         self, conn: Connection, records: list[ConsumerRecord], out: list[OutboundRecord]

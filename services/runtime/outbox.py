@@ -3,19 +3,23 @@ describe, published to Kafka right after commit, re-published by a relay after a
 
 Flow::
 
-    handler --OutboundRecord--> stage(conn) --INSERT in the caller's transaction-->  outbox table
-    after commit: publish() --producer.send in order--> Kafka --acked--> DELETE rows
+    handler --OutboundRecord--> the consumer's batch statement --INSERT--> outbox table
+    after commit: publish() --producer.send in order--> Kafka --acked--> ids noted as published
+    next batch statement (or the relay, whichever comes first): DELETE the published rows
     relay (every interval): rows older than the grace period --send, acked--> DELETE
 
 A row is deleted only after Kafka acknowledged it, so a crash between commit and publish loses
 nothing; it can duplicate a record (published, then crashed before the delete), which every
-consumer tolerates by event id or seq.
+consumer tolerates by event id or seq. Deleting published rows in the next batch's statement
+costs no round trip of its own; the relay deletes them within its interval when no batch comes,
+well inside the grace period after which it would publish them again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,8 +27,8 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from services.runtime.db import Connection
 from services.runtime.metrics import OUTBOX_PUBLISHED
+from services.runtime.partitioning import cached_partition_for_key
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +59,23 @@ class Outbox:
         self._producer = producer
         self._confirm_slots = asyncio.Semaphore(max_pending_confirms)
         self._confirms: set[asyncio.Task[None]] = set()
+        # Rows Kafka acknowledged and nobody deleted yet.
+        self._published: set[int] = set()
 
-    async def stage(self, conn: Connection, records: Sequence[OutboundRecord]) -> list[int]:
-        """Insert records in the caller's open transaction; returns their row ids in order."""
-        if not records:
-            return []
-        rows = await conn.fetch(
-            f"INSERT INTO {self._table} (topic, key, value, headers)"
-            " SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])"
-            " RETURNING id",
-            [record.topic for record in records],
-            [record.key for record in records],
-            [record.value for record in records],
-            [_encode_headers(record.headers) for record in records],
-        )
-        return [row["id"] for row in rows]
+    @property
+    def table(self) -> str:
+        """The qualified outbox table (rows are staged by the caller's batch statement)."""
+        return self._table
 
-    async def publish(
-        self, pool: asyncpg.Pool, ids: list[int], records: Sequence[OutboundRecord]
-    ) -> None:
+    def published(self) -> list[int]:
+        """Ids of rows Kafka acknowledged that are still to be deleted."""
+        return list(self._published)
+
+    def forget(self, ids: Sequence[int]) -> None:
+        """Note that rows were deleted (in a transaction that committed)."""
+        self._published.difference_update(ids)
+
+    async def publish(self, ids: list[int], records: Sequence[OutboundRecord]) -> None:
         """Hand committed records to the producer in order; acks are awaited in the background.
 
         Enqueueing in order here (not in the background) keeps per-key order across batches; the
@@ -83,26 +85,63 @@ class Outbox:
             return
         await self._confirm_slots.acquire()
         try:
-            futures = [
-                await self._producer.send(
-                    record.topic, record.value, key=record.key, headers=list(record.headers)
-                )
-                for record in records
-            ]
+            futures = await self._send_batches(records)
         except BaseException:
             self._confirm_slots.release()
             raise
-        task = asyncio.create_task(self._confirm(pool, ids, futures))
+        task = asyncio.create_task(self._confirm(ids, futures))
         self._confirms.add(task)
         task.add_done_callback(self._confirms.discard)
 
-    async def _confirm(
-        self, pool: asyncpg.Pool, ids: list[int], futures: list[asyncio.Future[object]]
-    ) -> None:
+    async def _send_batches(
+        self, records: Sequence[OutboundRecord]
+    ) -> list[asyncio.Future[object]]:
+        """Enqueue ``records`` as one producer batch per partition, each in the given order.
+
+        ``producer.send`` per record costs tens of microseconds (a partitioner call, a future, an
+        accumulator append), several times the rest of a record's way through this service; a
+        batch per partition does that work once. The partition is Kafka's default one for the
+        key (:mod:`services.runtime.partitioning`, memoised: keys are user and conversation ids
+        that recur), so consumers find records exactly where ``send`` would have put them.
+        """
+        counts: dict[str, int] = {}
+        groups: dict[tuple[str, int], list[OutboundRecord]] = {}
+        for record in records:
+            count = counts.get(record.topic)
+            if count is None:
+                count = counts[record.topic] = len(
+                    await self._producer.partitions_for(record.topic)
+                )
+            partition = (
+                random.randrange(count)
+                if record.key is None
+                else cached_partition_for_key(record.key, count)
+            )
+            groups.setdefault((record.topic, partition), []).append(record)
+        futures: list[asyncio.Future[object]] = []
+        for (topic, partition), group in groups.items():
+            batch = self._producer.create_batch()
+            for record in group:
+                headers = list(record.headers)
+                if not batch.append(
+                    key=record.key, value=record.value, timestamp=None, headers=headers
+                ):
+                    # Full (the producer's batch size): send it, go on in a new one, which
+                    # takes any first record whatever its size.
+                    futures.append(
+                        await self._producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = self._producer.create_batch()
+                    batch.append(
+                        key=record.key, value=record.value, timestamp=None, headers=headers
+                    )
+            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+    async def _confirm(self, ids: list[int], futures: list[asyncio.Future[object]]) -> None:
         try:
             await asyncio.gather(*futures)
-            async with pool.acquire() as conn:
-                await conn.execute(self._unflushed_delete(ids))
+            self._published.update(ids)
             OUTBOX_PUBLISHED.labels("direct").inc(len(ids))
         except Exception:
             # The rows stay; the relay publishes them after the grace period.
@@ -112,18 +151,24 @@ class Outbox:
         finally:
             self._confirm_slots.release()
 
-    def _unflushed_delete(self, ids: list[int]) -> str:
-        """One round trip that deletes published rows without waiting for the WAL flush.
+    async def delete_published(self, pool: asyncpg.Pool) -> None:
+        """Delete the rows Kafka acknowledged, without waiting for the WAL flush.
 
         A delete lost in a crash only means the relay publishes the rows again, which consumers
-        tolerate. The statements go as one simple query (no parameters allowed there); the ids
-        are our own bigints, formatted as integers, so nothing from outside enters the SQL.
+        tolerate. The statements go as one simple query (one round trip; no parameters allowed
+        there); the ids are our own bigints, formatted as integers, so nothing from outside
+        enters the SQL.
         """
+        ids = self.published()
+        if not ids:
+            return
         id_list = ",".join(str(int(row_id)) for row_id in ids)
-        return (
-            "BEGIN; SET LOCAL synchronous_commit = off;"
-            f" DELETE FROM {self._table} WHERE id IN ({id_list}); COMMIT"
-        )
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "BEGIN; SET LOCAL synchronous_commit = off;"
+                f" DELETE FROM {self._table} WHERE id IN ({id_list}); COMMIT"
+            )
+        self.forget(ids)
 
     async def drain(self) -> None:
         """Wait for every background confirmation (used at shutdown)."""
@@ -145,15 +190,17 @@ class Outbox:
             )
             if not rows:
                 return 0
-            futures = [
-                await self._producer.send(
-                    row["topic"],
-                    row["value"],
-                    key=row["key"],
-                    headers=_decode_headers(row["headers"]),
-                )
-                for row in rows
-            ]
+            futures = await self._send_batches(
+                [
+                    OutboundRecord(
+                        topic=row["topic"],
+                        key=row["key"],
+                        value=row["value"],
+                        headers=_decode_headers(row["headers"]),
+                    )
+                    for row in rows
+                ]
+            )
             await asyncio.gather(*futures)
             await conn.execute(
                 f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])",
@@ -164,14 +211,28 @@ class Outbox:
         return len(rows)
 
     async def run_relay(self, pool: asyncpg.Pool, *, interval_ms: int, older_than_ms: int) -> None:
-        """Relay forever; errors are logged and retried at the next interval."""
+        """Delete published rows and relay leftovers forever; errors are logged and retried at
+        the next interval."""
         while True:
             try:
+                await self.delete_published(pool)
                 while await self.relay_once(pool, older_than_ms=older_than_ms) > 0:
                     pass
             except Exception:
                 log.exception("outbox relay failed; retrying")
             await asyncio.sleep(interval_ms / 1000)
+
+
+def outbox_columns(
+    records: Sequence[OutboundRecord],
+) -> tuple[list[str], list[bytes | None], list[bytes], list[str | None]]:
+    """The outbox columns (topic, key, value, headers) of ``records``, as arrays for unnest."""
+    return (
+        [record.topic for record in records],
+        [record.key for record in records],
+        [record.value for record in records],
+        [_encode_headers(record.headers) for record in records],
+    )
 
 
 def _encode_headers(headers: tuple[tuple[str, bytes], ...]) -> str | None:
@@ -180,7 +241,7 @@ def _encode_headers(headers: tuple[tuple[str, bytes], ...]) -> str | None:
     return orjson.dumps([[name, value.decode()] for name, value in headers]).decode()
 
 
-def _decode_headers(raw: str | None) -> list[tuple[str, bytes]]:
+def _decode_headers(raw: str | None) -> tuple[tuple[str, bytes], ...]:
     if raw is None:
-        return []
-    return [(name, value.encode()) for name, value in orjson.loads(raw)]
+        return ()
+    return tuple((name, value.encode()) for name, value in orjson.loads(raw))

@@ -3,7 +3,13 @@ the outcome must be the one of applying them one by one."""
 
 from __future__ import annotations
 
-from tests.integration.harness import Client, System, of_type, send_frame, unique
+import asyncio
+
+import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.harness import Client, System, of_type, seconds, send_frame, unique
 
 
 async def test_burst_with_repeats_and_refusals_matches_one_by_one(system: System) -> None:
@@ -56,4 +62,47 @@ async def test_burst_with_repeats_and_refusals_matches_one_by_one(system: System
     assert [e for e in synced["events"] if e["type"] == "message.new"] == news
 
     for client in (alice_1, bob_1, carol_1):
+        await client.close()
+
+
+async def relayed_rows(system: System) -> float:
+    """How many outbox rows the chat service's relay has published (its metric)."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{system.chat.port}/metrics")).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "realtime_outbox_published":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("path") == "relay":
+                    return sample.value
+    return 0.0
+
+
+async def test_published_rows_are_deleted_without_being_published_again(system: System) -> None:
+    # Deletes of published outbox rows ride along with the next batch's statement, or the
+    # relay makes them when no batch comes: either way before the relay's grace period, so
+    # nothing is published twice and the table does not grow.
+    alice, bob = unique("alice"), unique("bob")
+    alice_1 = await Client.connect(system.ws_url, alice)
+    bob_1 = await Client.connect(system.ws_url, bob)
+    relayed_before = await relayed_rows(system)
+
+    for i in range(30):
+        await alice_1.send({**send_frame(to=bob, client_msg_id=f"o{i}"), "id": f"o{i}"})
+    await bob_1.take_n(of_type("message.new"), 30)
+    # The last batch has no successor: only the relay's delete can clear its rows.
+    deadline = asyncio.get_running_loop().time() + seconds(5)
+    conn = await asyncpg.connect(system.database_url)
+    try:
+        while await conn.fetchval("SELECT count(*) FROM chat.outbox") > 0:
+            assert asyncio.get_running_loop().time() < deadline, "outbox rows left undeleted"
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+    # Wait past the relay's grace period (1 s in these tests): nothing came back.
+    await asyncio.sleep(seconds(1.5))
+    await bob_1.settle()
+    assert not bob_1.matching(of_type("message.new"))
+    assert await relayed_rows(system) == relayed_before
+    for client in (alice_1, bob_1):
         await client.close()
