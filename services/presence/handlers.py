@@ -30,6 +30,9 @@ from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
 from services.runtime.outbox import OutboundRecord
 
+#: Conversations remembered in memory (about 200 bytes each).
+_REMEMBERED_MAX = 100_000
+
 
 def presence_frame(state: UserPresence, *, now: datetime) -> Presence:
     """The frame that tells others about ``state``."""
@@ -52,6 +55,24 @@ class PresenceHandler:
         self._delivery = delivery
         self._grace = grace
         self._now = now
+        # Conversations whose members presence has stored (memberships are never deleted):
+        # every message after a conversation's first is then a no-op, and the consumer skips
+        # its transaction. Bounded; an evicted entry only costs one idempotent statement.
+        self._remembered: dict[str, frozenset[str]] = {}
+
+    def needs_transaction(self, record: InboundRecord) -> bool:
+        """Whether applying ``record`` may change anything (see ``SkippingRecordHandler``)."""
+        kind = record.envelope.type
+        if kind == topics.WATERMARK_MOVED:
+            return False
+        if kind == topics.MESSAGE_CREATED:
+            try:
+                created = parse_data(record.envelope, MessageCreated)
+            except RecordRejected:
+                return True
+            known = self._remembered.get(created.message.conversation_id)
+            return known is None or not known.issuperset(created.member_ids)
+        return True
 
     async def apply(
         self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
@@ -116,10 +137,20 @@ class PresenceHandler:
             )
             if added:
                 await self._introduce(conn, created.member_ids, set(added), out)
+            # Only now: a failure above leaves the record to be applied again, never skipped.
+            # The transaction may still roll back, but the consumer then retries this batch
+            # until it commits (or the process, and this memory, is gone).
+            self._remember(created.message.conversation_id, created.member_ids)
         elif kind == topics.WATERMARK_MOVED:
             return  # a chat fact presence has no use for
         else:
             raise RecordRejected(f"unknown_type:{kind[:64]}")
+
+    def _remember(self, conversation_id: str, members: list[str]) -> None:
+        if len(self._remembered) >= _REMEMBERED_MAX:
+            # Oldest first (dicts keep insertion order): a cheap approximation of LRU.
+            del self._remembered[next(iter(self._remembered))]
+        self._remembered[conversation_id] = frozenset(members)
 
     async def _introduce(
         self,

@@ -7,11 +7,14 @@ Flow for each batch returned by ``getmany``::
       per record:    decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
                      (or, for a handler with apply_batch, every record in one call: a few
                      set-based statements per batch instead of several per record)
-      one statement: store every partition's next offset
-      outbox.stage(out)
+      one statement: store every partition's next offset, stage ``out`` in the outbox, delete
+                     the rows published since the last batch
     COMMIT
     outbox.publish(out)          producer, in order; rows deleted once Kafka acked them
     (every few seconds) commit the same offsets to Kafka: only a hint for tools
+
+A handler that can tell a record changes nothing (``SkippingRecordHandler``) spares a batch of
+such records the transaction; their offsets ride along with the next one.
 
 Offsets live in Postgres, in the transaction of the state they produced, so a record's effects
 are applied exactly once whatever crashes. On assignment the consumer creates the partitions'
@@ -54,6 +57,7 @@ from services.runtime.metrics import (
     DB_SECONDS,
     ERRORS,
     RECORDS_PROCESSED,
+    RECORDS_SKIPPED,
 )
 from services.runtime.outbox import OutboundRecord, Outbox, outbox_columns
 
@@ -88,6 +92,19 @@ class BatchRecordHandler(Protocol):
     async def apply_batch(
         self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
     ) -> None: ...
+
+
+@runtime_checkable
+class SkippingRecordHandler(Protocol):
+    """A handler that can tell, without Postgres, that a record would change nothing.
+
+    A batch made only of such records is marked applied without a transaction (its offsets are
+    stored with the next transaction, or within the offset hint interval). ``needs_transaction``
+    may answer False only when applying the record is known to be a no-op on committed state;
+    after a crash those records are simply consumed again and applied, which is harmless.
+    """
+
+    def needs_transaction(self, record: InboundRecord) -> bool: ...
 
 
 class RecordHandler(Protocol):
@@ -129,6 +146,10 @@ def _poison_on_failure() -> Iterator[None]:
         if is_retriable(exc):
             raise
         raise _PoisonRecord from exc
+
+
+def _next_offsets(batches: dict[TopicPartition, list[ConsumerRecord]]) -> dict[TopicPartition, int]:
+    return {tp: records[-1].offset + 1 for tp, records in batches.items()}
 
 
 def in_produced_order(partitions: list[list[ConsumerRecord]]) -> list[ConsumerRecord]:
@@ -195,6 +216,7 @@ class TransactionalConsumer:
         self._offsets_table = f'"{schema}".consumer_offsets'
         self._handler = handler
         self._batch_handler = handler if isinstance(handler, BatchRecordHandler) else None
+        self._skipping_handler = handler if isinstance(handler, SkippingRecordHandler) else None
         self._outbox = outbox
         self._max_batch_records = max_batch_records
         self._offset_hint_interval_s = offset_hint_interval_ms / 1000
@@ -203,8 +225,10 @@ class TransactionalConsumer:
         self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
         self._stopping = asyncio.Event()
         self._pending_hints: dict[TopicPartition, int] = {}
-        # Next offset to apply per partition, as committed in Postgres.
+        # Next offset to apply per partition, as committed in Postgres (or skipped as no-ops).
         self._applied: dict[TopicPartition, int] = {}
+        # Next offsets of batches skipped as no-ops, not yet stored in Postgres.
+        self._unstored: dict[TopicPartition, int] = {}
         self._contact_timeout_s = contact_timeout_ms / 1000
         # Since when (monotonic) Kafka has answered every probe; None after a miss. Probed
         # only once someone asks caught_up() about contact (the presence sweeper does).
@@ -304,6 +328,8 @@ class TransactionalConsumer:
                         await self._process(batches)
                 if time.monotonic() >= next_hint:
                     next_hint = time.monotonic() + self._offset_hint_interval_s
+                    async with self._batch_lock:
+                        await self._store_unstored()
                     await self._commit_hints()
                     await self._update_lag()
         finally:
@@ -316,6 +342,12 @@ class TransactionalConsumer:
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         BATCH_SIZE.observe(sum(len(records) for records in batches.values()))
+        if self._all_noops(batches):
+            for tp, records in batches.items():
+                self._unstored[tp] = records[-1].offset + 1
+                RECORDS_SKIPPED.labels(tp.topic).inc(len(records))
+            self._mark_applied(batches)
+            return
         careful = False
         backoff_s = 0.05
         while True:
@@ -338,10 +370,27 @@ class TransactionalConsumer:
                 backoff_s = min(backoff_s * 2, 5.0)
         for topic, reason in dlq_reasons:
             count_dead_letter(topic, reason)
+        self._mark_applied(batches)
+
+    def _mark_applied(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batches.items():
             RECORDS_PROCESSED.labels(tp.topic).inc(len(records))
             self._pending_hints[tp] = records[-1].offset + 1
             self._applied[tp] = records[-1].offset + 1
+
+    def _all_noops(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
+        """Whether the handler says no record of the batch would change anything."""
+        if self._skipping_handler is None:
+            return False
+        for records in batches.values():
+            for record in records:
+                try:
+                    inbound = _inbound(record)
+                except RecordRejected:
+                    return False  # the transaction dead-letters it
+                if self._skipping_handler.needs_transaction(inbound):
+                    return False
+        return True
 
     async def _run_transaction(
         self, batches: dict[TopicPartition, list[ConsumerRecord]], *, careful: bool
@@ -369,8 +418,10 @@ class TransactionalConsumer:
                         dlq_reasons.append((record.topic, reason))
             if whole:
                 await self._apply_batch(conn, in_produced_order(whole), out)
-            ids = await self._finish(conn, batches, out, published)
+            unstored = dict(self._unstored)
+            ids = await self._finish(conn, {**unstored, **_next_offsets(batches)}, out, published)
         DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
+        self._forget_unstored(unstored)
         self._outbox.forget(published)
         await self._outbox.publish(ids, out)
         return dlq_reasons
@@ -399,13 +450,14 @@ class TransactionalConsumer:
     async def _finish(
         self,
         conn: Connection,
-        batches: dict[TopicPartition, list[ConsumerRecord]],
+        offsets: dict[TopicPartition, int],
         out: Sequence[OutboundRecord],
         published: list[int],
     ) -> list[int]:
-        """End the batch in one statement: store every partition's next offset, stage ``out``
-        in the outbox (returning the rows' ids in order) and delete outbox rows published since
-        the last batch (their delete rides along instead of costing a transaction of its own).
+        """End the batch in one statement: store next offsets (the batch's, and those of no-op
+        batches skipped since the last transaction), stage ``out`` in the outbox (returning the
+        rows' ids in order) and delete outbox rows published since the last batch (their delete
+        rides along instead of costing a transaction of its own).
         """
         topics, keys, values, headers = outbox_columns(out)
         rows = await conn.fetch(
@@ -419,9 +471,9 @@ class TransactionalConsumer:
             " SELECT * FROM unnest($6::text[], $7::bytea[], $8::bytea[], $9::jsonb[])"
             " RETURNING id",
             self._group_id,
-            [tp.topic for tp in batches],
-            [tp.partition for tp in batches],
-            [records[-1].offset + 1 for records in batches.values()],
+            [tp.topic for tp in offsets],
+            [tp.partition for tp in offsets],
+            list(offsets.values()),
             published,
             topics,
             keys,
@@ -429,6 +481,38 @@ class TransactionalConsumer:
             headers,
         )
         return [row["id"] for row in rows]
+
+    async def _store_unstored(self) -> None:
+        """Store the offsets of no-op batches when no transaction came along to carry them."""
+        if not self._unstored:
+            return
+        unstored = dict(self._unstored)
+        try:
+            if self._conn is None:
+                self._conn = await self._pool.acquire()
+            await self._conn.execute(
+                f"INSERT INTO {self._offsets_table} AS o (group_id, topic, partition, next_offset)"
+                " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
+                " ON CONFLICT (group_id, topic, partition)"
+                " DO UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset)",
+                self._group_id,
+                [tp.topic for tp in unstored],
+                [tp.partition for tp in unstored],
+                list(unstored.values()),
+            )
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            # Only a shortcut: the records are consumed again after a crash, and harmless.
+            await self._release_connection()
+            log.info("no-op offsets not stored yet", extra={"error": type(exc).__name__})
+            return
+        self._forget_unstored(unstored)
+
+    def _forget_unstored(self, stored: dict[TopicPartition, int]) -> None:
+        for tp, offset in stored.items():
+            if self._unstored.get(tp) == offset:
+                del self._unstored[tp]
 
     async def _release_connection(self) -> None:
         if self._conn is not None:
@@ -516,10 +600,12 @@ class TransactionalConsumer:
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         # Taking the lock waits for the batch in flight to commit before the partitions move.
         async with self._batch_lock:
+            await self._store_unstored()
             await self._commit_hints()
         for tp in revoked:
             self._pending_hints.pop(tp, None)
             self._applied.pop(tp, None)
+            self._unstored.pop(tp, None)
 
     async def _commit_hints(self) -> None:
         if not self._pending_hints:

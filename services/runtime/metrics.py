@@ -36,6 +36,11 @@ DLQ_RECORDS = Counter(
 RECORDS_PROCESSED = Counter(
     "realtime_records_processed_total", "Records consumed and applied", ["topic"]
 )
+RECORDS_SKIPPED = Counter(
+    "realtime_records_skipped_total",
+    "Records consumed that changed nothing, so no transaction was run for them",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
     "realtime_consumer_lag",
     "Records between a partition's high watermark and our position",

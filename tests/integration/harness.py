@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.gateway.domain.auth import mint_token
@@ -230,6 +231,19 @@ class Client:
     @property
     def closed(self) -> bool:
         return self._reader is not None and self._reader.done()
+
+
+async def metric_value(service: ServiceProcess, name: str, **labels: str) -> float:
+    """A counter or gauge sample a service exports on ``/metrics`` (0 when absent)."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{service.port}/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (name, f"{name}_total") and all(
+                sample.labels.get(key) == value for key, value in labels.items()
+            ):
+                return sample.value
+    return 0.0
 
 
 def ws_url(port: int) -> str:

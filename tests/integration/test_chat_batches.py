@@ -6,10 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.harness import Client, System, of_type, seconds, send_frame, unique
+from tests.integration.harness import (
+    Client,
+    System,
+    metric_value,
+    of_type,
+    seconds,
+    send_frame,
+    unique,
+)
 
 
 async def test_burst_with_repeats_and_refusals_matches_one_by_one(system: System) -> None:
@@ -65,18 +71,6 @@ async def test_burst_with_repeats_and_refusals_matches_one_by_one(system: System
         await client.close()
 
 
-async def relayed_rows(system: System) -> float:
-    """How many outbox rows the chat service's relay has published (its metric)."""
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(f"http://127.0.0.1:{system.chat.port}/metrics")).text
-    for family in text_string_to_metric_families(text):
-        if family.name == "realtime_outbox_published":
-            for sample in family.samples:
-                if sample.name.endswith("_total") and sample.labels.get("path") == "relay":
-                    return sample.value
-    return 0.0
-
-
 async def test_published_rows_are_deleted_without_being_published_again(system: System) -> None:
     # Deletes of published outbox rows ride along with the next batch's statement, or the
     # relay makes them when no batch comes: either way before the relay's grace period, so
@@ -84,7 +78,7 @@ async def test_published_rows_are_deleted_without_being_published_again(system: 
     alice, bob = unique("alice"), unique("bob")
     alice_1 = await Client.connect(system.ws_url, alice)
     bob_1 = await Client.connect(system.ws_url, bob)
-    relayed_before = await relayed_rows(system)
+    relayed_before = await metric_value(system.chat, "realtime_outbox_published", path="relay")
 
     for i in range(30):
         await alice_1.send({**send_frame(to=bob, client_msg_id=f"o{i}"), "id": f"o{i}"})
@@ -103,6 +97,8 @@ async def test_published_rows_are_deleted_without_being_published_again(system: 
     await asyncio.sleep(seconds(1.5))
     await bob_1.settle()
     assert not bob_1.matching(of_type("message.new"))
-    assert await relayed_rows(system) == relayed_before
+    assert (
+        await metric_value(system.chat, "realtime_outbox_published", path="relay") == relayed_before
+    )
     for client in (alice_1, bob_1):
         await client.close()
