@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 DIRECT_PREFIX = "dm_"
 
 
+@functools.lru_cache(maxsize=65536)
 def direct_conversation_id(user_a: str, user_b: str) -> str:
     """The id of the direct conversation between two users, the same whoever asks first.
 
@@ -19,6 +21,8 @@ def direct_conversation_id(user_a: str, user_b: str) -> str:
 
     Returns:
         ``dm_`` followed by 40 hex characters.
+
+    Memoised: the gateway computes it for every direct message, mostly for the same pairs.
     """
     low, high = sorted((user_a, user_b))
     digest = hashlib.sha256(f"{len(low)}:{low}{high}".encode()).hexdigest()

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import topics
+from services.runtime.partitioning import default_partitioner
 from services.runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -116,4 +117,5 @@ def make_producer(
         acks="all",
         linger_ms=linger_ms,
         request_timeout_ms=10000,
+        partitioner=default_partitioner,
     )

@@ -8,6 +8,8 @@ tail only its users' partitions. Pure functions, no I/O.
 from __future__ import annotations
 
 import functools
+import random
+from collections.abc import Sequence
 
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
@@ -58,3 +60,13 @@ def cached_partition_for_key(key: bytes, partitions: int) -> int:
     """:func:`partition_for_key`, memoised: murmur2 in pure Python costs ~10 us per key, and
     producers see the same user and conversation ids over and over."""
     return partition_for_key(key, partitions)
+
+
+def default_partitioner(
+    key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]
+) -> int:
+    """aiokafka's ``partitioner`` contract with Kafka's default placement, memoised (aiokafka's
+    own computes murmur2 in pure Python on every send)."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[cached_partition_for_key(key, len(all_partitions))]

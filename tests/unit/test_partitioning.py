@@ -11,7 +11,7 @@ import random
 import pytest
 from aiokafka.partitioner import DefaultPartitioner, murmur2 as aiokafka_murmur2
 
-from services.runtime.partitioning import murmur2, partition_for_key
+from services.runtime.partitioning import default_partitioner, murmur2, partition_for_key
 
 # Kafka's UtilsTest.testMurmur2 (Java signed ints); each one also checked against aiokafka below.
 JAVA_VECTORS: list[tuple[bytes, int]] = [
@@ -105,3 +105,19 @@ def test_partition_for_key_is_in_range_and_handles_negative_hashes() -> None:
 
 def test_single_partition_is_always_zero() -> None:
     assert {partition_for_key(key, 1) for key in _random_keys(100, seed=5)} == {0}
+
+
+@pytest.mark.parametrize("partitions", [1, 8, 16])
+def test_default_partitioner_places_like_aiokafka(partitions: int) -> None:
+    rng = random.Random(7)
+    all_partitions = list(range(partitions))
+    for _ in range(300):
+        key = rng.randbytes(rng.randint(0, 40))
+        expected = DefaultPartitioner()(key, all_partitions, all_partitions)
+        # Twice: the second answer comes from the memo.
+        assert default_partitioner(key, all_partitions, all_partitions) == expected
+        assert default_partitioner(key, all_partitions, all_partitions) == expected
+
+
+def test_default_partitioner_spreads_keyless_records_over_available_partitions() -> None:
+    assert {default_partitioner(None, [0, 1, 2, 3], [2]) for _ in range(20)} == {2}
