@@ -47,6 +47,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--step-s", type=float, default=d.step_s, help="seconds per latency step")
     parser.add_argument("--drain-s", type=float, default=d.drain_s, help="wait for stragglers")
+    parser.add_argument(
+        "--warmup-s", type=float, default=d.warmup_s, help="unmeasured load first (0: none)"
+    )
+    parser.add_argument("--warmup-rate", type=int, default=d.warmup_rate, help="msgs/s")
     parser.add_argument("--sustain-s", type=float, default=d.sustain_s, help="seconds per probe")
     parser.add_argument("--sustain-probes", type=int, default=d.sustain_probes)
     parser.add_argument(
@@ -86,6 +90,8 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
         rates=tuple(int(rate) for rate in args.rates.split(",") if rate),
         step_s=step_s,
         drain_s=args.drain_s,
+        warmup_s=args.warmup_s,
+        warmup_rate=args.warmup_rate,
         sustain_s=sustain_s,
         sustain_probes=probes,
         idle_connections=args.idle_connections,
