@@ -69,6 +69,10 @@ log = logging.getLogger(__name__)
 _RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 
 
+#: Longest wait for the Kafka consumer to leave its group at shutdown.
+_STOP_TIMEOUT_S = 15.0
+
+
 @dataclass(frozen=True, slots=True)
 class InboundRecord:
     """A decoded record handed to a handler."""
@@ -336,7 +340,12 @@ class TransactionalConsumer:
             if self._contact_probe is not None:
                 self._contact_probe.cancel()
                 await asyncio.gather(self._contact_probe, return_exceptions=True)
-            await self._consumer.stop()
+            try:
+                # Leaving the group needs the coordinator; a broker that just came back may
+                # not answer, and shutdown must not wait on it forever.
+                await asyncio.wait_for(self._consumer.stop(), _STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("kafka consumer did not stop in time; leaving without it")
             await self._outbox.drain()
             await self._release_connection()
 

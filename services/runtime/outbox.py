@@ -43,6 +43,13 @@ class OutboundRecord:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
+#: How long a publish may wait for Kafka's acknowledgement. The producer answers or fails within
+#: its request timeout and retries; this bound is for a future that would never resolve, which
+#: would otherwise hold a confirmation slot (and, at shutdown, the process) forever. The rows
+#: stay and the relay publishes them again.
+CONFIRM_TIMEOUT_S = 30.0
+
+
 class Outbox:
     """Stages records in ``<schema>.outbox`` and publishes them.
 
@@ -140,7 +147,7 @@ class Outbox:
 
     async def _confirm(self, ids: list[int], futures: list[asyncio.Future[object]]) -> None:
         try:
-            await asyncio.gather(*futures)
+            await asyncio.wait_for(asyncio.gather(*futures), CONFIRM_TIMEOUT_S)
             self._published.update(ids)
             OUTBOX_PUBLISHED.labels("direct").inc(len(ids))
         except Exception:
@@ -201,7 +208,7 @@ class Outbox:
                     for row in rows
                 ]
             )
-            await asyncio.gather(*futures)
+            await asyncio.wait_for(asyncio.gather(*futures), CONFIRM_TIMEOUT_S)
             await conn.execute(
                 f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])",
                 [row["id"] for row in rows],
