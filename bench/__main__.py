@@ -54,6 +54,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sustain-s", type=float, default=d.sustain_s, help="seconds per probe")
     parser.add_argument("--sustain-probes", type=int, default=d.sustain_probes)
     parser.add_argument(
+        "--sustain-settle-s", type=float, default=d.sustain_settle_s, help="quiet before probes"
+    )
+    parser.add_argument(
         "--idle-connections", type=int, default=d.idle_connections, help="idle connections to open"
     )
     parser.add_argument("--idle-per-ip", type=int, default=d.idle_per_ip, help="per 127.0.0.x")
@@ -94,6 +97,7 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
         warmup_rate=args.warmup_rate,
         sustain_s=sustain_s,
         sustain_probes=probes,
+        sustain_settle_s=args.sustain_settle_s,
         idle_connections=args.idle_connections,
         idle_per_ip=args.idle_per_ip,
         fanout_devices=args.fanout_devices,

@@ -37,6 +37,9 @@ class Sizes:
     sustain_s: float = 20.0  # seconds each sustained-rate probe lasts (the figure: 60)
     sustain_probes: int = 3  # probes of the sustained-rate search
     sustain_p99_ms: float = 100.0
+    # Quiet time before the first probe: the latency scenario ends past the limit, and the
+    # drained backlog leaves Postgres (autovacuum, checkpoint) and Kafka busy for a while.
+    sustain_settle_s: float = 15.0
     # The target is 20,000; a gateway whose open-file limit cannot be raised past 20,000 (no
     # CAP_SYS_RESOURCE, as on the bench machine) can hold a few dozen fewer.
     idle_connections: int = 19_900
@@ -139,6 +142,8 @@ async def sustained(
     best: int | None = None
     probes: list[Probe] = []
     candidate = low if low else high // 2
+    progress.update(f"sustain: {sizes.sustain_settle_s:.0f} s of quiet first", force=True)
+    await asyncio.sleep(sizes.sustain_settle_s)
     for _ in range(sizes.sustain_probes):
         cursors = load.cursors()
         with meter.measure() as cpu:
