@@ -496,19 +496,12 @@ class TransactionalConsumer:
         if not self._unstored:
             return
         unstored = dict(self._unstored)
+        published = self._outbox.published()
         try:
             if self._conn is None:
                 self._conn = await self._pool.acquire()
-            await self._conn.execute(
-                f"INSERT INTO {self._offsets_table} AS o (group_id, topic, partition, next_offset)"
-                " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
-                " ON CONFLICT (group_id, topic, partition)"
-                " DO UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset)",
-                self._group_id,
-                [tp.topic for tp in unstored],
-                [tp.partition for tp in unstored],
-                list(unstored.values()),
-            )
+            # The batch's closing statement with nothing to stage, on its own (autocommit).
+            await self._finish(self._conn, unstored, (), published)
         except Exception as exc:
             if not is_retriable(exc):
                 raise
@@ -517,6 +510,7 @@ class TransactionalConsumer:
             log.info("no-op offsets not stored yet", extra={"error": type(exc).__name__})
             return
         self._forget_unstored(unstored)
+        self._outbox.forget(published)
 
     def _forget_unstored(self, stored: dict[TopicPartition, int]) -> None:
         for tp, offset in stored.items():
