@@ -18,13 +18,13 @@ from typing import Any
 
 import uvloop
 
-from bench import profile, scenarios
+from bench import hops, profile, scenarios
 from bench.load import PairLoad
 from bench.progress import Progress
 from bench.report import plot, say, table, write_json
 from bench.system import ROOT, BenchError, CpuMeter, System, machine, raise_nofile
 
-SCENARIOS = ("latency", "sustained", "idle", "fanout")
+SCENARIOS = ("latency", "sustained", "idle", "fanout", "hops")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -62,6 +62,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--idle-per-ip", type=int, default=d.idle_per_ip, help="per 127.0.0.x")
     parser.add_argument("--fanout-devices", type=int, default=d.fanout_devices)
     parser.add_argument("--fanout-messages", type=int, default=d.fanout_messages)
+    parser.add_argument("--hops-messages", type=int, default=d.hops_messages)
+    parser.add_argument("--hops-rate", type=float, default=d.hops_rate, help="msgs/s")
     parser.add_argument(
         "--profile-rate",
         type=int,
@@ -102,6 +104,8 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
         idle_per_ip=args.idle_per_ip,
         fanout_devices=args.fanout_devices,
         fanout_messages=args.fanout_messages,
+        hops_messages=args.hops_messages,
+        hops_rate=args.hops_rate,
     )
 
 
@@ -177,6 +181,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await load.close()
         if "fanout" in chosen:
             result["fanout"] = await scenarios.fanout(system, meter, sizes, progress)
+        if "hops" in chosen:
+            result["hops"] = await hops.hops(
+                system, progress, messages=sizes.hops_messages, rate=sizes.hops_rate
+            )
         if "idle" in chosen:
             result["idle"] = await scenarios.idle(system, meter, sizes, progress)
     finally:

@@ -63,6 +63,16 @@ def table(result: Result) -> str:
             f" {idle['rss_per_conn_kib']} KiB gateway RSS each;"
             f" p99 beside them {idle['p99_ms_after']} ms"
         )
+    traced = result.get("hops")
+    if traced:
+        lines.append(
+            f"hops at {traced['rate']:g} msgs/s, p50 ms:"
+            f" gateway in {traced['gateway_in']['p50_ms']},"
+            f" Kafka hop {traced['kafka_hop']['p50_ms']},"
+            f" chat {traced['chat']['p50_ms']},"
+            f" gateway out {traced['gateway_out']['p50_ms']};"
+            f" end to end {traced['end_to_end']['p50_ms']} ({traced['traced']} traced)"
+        )
     fanout = result.get("fanout")
     if fanout:
         lines.append(

@@ -5,6 +5,7 @@ sustained  highest rate with p99 < 100 ms for the whole probe and nothing lost (
 idle       thousands of idle connections: gateway RSS per connection, time to open them,
            then the latency of a light load beside them
 fanout     one message to a user with 10 open devices
+hops       low load, each message's time split by hop (bench/hops.py)
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Sizes:
     fanout_devices: int = 10
     fanout_messages: int = 300
     fanout_rate: int = 30  # msgs/s
+    hops_messages: int = 200  # traced hop by hop, one sender to one recipient
+    hops_rate: float = 20.0  # msgs/s: low load, where the hops are not hidden by queueing
 
 
 @dataclass
