@@ -352,8 +352,8 @@ class TransactionalConsumer:
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         BATCH_SIZE.observe(sum(len(records) for records in batches.values()))
         if self._all_noops(batches):
+            self._unstored.update(_next_offsets(batches))
             for tp, records in batches.items():
-                self._unstored[tp] = records[-1].offset + 1
                 RECORDS_SKIPPED.labels(tp.topic).inc(len(records))
             self._mark_applied(batches)
             return
@@ -384,8 +384,9 @@ class TransactionalConsumer:
     def _mark_applied(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batches.items():
             RECORDS_PROCESSED.labels(tp.topic).inc(len(records))
-            self._pending_hints[tp] = records[-1].offset + 1
-            self._applied[tp] = records[-1].offset + 1
+        following = _next_offsets(batches)
+        self._pending_hints.update(following)
+        self._applied.update(following)
 
     def _all_noops(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
         """Whether the handler says no record of the batch would change anything."""
@@ -407,9 +408,7 @@ class TransactionalConsumer:
         out: list[OutboundRecord] = []
         dlq_reasons: list[tuple[str, str]] = []
         started = time.perf_counter()
-        if self._conn is None:
-            self._conn = await self._pool.acquire()
-        conn = self._conn
+        conn = await self._connection()
         published = self._outbox.published()
         async with conn.transaction():
             stored = await self._fence(conn, list(batches))
@@ -498,10 +497,8 @@ class TransactionalConsumer:
         unstored = dict(self._unstored)
         published = self._outbox.published()
         try:
-            if self._conn is None:
-                self._conn = await self._pool.acquire()
             # The batch's closing statement with nothing to stage, on its own (autocommit).
-            await self._finish(self._conn, unstored, (), published)
+            await self._finish(await self._connection(), unstored, (), published)
         except Exception as exc:
             if not is_retriable(exc):
                 raise
@@ -516,6 +513,12 @@ class TransactionalConsumer:
         for tp, offset in stored.items():
             if self._unstored.get(tp) == offset:
                 del self._unstored[tp]
+
+    async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:
+        """The connection kept across batches (acquired again after a failure dropped it)."""
+        if self._conn is None:
+            self._conn = await self._pool.acquire()
+        return self._conn
 
     async def _release_connection(self) -> None:
         if self._conn is not None:

@@ -4,7 +4,8 @@ describe, published to Kafka right after commit, re-published by a relay after a
 Flow::
 
     handler --OutboundRecord--> the consumer's batch statement --INSERT--> outbox table
-    after commit: publish() --producer.send in order--> Kafka --acked--> ids noted as published
+    after commit: publish() --one producer batch per partition, in order--> Kafka
+                  --acked--> ids noted as published
     next batch statement (or the relay, whichever comes first): DELETE the published rows
     relay (every interval): rows older than the grace period --send, acked--> DELETE
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +28,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from services.runtime.metrics import OUTBOX_PUBLISHED
-from services.runtime.partitioning import cached_partition_for_key
+from services.runtime.partitioning import default_partitioner
 
 log = logging.getLogger(__name__)
 
@@ -107,41 +107,34 @@ class Outbox:
 
         ``producer.send`` per record costs tens of microseconds (a partitioner call, a future, an
         accumulator append), several times the rest of a record's way through this service; a
-        batch per partition does that work once. The partition is Kafka's default one for the
-        key (:mod:`services.runtime.partitioning`, memoised: keys are user and conversation ids
-        that recur), so consumers find records exactly where ``send`` would have put them.
+        batch per partition does that work once. The partition comes from the producers' own
+        partitioner (:func:`services.runtime.partitioning.default_partitioner`), so consumers
+        find records exactly where ``send`` would have put them.
         """
-        counts: dict[str, int] = {}
+        partitions: dict[str, list[int]] = {}
         groups: dict[tuple[str, int], list[OutboundRecord]] = {}
         for record in records:
-            count = counts.get(record.topic)
-            if count is None:
-                count = counts[record.topic] = len(
+            known = partitions.get(record.topic)
+            if known is None:
+                known = partitions[record.topic] = sorted(
                     await self._producer.partitions_for(record.topic)
                 )
-            partition = (
-                random.randrange(count)
-                if record.key is None
-                else cached_partition_for_key(record.key, count)
-            )
+            partition = default_partitioner(record.key, known, known)
             groups.setdefault((record.topic, partition), []).append(record)
         futures: list[asyncio.Future[object]] = []
         for (topic, partition), group in groups.items():
             batch = self._producer.create_batch()
             for record in group:
                 headers = list(record.headers)
-                if not batch.append(
+                # A full batch (the producer's batch size) is sent and a new one started; a
+                # new one takes any first record whatever its size, so this loops at most twice.
+                while not batch.append(
                     key=record.key, value=record.value, timestamp=None, headers=headers
                 ):
-                    # Full (the producer's batch size): send it, go on in a new one, which
-                    # takes any first record whatever its size.
                     futures.append(
                         await self._producer.send_batch(batch, topic, partition=partition)
                     )
                     batch = self._producer.create_batch()
-                    batch.append(
-                        key=record.key, value=record.value, timestamp=None, headers=headers
-                    )
             futures.append(await self._producer.send_batch(batch, topic, partition=partition))
         return futures
 
