@@ -87,7 +87,7 @@ class Sender:
         """Send one message until it is acked; returns the acked message."""
         while True:
             try:
-                answer = await self.client.request(
+                answer = await self.client.request_within_rate(
                     send_frame(to=self.to, client_msg_id=client_msg_id, body=body),
                     timeout_s=seconds(RESEND_AFTER_S),
                 )
@@ -98,9 +98,6 @@ class Sender:
                 message: Frame = answer["message"]
                 self.acked[client_msg_id] = message
                 return message
-            if answer["code"] == "rate_limited":
-                await asyncio.sleep(1 / self.client.hello["limits"]["rate_per_s"])
-                continue
             assert answer["code"] == "unavailable", answer
             self.unavailable += 1
             await asyncio.sleep(0.2)

@@ -9,9 +9,11 @@ async def test_offline_user_syncs_exactly_the_missing_frames_in_order(system: Sy
     alice, bob = unique("alice"), unique("bob")
     alice_1 = await Client.connect(system.ws_url, alice)
     sent = [
-        (await alice_1.request(send_frame(to=bob, client_msg_id=f"c{i}", body=f"message {i}")))[
-            "message"
-        ]
+        (
+            await alice_1.request_within_rate(
+                send_frame(to=bob, client_msg_id=f"c{i}", body=f"message {i}")
+            )
+        )["message"]
         for i in range(50)
     ]
     assert [message["seq"] for message in sent] == list(range(1, 51))
