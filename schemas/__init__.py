@@ -14,4 +14,5 @@ Event flow::
     browser --frames.MessageSend--> gateway --Envelope(MessageSendCommand)--> chat.commands.v1
     chat --Envelope(events.DeliveryFrame{frame: frames.MessageNew|Ack|...})--> delivery.frames.v1
     chat --Envelope(events.MessageCreated|WatermarkMoved)--> chat.events.v1 --> notifier
+    chat --Envelope(events.ConversationCreated)--> chat.conversations.v1 --> presence
 """

@@ -63,6 +63,17 @@ class MessageCreated(WireModel):
     member_ids: list[UserId]
 
 
+class ConversationCreated(WireModel):
+    """data of ``chat.conversation.created``."""
+
+    # The new conversation.
+    conversation_id: ConversationId
+    # direct (two members; group conversations come later).
+    kind: Literal["direct"]
+    # Every member, in id order.
+    member_ids: list[UserId]
+
+
 class WatermarkMoved(WireModel):
     """data of ``chat.watermark.moved``."""
 

@@ -28,6 +28,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     topics.RECEIPT_POST: events.ReceiptCommand,
     topics.MESSAGE_CREATED: events.MessageCreated,
     topics.WATERMARK_MOVED: events.WatermarkMoved,
+    topics.CONVERSATION_CREATED: events.ConversationCreated,
     topics.DELIVERY_FRAME: events.DeliveryFrame,
     topics.CONNECTION_OPENED: events.ConnectionOpened,
     topics.CONNECTION_CLOSED: events.ConnectionClosed,
@@ -39,6 +40,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
 TOPIC_EVENTS: dict[str, list[str]] = {
     topics.CHAT_COMMANDS: [topics.MESSAGE_SEND, topics.RECEIPT_POST],
     topics.CHAT_EVENTS: [topics.MESSAGE_CREATED, topics.WATERMARK_MOVED],
+    topics.CHAT_CONVERSATIONS: [topics.CONVERSATION_CREATED],
     topics.DELIVERY: [topics.DELIVERY_FRAME],
     topics.PRESENCE_COMMANDS: [
         topics.CONNECTION_OPENED,

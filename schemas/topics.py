@@ -8,6 +8,9 @@ from typing import Final
 CHAT_COMMANDS: Final = "chat.commands.v1"
 #: Facts the chat service established (message created, watermark moved), keyed by conversation.
 CHAT_EVENTS: Final = "chat.events.v1"
+#: Conversations and their members, keyed by conversation id; compacted, so the latest fact of
+#: every conversation stays (each fact carries the whole member list).
+CHAT_CONVERSATIONS: Final = "chat.conversations.v1"
 #: Frames for users, keyed by recipient user id; gateways tail the partitions of their users.
 DELIVERY: Final = "delivery.frames.v1"
 #: Connection lifecycle and status changes, keyed by user id (gateway heartbeats: gateway id).
@@ -23,6 +26,8 @@ RECEIPT_POST: Final = "chat.receipt.post"
 MESSAGE_CREATED: Final = "chat.message.created"
 #: chat.events.v1: a member's delivered/read watermark moved.
 WATERMARK_MOVED: Final = "chat.watermark.moved"
+#: chat.conversations.v1: a conversation was created, with its members.
+CONVERSATION_CREATED: Final = "chat.conversation.created"
 #: delivery.frames.v1: one frame for one user (or one of their connections).
 DELIVERY_FRAME: Final = "delivery.frame"
 #: presence.commands.v1: a device connected to a gateway.

@@ -2,7 +2,8 @@
 
 Each command: check with the pure domain, write through :mod:`services.chat.storage`, and stage
 what must leave the service: one delivery frame per recipient user (keyed by user id), the
-answer to the requesting connection, and a fact on ``chat.events.v1``.
+answer to the requesting connection, and a fact on ``chat.events.v1``; a conversation created
+by a send is also announced, with its members, on ``chat.conversations.v1``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 
 from schemas import topics
 from schemas.events import (
+    ConversationCreated,
     MessageCreated,
     MessageSendCommand,
     ReceiptCommand,
@@ -143,6 +145,19 @@ class ChatCommandHandler:
             ],
         )
         members = state.members
+        for conversation in state.created:
+            # Presence learns who shares a conversation from these, not from every message.
+            introduced = ConversationCreated(
+                conversation_id=conversation, kind="direct", member_ids=members[conversation]
+            )
+            out.append(
+                self._fact(
+                    self._topics.chat_conversations,
+                    topics.CONVERSATION_CREATED,
+                    conversation,
+                    introduced.to_wire(),
+                )
+            )
         member_sets = {conversation: set(users) for conversation, users in members.items()}
         existing = state.existing
         # Decisions in record order. A repeat of a message stored earlier in this same batch
@@ -216,7 +231,11 @@ class ChatCommandHandler:
                 out.append(self._delivery.frame(user, frame, origin=origin))
             self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
             fact = MessageCreated(message=message, member_ids=users)
-            out.append(self._fact(topics.MESSAGE_CREATED, conversation, fact.to_wire(), origin))
+            out.append(
+                self._fact(
+                    self._topics.chat_events, topics.MESSAGE_CREATED, conversation, fact.to_wire()
+                )
+            )
         if created:
             await storage.store_sends(
                 conn,
@@ -298,7 +317,12 @@ class ChatCommandHandler:
                 up_to_seq=up_to,
             )
             out.append(
-                self._fact(topics.WATERMARK_MOVED, cmd.conversation_id, fact.to_wire(), origin)
+                self._fact(
+                    self._topics.chat_events,
+                    topics.WATERMARK_MOVED,
+                    cmd.conversation_id,
+                    fact.to_wire(),
+                )
             )
         self._ack(out, cmd.user_id, cmd.reply_to, origin)
 
@@ -345,7 +369,7 @@ class ChatCommandHandler:
         out.extend(self._delivery.frame(user, frame, origin=origin) for user, _, frame in frames)
 
     def _fact(
-        self, event_type: str, conversation_id: str, data: bytes, origin: datetime
+        self, topic: str, event_type: str, conversation_id: str, data: bytes
     ) -> OutboundRecord:
         value = encode_event(
             event_id=self._new_id(),
@@ -355,6 +379,4 @@ class ChatCommandHandler:
             time=self._now(),
             data=orjson.Fragment(data),
         )
-        return OutboundRecord(
-            topic=self._topics.chat_events, key=conversation_id.encode(), value=value
-        )
+        return OutboundRecord(topic=topic, key=conversation_id.encode(), value=value)

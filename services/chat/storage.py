@@ -103,12 +103,14 @@ class SendState:
         stream_seq: every member's chat-stream last seq (locked until commit; 0 for a user
             whose stream starts now).
         existing: messages already stored under the batch's (sender id, client_msg_id) keys.
+        created: the direct conversations this statement created, in id order.
     """
 
     members: dict[str, list[str]]
     last_seq: dict[str, int]
     stream_seq: dict[str, int]
     existing: dict[tuple[str, str], Message]
+    created: list[str]
 
 
 async def load_send_state(
@@ -147,7 +149,7 @@ async def load_send_state(
         " SELECT 'c' AS row, id AS a, NULL AS b, last_seq AS n, NULL AS sender_id,"
         "   NULL AS kind, NULL AS body, NULL AS client_msg_id, NULL::timestamptz AS at"
         "   FROM old_c"
-        " UNION ALL SELECT 'c', id, NULL, 0, NULL, NULL, NULL, NULL, NULL FROM new_c"
+        " UNION ALL SELECT 'n', id, NULL, 0, NULL, NULL, NULL, NULL, NULL FROM new_c"
         " UNION ALL SELECT 'm', conversation_id, user_id, NULL, NULL, NULL, NULL, NULL, NULL"
         "   FROM mem"
         " UNION ALL SELECT 's', user_id, NULL, last_seq, NULL, NULL, NULL, NULL, NULL"
@@ -167,12 +169,16 @@ async def load_send_state(
     last_seq: dict[str, int] = {}
     stream_seq: dict[str, int] = {}
     existing: dict[tuple[str, str], Message] = {}
+    created: list[str] = []
     for row in rows:
         kind = row["row"]
         if kind == "m":
             members.setdefault(row["a"], []).append(row["b"])
         elif kind == "c":
             last_seq[row["a"]] = row["n"]
+        elif kind == "n":
+            last_seq[row["a"]] = 0
+            created.append(row["a"])
         elif kind == "s":
             stream_seq[row["a"]] = row["n"]
         else:
@@ -188,7 +194,14 @@ async def load_send_state(
             )
     for users in members.values():
         users.sort()
-    return SendState(members=members, last_seq=last_seq, stream_seq=stream_seq, existing=existing)
+    created.sort()
+    return SendState(
+        members=members,
+        last_seq=last_seq,
+        stream_seq=stream_seq,
+        existing=existing,
+        created=created,
+    )
 
 
 async def store_sends(

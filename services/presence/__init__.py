@@ -2,7 +2,7 @@
 
 Module map:
     domain/       pure rules: device aggregation, grace debounce, gateway expiry, typing lapse
-    handlers      applies presence commands and chat facts in the consumer's transaction
+    handlers      applies presence commands and conversation facts in the consumer's transaction
     typing_relay  typing indicators: members only, never stored, lapsed starts end with stop
     sweeper       timers as commands: grace ended, gateway dead, old rows purged
     storage       every SQL statement (schema ``presence``)
@@ -12,7 +12,7 @@ Module map:
 Event flow::
 
     gateway --connection.opened/closed, status.set, heartbeat--> presence.commands.v1 (key: user)
-    chat.events.v1 (message.created: members) --\\
+    chat.conversations.v1 (conversation.created: members) --\\
     presence.commands.v1 --consumer--> handlers --tx--> Postgres --outbox-->
         delivery.frames.v1: presence frames to contacts and the user's own devices
     gateway --typing--> presence.typing.v1 (key: conversation) --typing_relay--> delivery.frames.v1

@@ -57,7 +57,7 @@ async def serve(settings: PresenceSettings) -> None:
     consumer = TransactionalConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=settings.consumer_group,
-        topics=[names.presence_commands, names.chat_events],
+        topics=[names.presence_commands, names.chat_conversations],
         pool=pool,
         schema=storage.SCHEMA,
         handler=PresenceHandler(

@@ -1,4 +1,4 @@
-"""Applies presence commands and chat facts inside the consumer's transaction.
+"""Applies presence commands and conversation facts inside the consumer's transaction.
 
 A change of a user's shown status is announced with a ``presence`` frame to every user who
 shares a conversation with them and to the user's own devices, through the outbox (so an
@@ -14,8 +14,8 @@ from schemas import topics
 from schemas.events import (
     ConnectionClosed,
     ConnectionOpened,
+    ConversationCreated,
     GatewayHeartbeat,
-    MessageCreated,
     OfflineDue,
     StatusSet,
 )
@@ -55,24 +55,22 @@ class PresenceHandler:
         self._delivery = delivery
         self._grace = grace
         self._now = now
-        # Conversations whose members presence has stored (memberships are never deleted):
-        # every message after a conversation's first is then a no-op, and the consumer skips
-        # its transaction. Bounded; an evicted entry only costs one idempotent statement.
+        # Conversations whose members presence has stored (memberships are never deleted): a
+        # repeat of their fact (the outbox publishes at least once) is then a no-op, and the
+        # consumer skips its transaction. Bounded; an evicted entry only costs one idempotent
+        # statement.
         self._remembered: dict[str, frozenset[str]] = {}
 
     def needs_transaction(self, record: InboundRecord) -> bool:
         """Whether applying ``record`` may change anything (see ``SkippingRecordHandler``)."""
-        kind = record.envelope.type
-        if kind == topics.WATERMARK_MOVED:
-            return False
-        if kind == topics.MESSAGE_CREATED:
-            try:
-                created = parse_data(record.envelope, MessageCreated)
-            except RecordRejected:
-                return True
-            known = self._remembered.get(created.message.conversation_id)
-            return known is None or not known.issuperset(created.member_ids)
-        return True
+        if record.envelope.type != topics.CONVERSATION_CREATED:
+            return True
+        try:
+            created = parse_data(record.envelope, ConversationCreated)
+        except RecordRejected:
+            return True
+        known = self._remembered.get(created.conversation_id)
+        return known is None or not known.issuperset(created.member_ids)
 
     async def apply(
         self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
@@ -130,19 +128,17 @@ class PresenceHandler:
         elif kind == topics.GATEWAY_HEARTBEAT:
             beat = parse_data(envelope, GatewayHeartbeat)
             await storage.record_heartbeat(conn, beat.gateway_id, envelope.time)
-        elif kind == topics.MESSAGE_CREATED:
-            created = parse_data(envelope, MessageCreated)
+        elif kind == topics.CONVERSATION_CREATED:
+            created = parse_data(envelope, ConversationCreated)
             added = await storage.remember_members(
-                conn, created.message.conversation_id, created.member_ids
+                conn, created.conversation_id, created.member_ids
             )
             if added:
                 await self._introduce(conn, created.member_ids, set(added), out)
             # Only now: a failure above leaves the record to be applied again, never skipped.
             # The transaction may still roll back, but the consumer then retries this batch
             # until it commits (or the process, and this memory, is gone).
-            self._remember(created.message.conversation_id, created.member_ids)
-        elif kind == topics.WATERMARK_MOVED:
-            return  # a chat fact presence has no use for
+            self._remember(created.conversation_id, created.member_ids)
         else:
             raise RecordRejected(f"unknown_type:{kind[:64]}")
 

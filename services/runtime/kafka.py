@@ -24,6 +24,7 @@ class TopicNames:
 
     chat_commands: str
     chat_events: str
+    chat_conversations: str
     delivery: str
     presence_commands: str
     presence_typing: str
@@ -34,6 +35,7 @@ class TopicNames:
         return cls(
             chat_commands=prefix + topics.CHAT_COMMANDS,
             chat_events=prefix + topics.CHAT_EVENTS,
+            chat_conversations=prefix + topics.CHAT_CONVERSATIONS,
             delivery=prefix + topics.DELIVERY,
             presence_commands=prefix + topics.PRESENCE_COMMANDS,
             presence_typing=prefix + topics.PRESENCE_TYPING,
@@ -55,6 +57,11 @@ def standard_topics(settings: KafkaSettings) -> list[TopicSpec]:
     specs = [
         TopicSpec(names.chat_commands, settings.chat_partitions, {}),
         TopicSpec(names.chat_events, settings.chat_partitions, {}),
+        # Membership, read in full by a new consumer (presence builds its contacts from it):
+        # compaction keeps every conversation's latest fact for as long as the topic lives.
+        TopicSpec(
+            names.chat_conversations, settings.chat_partitions, {"cleanup.policy": "compact"}
+        ),
         # Live tail only: durable catch-up comes from sync, so a day of frames is plenty.
         TopicSpec(names.delivery, settings.delivery_partitions, {"retention.ms": "86400000"}),
         TopicSpec(names.presence_commands, settings.presence_partitions, {}),

@@ -1,12 +1,14 @@
-"""Records a handler knows to change nothing cost no transaction, and their offsets are still
-stored: presence, which only needs a conversation's first message, skips the rest."""
+"""Presence learns memberships from chat.conversations.v1: one fact per conversation, however
+many messages follow; a repeated fact (the outbox publishes at least once) costs no transaction,
+and its offset is still stored."""
 
 from __future__ import annotations
 
 import asyncio
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from tests.integration.harness import (
     Client,
@@ -19,45 +21,87 @@ from tests.integration.harness import (
 )
 
 
-async def chat_events_end_offsets(system: System) -> dict[int, int]:
-    topic = system.topic("chat.events.v1")
-    consumer = AIOKafkaConsumer(bootstrap_servers=system.kafka_bootstrap)
+async def read_topic(system: System, topic: str) -> tuple[list[ConsumerRecord], dict[int, int]]:
+    """Every record of ``topic`` so far, and each partition's end offset."""
+    # From the first offset by the reset policy, not seek_to_beginning(): a seek can race the
+    # fetch that assign() started from the default policy (latest), and lose.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=system.kafka_bootstrap, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         count = int(system.env["CHAT_PARTITIONS"])
         partitions = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        ends = {tp: await consumer.position(tp) for tp in partitions}
+        ends = await consumer.end_offsets(partitions)
+        # Not consumer.position(): it may already count records prefetched in the background.
+        reached = dict.fromkeys(partitions, 0)
+        records: list[ConsumerRecord] = []
+        deadline = asyncio.get_running_loop().time() + seconds(10)
+        while any(reached[tp] < ends[tp] for tp in partitions):
+            assert asyncio.get_running_loop().time() < deadline, f"stuck at {reached} of {ends}"
+            for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+                records.extend(batch)
+                reached[tp] = batch[-1].offset + 1
     finally:
         await consumer.stop()
-    return {tp.partition: offset for tp, offset in ends.items()}
+    return records, {tp.partition: offset for tp, offset in ends.items()}
 
 
-async def test_presence_skips_messages_of_known_conversations(system: System) -> None:
-    topic = system.topic("chat.events.v1")
+async def test_one_conversation_fact_per_conversation_and_repeats_are_skipped(
+    system: System,
+) -> None:
+    topic = system.topic("chat.conversations.v1")
     alice, bob = unique("alice"), unique("bob")
     alice_1 = await Client.connect(system.ws_url, alice)
     bob_1 = await Client.connect(system.ws_url, bob)
-    skipped_before = await metric_value(system.presence, "realtime_records_skipped", topic=topic)
 
-    # The first message introduces the two (a presence frame each way); the others change
-    # nothing presence stores.
-    for i in range(10):
-        await alice_1.send({**send_frame(to=bob, client_msg_id=f"s{i}"), "id": f"s{i}"})
+    # The first message creates the conversation and introduces the two (a presence frame
+    # each way); the others add nothing to chat.conversations.v1.
+    for i in range(5):
+        ack = await alice_1.request(send_frame(to=bob, client_msg_id=f"s{i}"))
+        assert ack["type"] == "ack", ack
         await bob_1.take(of_type("message.new"))
-    await alice_1.take(of_type("presence", user_id=bob))
+    conversation_id = ack["message"]["conversation_id"]
+    # The introduction may come before presence applied the other's connection (then an
+    # "online" follows it): wait for the settled state.
+    await alice_1.take(of_type("presence", user_id=bob, status="online"))
+    await bob_1.take(of_type("presence", user_id=alice, status="online"))
 
+    records, _ = await read_topic(system, topic)
+    facts = [r for r in records if r.key == conversation_id.encode()]
+    assert len(facts) == 1, facts
+    fact = orjson.loads(facts[0].value)
+    assert fact["type"] == "chat.conversation.created"
+    assert fact["subject"] == conversation_id
+    assert fact["data"] == {
+        "conversation_id": conversation_id,
+        "kind": "direct",
+        "member_ids": sorted([alice, bob]),
+    }
+
+    # The same fact again, as a relay re-publishing after a crash would: nothing to do.
+    skipped_before = await metric_value(system.presence, "realtime_records_skipped", topic=topic)
+    producer = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, facts[0].value, key=facts[0].key, headers=list(facts[0].headers)
+        )
+    finally:
+        await producer.stop()
     deadline = asyncio.get_running_loop().time() + seconds(10)
     while (
         await metric_value(system.presence, "realtime_records_skipped", topic=topic)
         <= skipped_before
     ):
-        assert asyncio.get_running_loop().time() < deadline, "no chat fact was skipped"
+        assert asyncio.get_running_loop().time() < deadline, "the repeat was not skipped"
         await asyncio.sleep(0.1)
+    await alice_1.settle()
+    assert not alice_1.matching(of_type("presence", user_id=bob, status="online"))
 
-    # Skipped or applied, every fact's offset reaches Postgres (within the hint interval).
-    ends = await chat_events_end_offsets(system)
+    # Skipped or applied, every record's offset reaches Postgres (within the hint interval).
+    _, ends = await read_topic(system, topic)
     conn = await asyncpg.connect(system.database_url)
     try:
         deadline = asyncio.get_running_loop().time() + seconds(15)

@@ -53,6 +53,7 @@ def test_asyncapi_channels() -> None:
         "/v1/ws",
         topics.CHAT_COMMANDS,
         topics.CHAT_EVENTS,
+        topics.CHAT_CONVERSATIONS,
         topics.DELIVERY,
         topics.PRESENCE_COMMANDS,
         topics.PRESENCE_TYPING,
@@ -70,6 +71,7 @@ def test_asyncapi_topic_messages() -> None:
         "chat_message_created",
         "chat_watermark_moved",
     }
+    assert set(by_address[topics.CHAT_CONVERSATIONS]["messages"]) == {"chat_conversation_created"}
     assert set(by_address[topics.DELIVERY]["messages"]) == {"delivery_frame"}
     assert set(by_address[topics.PRESENCE_COMMANDS]["messages"]) == {
         "presence_connection_opened",

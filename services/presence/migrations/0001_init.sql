@@ -1,6 +1,6 @@
 -- Presence service schema: per-user presence, live connections, gateway liveness, the
--- memberships it learns from chat.events.v1 (who shares a conversation with whom), consumer
--- offsets and the outbox. Typing indicators are never stored.
+-- memberships it learns from chat.conversations.v1 (who shares a conversation with whom),
+-- consumer offsets and the outbox. Typing indicators are never stored.
 
 CREATE TABLE presence.users (
     user_id               text PRIMARY KEY,
