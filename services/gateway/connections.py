@@ -51,7 +51,7 @@ from services.gateway.domain.errors import AuthError, FrameError, UpstreamUnavai
 from services.gateway.domain.frames import parse_client_frame
 from services.gateway.domain.ratelimit import RateLimiter, Verdict
 from services.gateway.domain.registry import Registry
-from services.gateway.metrics import CONNECTIONS, FRAMES_IN, UPGRADES_REFUSED
+from services.gateway.metrics import CONNECTIONS, FRAMES_IN_BY_TYPE, UPGRADES_REFUSED
 from services.gateway.presence import PresenceClient
 from services.gateway.session import (
     CLOSE_RATE_ABUSE,
@@ -253,16 +253,16 @@ class Endpoint:
             session.close(CLOSE_RATE_ABUSE, "rate limit ignored")
             return
         if isinstance(message, bytes):
-            FRAMES_IN.labels("binary").inc()
+            FRAMES_IN_BY_TYPE["binary"].inc()
             self._error(session, None, "bad_request", "binary frames are not supported")
             return
         try:
             frame = parse_client_frame(message, max_body_chars=self._settings.max_body_chars)
         except FrameError as exc:
-            FRAMES_IN.labels("invalid").inc()
+            FRAMES_IN_BY_TYPE["invalid"].inc()
             self._error(session, exc.request_id, exc.code, exc.message)
             return
-        FRAMES_IN.labels(frame.type).inc()
+        FRAMES_IN_BY_TYPE[frame.type].inc()
         if verdict is Verdict.LIMIT:
             self._error(session, frame.id, "rate_limited", "too many frames; slow down")
             return

@@ -21,10 +21,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.gateway.domain.registry import Registry
-from services.gateway.metrics import HELD_PARTITIONS
+from services.gateway.metrics import DELIVERY_LATENCY_BY_TYPE, HELD_PARTITIONS
 from services.gateway.session import Session
 from services.runtime.dlq import count_dead_letter, dead_letter
-from services.runtime.metrics import CONSUMER_LAG, DELIVERY_LATENCY, ERRORS
+from services.runtime.metrics import CONSUMER_LAG, ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class DeliveryTail:
             session.send(frame_type, text)
         if origin_time is not None:
             latency = datetime.now(UTC) - datetime.fromisoformat(origin_time)
-            DELIVERY_LATENCY.labels(frame_type).observe(max(latency.total_seconds(), 0.0))
+            DELIVERY_LATENCY_BY_TYPE[frame_type].observe(max(latency.total_seconds(), 0.0))
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         ERRORS.labels("delivery_record_invalid").inc()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from services.runtime.metrics import DELIVERY_LATENCY, Children
+
 CONNECTIONS = Gauge("realtime_gateway_connections", "Open WebSocket connections")
 FRAMES_IN = Counter("realtime_frames_in_total", "Client frames received, by type", ["type"])
 FRAMES_OUT = Counter("realtime_frames_out_total", "Frames sent to clients, by type", ["type"])
@@ -14,3 +16,8 @@ UPGRADES_REFUSED = Counter(
 HELD_PARTITIONS = Gauge(
     "realtime_gateway_delivery_partitions", "Delivery partitions this gateway tails"
 )
+
+#: Per-frame lookups of the metrics above, by frame type.
+FRAMES_IN_BY_TYPE = Children(FRAMES_IN)
+FRAMES_OUT_BY_TYPE = Children(FRAMES_OUT)
+DELIVERY_LATENCY_BY_TYPE = Children(DELIVERY_LATENCY)

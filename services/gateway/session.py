@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from services.gateway.domain.auth import Principal
 from services.gateway.domain.ratelimit import RateLimiter
-from services.gateway.metrics import CLOSES, FRAMES_OUT
+from services.gateway.metrics import CLOSES, FRAMES_OUT_BY_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Session:
             while self._queue:
                 frame_type, text = self._queue.popleft()
                 await self.websocket.send(text)
-                FRAMES_OUT.labels(frame_type).inc()
+                FRAMES_OUT_BY_TYPE[frame_type].inc()
         except ConnectionClosed:
             pass
         finally:

@@ -6,6 +6,8 @@ query them.
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 # The *_created series double every counter's exposition and no dashboard of ours reads them.
@@ -63,3 +65,27 @@ DELIVERY_LATENCY = Histogram(
     ["type"],
     buckets=LATENCY_BUCKETS,
 )
+
+
+_Metric = TypeVar("_Metric", Counter, Histogram)
+
+
+class Children(Generic[_Metric]):
+    """The children of a one-label metric, each looked up once.
+
+    ``labels()`` builds a key tuple and takes the metric's lock on every call; on the gateway's
+    per-frame path that was 4 % of its CPU. Only for labels whose values are a small fixed set
+    (frame types), since every value seen is kept.
+    """
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: _Metric) -> None:
+        self._metric: _Metric = metric
+        self._children: dict[str, _Metric] = {}
+
+    def __getitem__(self, value: str) -> _Metric:
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = self._metric.labels(value)
+        return child
