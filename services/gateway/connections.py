@@ -207,7 +207,7 @@ class Endpoint:
                 server_time=self._now(),
                 limits=self._limits,
             )
-            session.send("hello", hello.to_wire().decode())
+            session.send("hello", hello.to_wire())
             await self._send_presence_snapshot(session)
             await self._tell_presence(session, opened=True)
             async for message in websocket:
@@ -229,7 +229,7 @@ class Endpoint:
             ERRORS.labels("presence_snapshot_unavailable").inc()
             return
         for frame in frames:
-            session.send("presence", orjson.dumps(frame).decode())
+            session.send("presence", orjson.dumps(frame))
 
     async def _tell_presence(self, session: Session, *, opened: bool) -> None:
         """Publish connection opened/closed; a failure is logged (the heartbeat expiry and the
@@ -271,7 +271,7 @@ class Endpoint:
     async def _dispatch(self, session: Session, frame: AnyClientFrame) -> None:
         user_id, connection_id = session.user_id, session.connection_id
         if isinstance(frame, Ping):
-            session.send("pong", Pong(id=frame.id).to_wire().decode())
+            session.send("pong", Pong(id=frame.id).to_wire())
         elif isinstance(frame, MessageSend | Receipt | PresenceSet | Typing):
             try:
                 await self._publish(frame, user_id=user_id, connection_id=connection_id)
@@ -313,13 +313,13 @@ class Endpoint:
         if frame.id is None:
             return
         ack = Ack(id=frame.id, events=page.events, cursor=page.cursor, has_more=page.has_more)
-        session.send("ack", ack.to_wire().decode())
+        session.send("ack", ack.to_wire())
 
     def _error(
         self, session: Session, request_id: str | None, code: ErrorCode, message: str
     ) -> None:
         ERRORS.labels(code).inc()
-        session.send("error", Error(id=request_id, code=code, message=message).to_wire().decode())
+        session.send("error", Error(id=request_id, code=code, message=message).to_wire())
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every connection (shutdown): queued frames are flushed first, within bounds."""

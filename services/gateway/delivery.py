@@ -141,9 +141,9 @@ class DeliveryTail:
         targets = self._registry.targets(user_id, connection_id)
         if not targets:
             return
-        text = orjson.dumps(frame).decode()
+        data = orjson.dumps(frame)
         for session in targets:
-            session.send(frame_type, text)
+            session.send(frame_type, data)
         if origin_time is not None:
             latency = datetime.now(UTC) - datetime.fromisoformat(origin_time)
             DELIVERY_LATENCY_BY_TYPE[frame_type].observe(max(latency.total_seconds(), 0.0))

@@ -54,7 +54,7 @@ class Session:
         self.principal = principal
         self.connection_id = connection_id
         self.limiter = limiter
-        self._queue: deque[tuple[str, str]] | None = None
+        self._queue: deque[tuple[str, bytes]] | None = None
         self._queue_limit = queue_limit
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -64,8 +64,9 @@ class Session:
         """The authenticated user."""
         return self.principal.user_id
 
-    def send(self, frame_type: str, text: str) -> None:
-        """Queue a frame for this device, or close the connection with 4009 when it lags."""
+    def send(self, frame_type: str, data: bytes) -> None:
+        """Queue a frame (JSON, UTF-8) for this device, or close the connection with 4009 when
+        it lags."""
         if self._closing:
             return
         if self._queue is None:
@@ -74,15 +75,16 @@ class Session:
             log.warning("send queue full; closing", extra={"connection_id": self.connection_id})
             self.close(CLOSE_TOO_SLOW, "too slow to keep up; reconnect and sync")
             return
-        self._queue.append((frame_type, text))
+        self._queue.append((frame_type, data))
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
             while self._queue:
-                frame_type, text = self._queue.popleft()
-                await self.websocket.send(text)
+                frame_type, data = self._queue.popleft()
+                # A text frame from bytes already UTF-8: no decode here, no encode in websockets.
+                await self.websocket.send(data, text=True)
                 FRAMES_OUT_BY_TYPE[frame_type].inc()
         except ConnectionClosed:
             pass
