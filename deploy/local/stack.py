@@ -23,7 +23,7 @@ Everything lives under ``.local/`` in the repository (gitignored)::
     .local/kafka/jars/   broker jars fetched once by ``mvn`` with deploy/local/pom.xml
     .local/kafka/data/   KRaft metadata and topic logs
     .local/pg/data/      PostgreSQL cluster
-    .local/logs/         kafka.log, postgres.log, chat.log, presence.log, gateway.log, ...
+    .local/logs/         kafka.log, kafka-gc.log, postgres.log, chat.log, presence.log, ...
     .local/run/          pid files of the processes started here
 
 Settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` point at
@@ -490,6 +490,9 @@ def kafka_jvm_argv(config_path: Path, heap_opts: str) -> list[str]:
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-XX:+ExplicitGCInvokesConcurrent",
+        # As kafka-server-start.sh: every pause with its length, so a latency spike can be
+        # matched against the broker's GC (bounded: 5 files of 20 MiB).
+        f"-Xlog:gc*:file={LOGS / 'kafka-gc.log'}:time,tags:filecount=5,filesize=20M",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={KAFKA_LOG4J2}",
         "-cp",
