@@ -1,0 +1,174 @@
+"""Sending one push: RFC 8291 encryption, RFC 8292 VAPID, RFC 8030 delivery over httpx.
+
+Libraries, as they are meant to be used (docs/notifications.md, "Web Push", has the measurements
+behind the choice): ``http_ece`` encrypts (aes128gcm, one record, a fresh ephemeral P-256 key and
+salt per push, as RFC 8291 requires); ``py-vapid`` signs the ES256 JWT; httpx sends, with the
+worker's bounded concurrency. No crypto primitive is written here.
+
+A VAPID token depends only on the push service's origin and its expiry, not on the push, so one
+signature per origin serves every push for hours (RFC 8292 allows up to 24 h; we sign for 12 h
+and renew an hour early): the per-push cost is the encryption alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import http_ece
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from services.notifier.domain.push import PushHeaders, TransportError
+from services.notifier.vapid import VapidKey
+
+#: How long a VAPID token is signed for (RFC 8292: at most 24 h) and how early it is renewed.
+TOKEN_LIFETIME = timedelta(hours=12)
+TOKEN_RENEW_BEFORE = timedelta(hours=1)
+
+
+def encrypt(payload: bytes, *, p256dh: bytes, auth: bytes) -> bytes:
+    """The aes128gcm body of a push (RFC 8291): a new ephemeral ECDH key and salt every time.
+
+    ``http_ece`` draws the salt; the ephemeral key is drawn here because RFC 8291 wants one per
+    message, and its public half travels in the body's header (keyid).
+    """
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    body: bytes = http_ece.encrypt(
+        payload, private_key=ephemeral, dh=p256dh, auth_secret=auth, version="aes128gcm"
+    )
+    return body
+
+
+class VapidSigner:
+    """``Authorization: vapid t=<JWT>,k=<public key>`` per push service origin, cached.
+
+    Args:
+        key: the application server's VAPID key pair.
+        subject: ``sub`` claim, a mailto: or https: contact URL.
+    """
+
+    def __init__(self, key: VapidKey, subject: str) -> None:
+        self._key = key
+        self._subject = subject
+        self._tokens: dict[str, tuple[str, datetime]] = {}
+
+    @property
+    def public_key(self) -> str:
+        """The base64url public key (``hello.push.vapid_public_key``)."""
+        return self._key.public_key
+
+    def authorization(self, origin: str, now: datetime) -> str:
+        """The Authorization header for a push to ``origin`` (``aud``), valid for >= 1 h."""
+        cached = self._tokens.get(origin)
+        if cached is not None and cached[1] - now > TOKEN_RENEW_BEFORE:
+            return cached[0]
+        expires = now + TOKEN_LIFETIME
+        claims = {"aud": _audience(origin), "exp": int(expires.timestamp()), "sub": self._subject}
+        header: str = self._key.vapid.sign(claims)["Authorization"]
+        self._tokens[origin] = (header, expires)
+        return header
+
+
+def _audience(origin: str) -> str:
+    """RFC 8292 ``aud``: the origin as browsers serialise it (default port left out)."""
+    scheme, _, authority = origin.partition("://")
+    default = ":443" if scheme == "https" else ":80"
+    return f"{scheme}://{authority.removesuffix(default)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    """One push to one subscription, as the worker hands it over."""
+
+    endpoint: str
+    origin: str
+    p256dh: bytes
+    auth: bytes
+    payload: bytes
+    headers: PushHeaders
+
+
+@dataclass(frozen=True, slots=True)
+class PushAnswer:
+    """What came back: an HTTP status (and its Retry-After), or a transport error."""
+
+    status: int | None
+    retry_after: str | None = None
+    error: TransportError | None = None
+
+
+def make_client(*, max_connections: int, timeout_s: float) -> httpx.AsyncClient:
+    """The HTTP client of push sends.
+
+    Redirects are not followed (the allow-list judged the endpoint, not where it points);
+    proxies from the environment are not used (the allow-list is the only egress rule);
+    every phase is bounded by the request timeout (the sender bounds the whole request too).
+    """
+    return httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        timeout=httpx.Timeout(timeout_s),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+class WebPushSender:
+    """Encrypts, signs and POSTs pushes.
+
+    Args:
+        signer: VAPID header per origin.
+        client: from :func:`make_client`.
+        timeout_s: bound on one whole request (a push service that trickles its answer or
+            never answers counts as a timeout).
+        now: the clock (VAPID expiry).
+    """
+
+    def __init__(
+        self,
+        *,
+        signer: VapidSigner,
+        client: httpx.AsyncClient,
+        timeout_s: float,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._signer = signer
+        self._client = client
+        self._timeout_s = timeout_s
+        self._now = now
+
+    async def send(self, request: PushRequest) -> PushAnswer:
+        """POST one push; never raises for the push service's faults (they are answers)."""
+        body = encrypt(request.payload, p256dh=request.p256dh, auth=request.auth)
+        headers = {
+            "TTL": str(request.headers.ttl_s),
+            "Urgency": request.headers.urgency,
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+            "Authorization": self._signer.authorization(request.origin, self._now()),
+        }
+        if request.headers.topic is not None:
+            headers["Topic"] = request.headers.topic
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                # Streamed and never read: only the status and headers matter, and a push
+                # service's body (whatever its size) is not ours to buffer.
+                async with self._client.stream(
+                    "POST", request.endpoint, content=body, headers=headers
+                ) as response:
+                    return PushAnswer(
+                        status=response.status_code,
+                        retry_after=response.headers.get("retry-after"),
+                    )
+        except (TimeoutError, httpx.TimeoutException):
+            return PushAnswer(status=None, error=TransportError.TIMEOUT)
+        except httpx.TransportError:
+            return PushAnswer(status=None, error=TransportError.CONNECTION)
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        await self._client.aclose()
