@@ -35,7 +35,7 @@ from services.notifier.domain.push import (
 )
 from services.notifier.push_worker import PushWorker
 from services.notifier.vapid import generate, load_private_key
-from services.notifier.webpush import VapidSigner, WebPushSender, make_client
+from services.notifier.webpush import VapidSigner, WebPushSender, make_session
 from services.runtime.lifecycle import new_id
 from tests.integration.push_service import (
     HANG,
@@ -96,7 +96,7 @@ async def running_worker(
     arriving then prove that staging woke the worker (LISTEN/NOTIFY)."""
     sender = WebPushSender(
         signer=VapidSigner(load_private_key(PRIVATE_KEY), SUBJECT),
-        client=make_client(max_connections=16, timeout_s=timeout_s),
+        session=make_session(max_connections=16, timeout_s=timeout_s),
         timeout_s=timeout_s,
         now=lambda: datetime.now(UTC),
     )
