@@ -315,7 +315,6 @@ async def measure_worker(origin: str, pushes: int, concurrency: int, admin_url: 
         wall, cpu = time.monotonic() - wall, time.process_time() - cpu
         worker.request_stop()
         await task
-        await sender.aclose()
         await pool.close()
     print(  # noqa: T201
         f"Worker with Postgres, {pushes} jobs staged at once, {concurrency} in flight:\n"

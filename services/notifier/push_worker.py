@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import Counter as Tally
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -42,9 +43,18 @@ from services.notifier.domain.push import (
     parse_retry_after,
 )
 from services.notifier.push_metrics import PUSH_BACKLOG, PUSH_LATENCY, PUSHES, PUSHES_IN_FLIGHT
+from services.notifier.push_settings import PushSettings
 from services.notifier.push_storage import ClaimedJob, JobOutcome
-from services.notifier.webpush import PushAnswer, PushRequest
+from services.notifier.vapid import load_private_key
+from services.notifier.webpush import (
+    PushAnswer,
+    PushRequest,
+    VapidSigner,
+    WebPushSender,
+    make_session,
+)
 from services.runtime.consumer import is_retriable
+from services.runtime.lifecycle import new_id
 from services.runtime.metrics import ERRORS
 
 log = logging.getLogger(__name__)
@@ -55,13 +65,55 @@ class PushSender(Protocol):
 
     async def send(self, request: PushRequest) -> PushAnswer: ...
 
+    async def aclose(self) -> None: ...
+
+
+def build_push_worker(
+    settings: PushSettings,
+    *,
+    pool: asyncpg.Pool,
+    database_url: str,
+    now: Callable[[], datetime],
+) -> PushWorker:
+    """The worker as the notifier runs it (call inside the running event loop).
+
+    Raises:
+        ValueError: push is not configured (``settings.push_enabled`` is false).
+    """
+    if settings.vapid_private_key is None or settings.vapid_subject is None:
+        raise ValueError("Web Push needs VAPID_PRIVATE_KEY and VAPID_SUBJECT")
+    timeout_s = settings.push_request_timeout_ms / 1000
+    sender = WebPushSender(
+        signer=VapidSigner(
+            load_private_key(settings.vapid_private_key.get_secret_value()),
+            settings.vapid_subject,
+        ),
+        session=make_session(max_connections=settings.push_concurrency, timeout_s=timeout_s),
+        timeout_s=timeout_s,
+        now=now,
+    )
+    return PushWorker(
+        pool=pool,
+        sender=sender,
+        allowlist=settings.endpoint_allowlist,
+        retry=settings.retry_policy,
+        concurrency=settings.push_concurrency,
+        per_origin=settings.push_per_origin_concurrency,
+        request_timeout_s=timeout_s,
+        poll_interval_s=settings.push_poll_interval_ms / 1000,
+        now=now,
+        jitter=random.random,
+        new_claim=new_id,
+        listen_dsn=database_url,
+    )
+
 
 class PushWorker:
     """Sends staged pushes until stopped.
 
     Args:
         pool: the notifier's Postgres pool (claims and settlements are short transactions).
-        sender: encrypts, signs and POSTs one push.
+        sender: encrypts, signs and POSTs one push; closed when :meth:`run` returns.
         allowlist: endpoints are checked again before each send (the setting may have changed
             since the subscription was stored).
         retry: backoff and give-up bounds.
@@ -140,6 +192,7 @@ class PushWorker:
                 listener.cancel()
                 await asyncio.gather(listener, return_exceptions=True)
             await self._drain()
+            await self._sender.aclose()
 
     async def _drain(self) -> None:
         """Wait for in-flight pushes (each bounded by the request timeout), then settle."""

@@ -27,15 +27,14 @@ from services.notifier.domain.push import (
     EndpointAllowList,
     PushMessage,
     PushNotification,
-    RetryPolicy,
     SubscriptionRejected,
     build_push,
     parse_subscription,
     topic_for,
 )
-from services.notifier.push_worker import PushWorker
-from services.notifier.vapid import generate, load_private_key
-from services.notifier.webpush import VapidSigner, WebPushSender, make_session
+from services.notifier.push_settings import PushSettings
+from services.notifier.push_worker import PushWorker, build_push_worker
+from services.notifier.vapid import generate
 from services.runtime.lifecycle import new_id
 from tests.integration.push_service import (
     HANG,
@@ -47,7 +46,8 @@ from tests.integration.push_service import (
     until,
 )
 
-ALLOW = EndpointAllowList.parse("fcm.googleapis.com,127.0.0.1")
+ALLOWLIST = "fcm.googleapis.com,127.0.0.1"
+ALLOW = EndpointAllowList.parse(ALLOWLIST)
 PRIVATE_KEY, PUBLIC_KEY = generate()
 SUBJECT = "mailto:ops@example.org"
 WAIT_S = 15 * UNIT_S
@@ -92,31 +92,22 @@ async def running_worker(
     per_origin: int = 4,
     poll_interval_s: float = 60.0,
 ) -> AsyncIterator[PushWorker]:
-    """A worker with the production sender. The poll interval is long by default: pushes
-    arriving then prove that staging woke the worker (LISTEN/NOTIFY)."""
-    sender = WebPushSender(
-        signer=VapidSigner(load_private_key(PRIVATE_KEY), SUBJECT),
-        session=make_session(max_connections=16, timeout_s=timeout_s),
-        timeout_s=timeout_s,
-        now=lambda: datetime.now(UTC),
+    """The worker as the notifier builds it, with test bounds. The poll interval is long by
+    default: pushes arriving then prove that staging woke the worker (LISTEN/NOTIFY)."""
+    settings = PushSettings(
+        vapid_private_key=PRIVATE_KEY,
+        vapid_subject=SUBJECT,
+        push_endpoint_allowlist=ALLOWLIST,
+        push_concurrency=16,
+        push_per_origin_concurrency=per_origin,
+        push_request_timeout_ms=int(timeout_s * 1000),
+        push_retry_base_ms=50,
+        push_retry_max_ms=200,
+        push_give_up_after_ms=int(give_up_after.total_seconds() * 1000),
+        push_poll_interval_ms=int(poll_interval_s * 1000),
     )
-    worker = PushWorker(
-        pool=pool,
-        sender=sender,
-        allowlist=ALLOW,
-        retry=RetryPolicy(
-            base=timedelta(milliseconds=50),
-            cap=timedelta(milliseconds=200),
-            give_up_after=give_up_after,
-        ),
-        concurrency=16,
-        per_origin=per_origin,
-        request_timeout_s=timeout_s,
-        poll_interval_s=poll_interval_s,
-        now=lambda: datetime.now(UTC),
-        jitter=random.random,
-        new_claim=new_id,
-        listen_dsn=database_url,
+    worker = build_push_worker(
+        settings, pool=pool, database_url=database_url, now=lambda: datetime.now(UTC)
     )
     task = asyncio.create_task(worker.run())
     try:
@@ -124,7 +115,6 @@ async def running_worker(
     finally:
         worker.request_stop()
         await task
-        await sender.aclose()
 
 
 async def _subscribe(pool: asyncpg.Pool, user_id: str, browser: BrowserSubscription) -> None:
