@@ -12,7 +12,7 @@ job rows; staging, cancelling and the worker touch job rows only, and read subsc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -233,32 +233,47 @@ async def claim_jobs(
     limit: int,
     lease: timedelta,
     claim: str,
-    exclude_origins: Sequence[str] = (),
+    in_flight: Mapping[str, int],
+    per_origin: int,
 ) -> list[ClaimedJob]:
-    """Lease up to ``limit`` due jobs, oldest due first, skipping push services at capacity.
+    """Lease up to ``limit`` due jobs, oldest due first, at most ``per_origin`` in flight per
+    push service counting ``in_flight`` (the caller's requests still awaiting answers).
 
     ``SKIP LOCKED`` lets several workers claim side by side; the lease (``due_at`` moved to
     ``now + lease``) keeps others off the job while it is sent outside any transaction, and
-    hands it to another worker if this one dies.
+    hands it to another worker if this one dies. Push services at capacity are left out of the
+    scan; among the others the oldest due jobs are looked at (four times ``limit`` of them) and
+    each service's free slots filled from those.
     """
+    full = [origin for origin, count in in_flight.items() if count >= per_origin]
+    busy = [origin for origin, count in in_flight.items() if 0 < count < per_origin]
     rows = await conn.fetch(
         "WITH due AS ("
-        "   SELECT j.id FROM notifier.push_jobs j"
+        "   SELECT j.id, j.due_at, s.origin FROM notifier.push_jobs j"
         "   JOIN notifier.push_subscriptions s ON s.id = j.subscription_id"
         "   WHERE j.due_at <= $1 AND s.origin <> ALL($4::text[])"
-        "   ORDER BY j.due_at LIMIT $2 FOR UPDATE OF j SKIP LOCKED"
+        "   ORDER BY j.due_at LIMIT $2 * 4 FOR UPDATE OF j SKIP LOCKED"
+        " ), ranked AS ("
+        "   SELECT due.id, due.due_at, row_number() OVER ("
+        "       PARTITION BY due.origin ORDER BY due.due_at, due.id) + coalesce(b.n, 0) AS slot"
+        "   FROM due LEFT JOIN unnest($6::text[], $7::int[]) AS b(origin, n) USING (origin)"
+        " ), chosen AS ("
+        "   SELECT id FROM ranked WHERE slot <= $8 ORDER BY due_at, id LIMIT $2"
         " )"
         " UPDATE notifier.push_jobs j SET due_at = $1 + $3::interval, claim = $5"
-        " FROM due, notifier.push_subscriptions s"
-        " WHERE j.id = due.id AND s.id = j.subscription_id"
+        " FROM chosen, notifier.push_subscriptions s"
+        " WHERE j.id = chosen.id AND s.id = j.subscription_id"
         " RETURNING j.id, j.user_id, j.notification_id, j.subscription_id, s.endpoint, s.origin,"
         "   s.p256dh, s.auth, j.payload, j.ttl_s, j.urgency, j.topic, j.staged_at, j.deadline,"
         "   j.attempts",
         now,
         limit,
         lease,
-        list(exclude_origins),
+        full,
         claim,
+        busy,
+        [in_flight[origin] for origin in busy],
+        per_origin,
     )
     return [
         ClaimedJob(

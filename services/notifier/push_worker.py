@@ -3,7 +3,7 @@
 Loop::
 
     settle finished attempts (one statement) --> claim up to the free slots (SKIP LOCKED,
-    push services at capacity excluded) --> one task per job: encrypt, sign, POST (bounded)
+    each push service's free slots at most) --> one task per job: encrypt, sign, POST
     --> wait for a NOTIFY of staged jobs, wake(), a finished attempt, or the poll interval
 
 Several workers (notifier instances) run side by side: a claim leases its jobs (``due_at``
@@ -39,7 +39,6 @@ from services.notifier.domain.push import (
     Verdict,
     classify,
     next_attempt_at,
-    origins_at_capacity,
     parse_retry_after,
 )
 from services.notifier.push_metrics import PUSH_BACKLOG, PUSH_LATENCY, PUSHES, PUSHES_IN_FLIGHT
@@ -245,7 +244,8 @@ class PushWorker:
                     limit=free,
                     lease=self._lease,
                     claim=self._new_claim(),
-                    exclude_origins=origins_at_capacity(self._in_flight, self._per_origin),
+                    in_flight=self._in_flight,
+                    per_origin=self._per_origin,
                 )
         except Exception as exc:
             if not is_retriable(exc):
@@ -262,7 +262,7 @@ class PushWorker:
             self._finish(job, Verdict(Outcome.RETRY, "deadline"), None, now)
             return
         if self._in_flight[job.origin] >= self._per_origin:
-            # Claimed in the same batch as its push service's last free slots.
+            # The claim fills free slots only; this guards the bound should that ever slip.
             due = now + timedelta(seconds=self._poll_interval_s)
             self._outcomes.append(JobOutcome(job=job, settlement="defer", due_at=due))
             return

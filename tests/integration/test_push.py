@@ -228,6 +228,56 @@ async def test_endpoints_off_the_allow_list_are_refused(fake: FakePushService) -
     assert refused.value.code == "forbidden"
 
 
+async def test_a_claim_fills_each_push_services_free_slots_only(
+    pool: asyncpg.Pool, fake: FakePushService
+) -> None:
+    other = FakePushService(vapid_public_key=PUBLIC_KEY)  # another push service (origin)
+    await other.start()
+    try:
+        crowded = [_user() for _ in range(10)]
+        quiet = [_user() for _ in range(2)]
+        for user in crowded:
+            await _subscribe(pool, user, fake.subscribe())
+        for user in quiet:
+            await _subscribe(pool, user, other.subscribe())
+        await _stage(
+            pool,
+            *(
+                build_push(_notification("job_alert", data={}), user_id=u, unread_count=1)
+                for u in crowded + quiet
+            ),
+        )
+        origin = ALLOW.check(f"{fake.origin}/push/x")
+        async with pool.acquire() as conn:
+            claimed = await push_storage.claim_jobs(
+                conn,
+                now=datetime.now(UTC),
+                limit=10,
+                lease=timedelta(minutes=1),
+                claim=new_id(),
+                in_flight={origin: 3},
+                per_origin=4,
+            )
+            again = await push_storage.claim_jobs(
+                conn,
+                now=datetime.now(UTC),
+                limit=10,
+                lease=timedelta(minutes=1),
+                claim=new_id(),
+                in_flight={origin: 4},
+                per_origin=4,
+            )
+        # One slot was free on the crowded service; the quiet one had all its slots.
+        claimed_users = [job.user_id for job in claimed]
+        assert len(claimed_users) == 3
+        assert set(quiet) <= set(claimed_users)
+        assert len(set(claimed_users) & set(crowded)) == 1
+        assert again == []  # leased jobs are not claimed twice; the full service is skipped
+    finally:
+        await other.stop()
+        await pool.execute("DELETE FROM notifier.push_jobs")
+
+
 # --- sending -----------------------------------------------------------------------------------
 
 

@@ -32,7 +32,6 @@ from services.notifier.domain.push import (
     classify,
     latest_per_topic,
     next_attempt_at,
-    origins_at_capacity,
     parse_retry_after,
     parse_subscription,
     push_headers,
@@ -440,8 +439,3 @@ def test_retry_after_seconds_or_http_date() -> None:
     assert parse_retry_after("soon", T0) is None
     assert parse_retry_after("-5", T0) is None
     assert parse_retry_after(None, T0) is None
-
-
-def test_origins_at_capacity() -> None:
-    in_flight = {"https://a:443": 4, "https://b:443": 3, "https://c:443": 5}
-    assert origins_at_capacity(in_flight, 4) == ["https://a:443", "https://c:443"]

@@ -23,7 +23,7 @@ import enum
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -582,8 +582,3 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if when.tzinfo is None:
         return None
     return max(when - now, timedelta(0))
-
-
-def origins_at_capacity(in_flight: Mapping[str, int], per_origin: int) -> Sequence[str]:
-    """Origins whose concurrency slots are all taken: the worker claims none of their jobs."""
-    return sorted(origin for origin, count in in_flight.items() if count >= per_origin)
