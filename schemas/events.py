@@ -111,8 +111,10 @@ class ConnectionOpened(WireModel):
     gateway_id: str
 
 
-class ConnectionClosed(WireModel):
-    """data of ``presence.connection.closed``."""
+# Not named after its event type: ``ConnectionClosed`` is websockets' exception, which the
+# gateway catches beside publishing this.
+class ConnectionEnded(WireModel):
+    """data of ``presence.connection.closed``: a connection closed, or expired with its gateway."""
 
     # Who disconnected.
     user_id: UserId

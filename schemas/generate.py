@@ -31,7 +31,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     topics.CONVERSATION_CREATED: events.ConversationCreated,
     topics.DELIVERY_FRAME: events.DeliveryFrame,
     topics.CONNECTION_OPENED: events.ConnectionOpened,
-    topics.CONNECTION_CLOSED: events.ConnectionClosed,
+    topics.CONNECTION_CLOSED: events.ConnectionEnded,
     topics.GATEWAY_HEARTBEAT: events.GatewayHeartbeat,
     topics.STATUS_SET: events.StatusSet,
     topics.OFFLINE_DUE: events.OfflineDue,

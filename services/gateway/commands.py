@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import topics
 from schemas.events import (
-    ConnectionClosed,
+    ConnectionEnded,
     ConnectionOpened,
     GatewayHeartbeat,
     MessageSendCommand,
@@ -134,7 +134,7 @@ class CommandPublisher:
 
     async def connection_closed(self, *, user_id: str, connection_id: str) -> None:
         """Tell presence a device disconnected from here."""
-        event = ConnectionClosed(
+        event = ConnectionEnded(
             user_id=user_id, connection_id=connection_id, gateway_id=self._gateway_id
         )
         await self._publish(

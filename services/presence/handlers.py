@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from schemas import topics
 from schemas.events import (
-    ConnectionClosed,
+    ConnectionEnded,
     ConnectionOpened,
     ConversationCreated,
     GatewayHeartbeat,
@@ -93,7 +93,7 @@ class PresenceHandler:
             state = await storage.lock_user(conn, opened.user_id)
             await self._commit(conn, presence.connection_opened(state, opened.connection_id), out)
         elif kind == topics.CONNECTION_CLOSED:
-            closed = parse_data(envelope, ConnectionClosed)
+            closed = parse_data(envelope, ConnectionEnded)
             state = await storage.lock_user(conn, closed.user_id)
             await storage.remove_connection(conn, closed.connection_id)
             transition = presence.connection_closed(

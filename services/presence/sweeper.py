@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from schemas import topics
-from schemas.events import ConnectionClosed, OfflineDue
+from schemas.events import ConnectionEnded, OfflineDue
 from services.presence import storage
 from services.runtime.codec import encode_event
 from services.runtime.db import Connection
@@ -110,7 +110,7 @@ class Sweeper:
                     extra={"gateway_id": gateway_id, "connections": len(connections)},
                 )
                 for connection_id, user_id in connections:
-                    closed = ConnectionClosed(
+                    closed = ConnectionEnded(
                         user_id=user_id,
                         connection_id=connection_id,
                         gateway_id=gateway_id,
