@@ -12,8 +12,9 @@ from typing import Generic, Protocol, TypeVar
 from services.runtime.partitioning import partition_for_key
 
 
-class Session(Protocol):
-    """What the registry needs to know of a connection."""
+class Addressable(Protocol):
+    """What the registry needs to know of a connection: whose it is and its id (the two things
+    a delivery record addresses). :class:`services.gateway.session.Session` is one."""
 
     @property
     def user_id(self) -> str: ...
@@ -22,7 +23,7 @@ class Session(Protocol):
     def connection_id(self) -> str: ...
 
 
-SessionT = TypeVar("SessionT", bound=Session)
+SessionT = TypeVar("SessionT", bound=Addressable)
 
 
 class Registry(Generic[SessionT]):
