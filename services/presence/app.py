@@ -16,7 +16,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from services.presence import storage
-from services.presence.domain.typing import TypingTracker
+from services.presence.domain.typing_indicators import TypingTracker
 from services.presence.handlers import PresenceHandler
 from services.presence.http import build_http_app
 from services.presence.settings import PresenceSettings

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.events import TypingCommand
 from schemas.frames import Ack, Error, TypingEvent
 from services.presence import storage
-from services.presence.domain.typing import TypingKey, TypingTracker
+from services.presence.domain.typing_indicators import TypingKey, TypingTracker
 from services.runtime import codec
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.presence.domain.typing import TypingKey, TypingTracker
+from services.presence.domain.typing_indicators import TypingKey, TypingTracker
 
 TTL = 6.0
 A: TypingKey = ("conv-1", "alice")
