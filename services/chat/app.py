@@ -15,8 +15,10 @@ from services.chat.handlers import ChatCommandHandler
 from services.chat.http import build_http_app
 from services.chat.settings import ChatSettings
 from services.runtime import lifecycle
+from services.runtime.codec import EventBuilder
 from services.runtime.consumer import TransactionalConsumer
 from services.runtime.db import create_pool
+from services.runtime.delivery import DeliveryWriter
 from services.runtime.health import Readiness, postgres_check
 from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
 from services.runtime.lifecycle import new_id, utc_now
@@ -47,8 +49,13 @@ async def serve(settings: ChatSettings) -> None:
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
     await producer.start()
     outbox = Outbox(schema=storage.SCHEMA, producer=producer)
+    events = EventBuilder(source=f"/chat/{settings.instance_id}", now=utc_now, new_id=new_id)
     handler = ChatCommandHandler(
-        topic_names=topic_names, source=f"/chat/{settings.instance_id}", now=utc_now, new_id=new_id
+        topic_names=topic_names,
+        events=events,
+        delivery=DeliveryWriter(topic=topic_names.delivery, events=events),
+        now=utc_now,
+        new_id=new_id,
     )
     consumer = TransactionalConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,

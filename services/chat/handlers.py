@@ -28,7 +28,7 @@ from services.chat import storage
 from services.chat.domain.errors import ChatError, Conflict, Forbidden
 from services.chat.domain.messages import Target, check_send, resolve_target
 from services.chat.domain.watermarks import apply_receipt
-from services.runtime.codec import encode_event, parse_data
+from services.runtime.codec import EventBuilder, parse_data
 from services.runtime.consumer import InboundRecord
 from services.runtime.db import Connection
 from services.runtime.delivery import DeliveryWriter
@@ -44,27 +44,27 @@ class ChatCommandHandler:
     """The chat service's :class:`~services.runtime.consumer.RecordHandler`.
 
     Args:
-        topics: topic names of this deployment.
-        source: CloudEvents source of what we emit (``/chat/<instance>``).
+        topic_names: topic names of this deployment.
+        events: builds what we emit (source ``/chat/<instance>``).
+        delivery: builds frames for users.
         now: the clock (injected so tests control it).
-        new_id: makes message and event ids.
+        new_id: makes message ids.
     """
 
     def __init__(
         self,
         *,
         topic_names: TopicNames,
-        source: str,
+        events: EventBuilder,
+        delivery: DeliveryWriter,
         now: Callable[[], datetime],
         new_id: Callable[[], str],
     ) -> None:
         self._topics = topic_names
-        self._source = source
+        self._events = events
         self._now = now
         self._new_id = new_id
-        self._delivery = DeliveryWriter(
-            topic=topic_names.delivery, source=source, now=now, new_id=new_id
-        )
+        self._delivery = delivery
 
     async def apply(
         self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
@@ -371,12 +371,6 @@ class ChatCommandHandler:
     def _fact(
         self, topic: str, event_type: str, conversation_id: str, data: bytes
     ) -> OutboundRecord:
-        value = encode_event(
-            event_id=self._new_id(),
-            source=self._source,
-            event_type=event_type,
-            subject=conversation_id,
-            time=self._now(),
-            data=orjson.Fragment(data),
+        return self._events.record(
+            topic, event_type, key=conversation_id, data=orjson.Fragment(data)
         )
-        return OutboundRecord(topic=topic, key=conversation_id.encode(), value=value)

@@ -24,6 +24,7 @@ from services.gateway.presence import PresenceClient
 from services.gateway.session import CLOSE_GOING_AWAY, Session
 from services.gateway.settings import GatewaySettings
 from services.gateway.sync import SyncClient
+from services.runtime.codec import EventBuilder
 from services.runtime.health import Readiness
 from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
 from services.runtime.lifecycle import new_id, stop_signal, utc_now
@@ -76,8 +77,7 @@ async def serve(settings: GatewaySettings) -> None:
         producer=producer,
         topic_names=topic_names,
         gateway_id=settings.instance_id,
-        now=utc_now,
-        new_id=new_id,
+        events=EventBuilder(source=f"/gateway/{settings.instance_id}", now=utc_now, new_id=new_id),
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     sync_client = SyncClient(

@@ -3,9 +3,6 @@ commands (keyed by user; heartbeats keyed by gateway) and typing (keyed by conve
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from aiokafka import AIOKafkaProducer
 
 from schemas import topics
@@ -21,7 +18,7 @@ from schemas.events import (
 )
 from schemas.frames import MessageSend, PresenceSet, Receipt, Typing
 from schemas.ids import direct_conversation_id
-from services.runtime.codec import encode_event
+from services.runtime.codec import EventBuilder
 from services.runtime.kafka import TopicNames
 
 
@@ -31,9 +28,8 @@ class CommandPublisher:
     Args:
         producer: a started idempotent producer.
         topic_names: topics of this deployment.
-        gateway_id: this gateway's instance id (CloudEvents source, reply routing).
-        now: clock, injected.
-        new_id: event id factory, injected.
+        gateway_id: this gateway's instance id (reply routing).
+        events: builds the commands (source ``/gateway/<gateway id>``).
     """
 
     def __init__(
@@ -42,15 +38,12 @@ class CommandPublisher:
         producer: AIOKafkaProducer,
         topic_names: TopicNames,
         gateway_id: str,
-        now: Callable[[], datetime],
-        new_id: Callable[[], str],
+        events: EventBuilder,
     ) -> None:
         self._producer = producer
         self._topics = topic_names
         self._gateway_id = gateway_id
-        self._source = f"/gateway/{gateway_id}"
-        self._now = now
-        self._new_id = new_id
+        self._events = events
 
     def _reply_to(self, connection_id: str, request_id: str | None) -> ReplyTo:
         return ReplyTo(
@@ -154,12 +147,5 @@ class CommandPublisher:
     async def _publish(
         self, topic: str, event_type: str, key: str, data: dict[str, object]
     ) -> None:
-        value = encode_event(
-            event_id=self._new_id(),
-            source=self._source,
-            event_type=event_type,
-            subject=key,
-            time=self._now(),
-            data=data,
-        )
-        await self._producer.send_and_wait(topic, value, key=key.encode())
+        record = self._events.record(topic, event_type, key=key, data=data)
+        await self._producer.send_and_wait(record.topic, record.value, key=record.key)

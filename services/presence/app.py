@@ -23,6 +23,7 @@ from services.presence.settings import PresenceSettings
 from services.presence.sweeper import Sweeper
 from services.presence.typing_relay import TypingRelay
 from services.runtime import lifecycle
+from services.runtime.codec import EventBuilder
 from services.runtime.consumer import TransactionalConsumer
 from services.runtime.db import create_pool
 from services.runtime.delivery import DeliveryWriter
@@ -51,8 +52,8 @@ async def serve(settings: PresenceSettings) -> None:
     pool = await create_pool(settings)
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
     await producer.start()
-    source = f"/presence/{settings.instance_id}"
-    delivery = DeliveryWriter(topic=names.delivery, source=source, now=utc_now, new_id=new_id)
+    events = EventBuilder(source=f"/presence/{settings.instance_id}", now=utc_now, new_id=new_id)
+    delivery = DeliveryWriter(topic=names.delivery, events=events)
     outbox = Outbox(schema=storage.SCHEMA, producer=producer)
     consumer = TransactionalConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -90,7 +91,7 @@ async def serve(settings: PresenceSettings) -> None:
         pool=pool,
         producer=producer,
         topic=names.presence_commands,
-        source=source,
+        events=events,
         grace=timedelta(milliseconds=settings.presence_offline_grace_ms),
         gateway_expiry=timedelta(milliseconds=settings.presence_gateway_expiry_ms),
         retention=timedelta(days=settings.presence_retention_days),
@@ -100,7 +101,6 @@ async def serve(settings: PresenceSettings) -> None:
             consumer.caught_up, in_contact_for_s=settings.presence_gateway_expiry_ms / 1000
         ),
         now=utc_now,
-        new_id=new_id,
     )
     readiness = Readiness()
     readiness.add("postgres", postgres_check(pool))

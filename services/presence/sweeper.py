@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from schemas import topics
 from schemas.events import ConnectionEnded, OfflineDue
 from services.presence import storage
-from services.runtime.codec import encode_event
+from services.runtime.codec import EventBuilder
 from services.runtime.db import Connection
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,14 @@ class Sweeper:
         pool: Postgres pool.
         producer: started producer.
         topic: presence commands topic.
-        source: CloudEvents source.
+        events: builds the commands (source ``/presence/<instance>``).
         grace: offline grace period.
         gateway_expiry: silence after which a gateway is dead.
         retention: how long an offline user's row is kept.
         caught_up: whether the presence consumer has read everything (no false expiry after
             a restart while heartbeats still wait in Kafka) and Kafka has answered for a whole
             expiry period (no false expiry during or right after a Kafka outage).
-        now: clock; new_id: event ids (both injected).
+        now: clock, injected.
     """
 
     def __init__(
@@ -53,24 +53,22 @@ class Sweeper:
         pool: asyncpg.Pool,
         producer: AIOKafkaProducer,
         topic: str,
-        source: str,
+        events: EventBuilder,
         grace: timedelta,
         gateway_expiry: timedelta,
         retention: timedelta,
         caught_up: Callable[[], Awaitable[bool]],
         now: Callable[[], datetime],
-        new_id: Callable[[], str],
     ) -> None:
         self._pool = pool
         self._producer = producer
         self._topic = topic
-        self._source = source
+        self._events = events
         self._grace = grace
         self._gateway_expiry = gateway_expiry
         self._retention = retention
         self._caught_up = caught_up
         self._now = now
-        self._new_id = new_id
         self._last_purge: datetime | None = None
 
     async def run(self, *, interval_s: float) -> None:
@@ -135,15 +133,8 @@ class Sweeper:
     async def _publish(
         self, event_type: str, user_id: str, data: dict[str, object], now: datetime
     ) -> asyncio.Future[object]:
-        value = encode_event(
-            event_id=self._new_id(),
-            source=self._source,
-            event_type=event_type,
-            subject=user_id,
-            time=now,
-            data=data,
-        )
+        record = self._events.record(self._topic, event_type, key=user_id, data=data, time=now)
         future: asyncio.Future[object] = await self._producer.send(
-            self._topic, value, key=user_id.encode()
+            record.topic, record.value, key=record.key
         )
         return future

@@ -6,7 +6,8 @@ Module map:
     metrics       Prometheus metrics shared by every service
     health        readiness checks and the metrics exposition
     errors        RuntimeServiceError > RecordRejected | InfrastructureError
-    codec         Kafka record <-> CloudEvents envelope (structured; binary via the SDK)
+    codec         Kafka record <-> CloudEvents envelope (structured; binary via the SDK), and
+                  EventBuilder: how every producer of ours makes its events
     partitioning  Kafka's murmur2 partitioner, for gateways tailing their users' partitions
     kafka         topic names and creation, the idempotent producer
     migrations    versioned SQL migrations per service schema

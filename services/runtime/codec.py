@@ -1,13 +1,15 @@
 """Kafka record <-> :class:`schemas.envelope.Envelope`.
 
-Our producers write structured mode, one orjson call per record. Other internal publishers may
-use either CloudEvents Kafka binding; binary mode (``ce_*`` headers) is read with the
-``cloudevents`` SDK rather than hand-rolled header parsing.
+Our producers write structured mode, one orjson call per record, and every one of them builds
+its events with an :class:`EventBuilder` (gateway commands, chat facts, delivery frames,
+presence timers). Other internal publishers may use either CloudEvents Kafka binding; binary
+mode (``ce_*`` headers) is read with the ``cloudevents`` SDK rather than hand-rolled header
+parsing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -19,6 +21,7 @@ from cloudevents.core.formats.json import JSONFormat
 
 from schemas.envelope import STRUCTURED_CONTENT_TYPE, Envelope
 from services.runtime.errors import RecordRejected
+from services.runtime.outbox import OutboundRecord
 
 #: Headers of every record we produce (structured mode).
 STRUCTURED_HEADERS: list[tuple[str, bytes]] = [
@@ -26,6 +29,9 @@ STRUCTURED_HEADERS: list[tuple[str, bytes]] = [
 ]
 _JSON_FORMAT = JSONFormat()
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+#: ``data`` of an event we produce: a JSON-ready mapping (which may hold ``orjson.Fragment``
+#: values of frames already encoded), or the whole data pre-encoded.
+EventData = dict[str, object] | orjson.Fragment
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -106,7 +112,7 @@ def encode_event(
     event_type: str,
     subject: str,
     time: datetime,
-    data: dict[str, object] | orjson.Fragment,
+    data: EventData,
 ) -> bytes:
     """Encode a structured-mode event without building an :class:`Envelope` first.
 
@@ -126,3 +132,61 @@ def encode_event(
             "data": data,
         }
     )
+
+
+class EventBuilder:
+    """How every producer of ours makes its events: one builder per producing instance.
+
+    It holds what all of an instance's events share (the CloudEvents ``source``, the clock and
+    the id factory, both injected) and encodes each event with :func:`encode_event`: one orjson
+    call, ``data`` possibly pre-encoded.
+
+    Args:
+        source: CloudEvents source of the producing instance, e.g. ``/chat/<instance id>``.
+        now: the clock (``time`` of each event).
+        new_id: event ids, unique per source (consumers drop repeats by them).
+    """
+
+    __slots__ = ("_new_id", "_now", "_source")
+
+    def __init__(
+        self, *, source: str, now: Callable[[], datetime], new_id: Callable[[], str]
+    ) -> None:
+        self._source = source
+        self._now = now
+        self._new_id = new_id
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents source of every event built here."""
+        return self._source
+
+    def record(
+        self,
+        topic: str,
+        event_type: str,
+        *,
+        key: str,
+        data: EventData,
+        subject: str | None = None,
+        time: datetime | None = None,
+    ) -> OutboundRecord:
+        """A keyed structured-mode record of one event.
+
+        Args:
+            topic: where it goes.
+            event_type: the CloudEvents ``type`` (:mod:`schemas.topics`).
+            key: the record key, UTF-8 encoded (conversation id, user id, ...).
+            data: the event's data.
+            subject: the CloudEvents ``subject``; the key when not given.
+            time: when it happened; now when not given.
+        """
+        value = encode_event(
+            event_id=self._new_id(),
+            source=self._source,
+            event_type=event_type,
+            subject=key if subject is None else subject,
+            time=self._now() if time is None else time,
+            data=data,
+        )
+        return OutboundRecord(topic=topic, key=key.encode(), value=value)

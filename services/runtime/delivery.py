@@ -6,13 +6,12 @@ them to the user's live connections.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 import orjson
 
 from schemas.topics import DELIVERY_FRAME
-from services.runtime.codec import encode_event
+from services.runtime.codec import EventBuilder
 from services.runtime.outbox import OutboundRecord
 
 
@@ -21,18 +20,14 @@ class DeliveryWriter:
 
     Args:
         topic: the delivery topic of this deployment.
-        source: CloudEvents source of the writing service instance.
-        now: clock, injected.
-        new_id: event id factory, injected.
+        events: the writing instance's event builder.
     """
 
-    def __init__(
-        self, *, topic: str, source: str, now: Callable[[], datetime], new_id: Callable[[], str]
-    ) -> None:
+    __slots__ = ("_events", "_topic")
+
+    def __init__(self, *, topic: str, events: EventBuilder) -> None:
         self._topic = topic
-        self._source = source
-        self._now = now
-        self._new_id = new_id
+        self._events = events
 
     def frame(
         self,
@@ -55,12 +50,4 @@ class DeliveryWriter:
             data["origin_time"] = origin
         if connection_id is not None:
             data["connection_id"] = connection_id
-        value = encode_event(
-            event_id=self._new_id(),
-            source=self._source,
-            event_type=DELIVERY_FRAME,
-            subject=user_id,
-            time=self._now(),
-            data=data,
-        )
-        return OutboundRecord(topic=self._topic, key=user_id.encode(), value=value)
+        return self._events.record(self._topic, DELIVERY_FRAME, key=user_id, data=data)
