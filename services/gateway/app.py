@@ -12,7 +12,6 @@ import contextlib
 import logging
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from websockets.asyncio.server import serve as ws_serve
 
@@ -26,7 +25,13 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.sync import SyncClient
 from services.runtime.codec import EventBuilder
 from services.runtime.health import Readiness
-from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
+from services.runtime.kafka import (
+    TopicNames,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    standard_topics,
+)
 from services.runtime.lifecycle import new_id, stop_signal, utc_now
 
 log = logging.getLogger(__name__)
@@ -54,12 +59,11 @@ async def serve(settings: GatewaySettings) -> None:
     await ensure_topics(settings, standard_topics(settings))
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
     await producer.start()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = make_consumer(
+        settings.kafka_bootstrap_servers,
         client_id=settings.instance_id,
         group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="latest",
+        start_at="latest",
         fetch_max_wait_ms=100,
     )
     await consumer.start()

@@ -13,8 +13,6 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
 from services.presence import storage
 from services.presence.domain.typing_indicators import TypingTracker
 from services.presence.handlers import PresenceHandler
@@ -28,7 +26,13 @@ from services.runtime.consumer import TransactionalConsumer
 from services.runtime.db import create_pool
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.health import Readiness, postgres_check
-from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
+from services.runtime.kafka import (
+    TopicNames,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    standard_topics,
+)
 from services.runtime.lifecycle import new_id, utc_now
 from services.runtime.outbox import Outbox
 
@@ -71,14 +75,12 @@ async def serve(settings: PresenceSettings) -> None:
     )
     await consumer.start()
     relay = TypingRelay(
-        consumer=AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=settings.typing_group,
+        consumer=make_consumer(
+            settings.kafka_bootstrap_servers,
             client_id=f"{settings.instance_id}-typing",
-            enable_auto_commit=True,
-            auto_offset_reset="latest",
-            session_timeout_ms=10000,
-            heartbeat_interval_ms=1000,
+            group_id=settings.typing_group,
+            start_at="latest",
+            auto_commit=True,
         ),
         producer=producer,
         topic=names.presence_typing,

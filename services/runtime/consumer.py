@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from asyncpg.pool import PoolConnectionProxy
@@ -51,6 +51,7 @@ from services.runtime import codec
 from services.runtime.db import Connection
 from services.runtime.dlq import count_dead_letter, dead_letter
 from services.runtime.errors import RecordRejected
+from services.runtime.kafka import make_consumer
 from services.runtime.metrics import (
     BATCH_SIZE,
     CONSUMER_LAG,
@@ -238,15 +239,8 @@ class TransactionalConsumer:
         # only once someone asks caught_up() about contact (the presence sweeper does).
         self._in_contact_since: float | None = None
         self._contact_probe: asyncio.Task[None] | None = None
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
-            client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # Cooperative hand-over matters less than prompt recovery after a SIGKILL.
-            session_timeout_ms=10000,
-            heartbeat_interval_ms=1000,
+        self._consumer = make_consumer(
+            bootstrap_servers, client_id=client_id, group_id=group_id, start_at="earliest"
         )
 
     @property

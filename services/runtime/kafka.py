@@ -1,11 +1,12 @@
-"""Kafka plumbing shared by services: topic names, topic creation, the producer."""
+"""Kafka plumbing shared by services: topic names, topic creation, the producer, consumers."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import topics
@@ -125,4 +126,40 @@ def make_producer(
         linger_ms=linger_ms,
         request_timeout_ms=10000,
         partitioner=default_partitioner,
+    )
+
+
+def make_consumer(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    group_id: str | None,
+    start_at: Literal["earliest", "latest"],
+    auto_commit: bool = False,
+    fetch_max_wait_ms: int = 500,
+) -> AIOKafkaConsumer:
+    """An unstarted consumer; every consumer of ours is made here.
+
+    Args:
+        bootstrap_servers: Kafka bootstrap list.
+        client_id: names this process to the broker.
+        group_id: the consumer group, or None for manual assignment (the gateway's tail).
+        start_at: where a partition without a committed offset starts: ``earliest`` for
+            consumers that must apply everything, ``latest`` for live tails.
+        auto_commit: let Kafka commit offsets in the background (only where losing or
+            repeating a few records is harmless, as for typing indicators).
+        fetch_max_wait_ms: how long the broker may hold a fetch to fill it.
+
+    A member of a group is declared dead after 10 s without a heartbeat (sent every second):
+    prompt recovery after a SIGKILL matters more here than riding out long pauses.
+    """
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        group_id=group_id,
+        enable_auto_commit=auto_commit,
+        auto_offset_reset=start_at,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=1000,
     )
