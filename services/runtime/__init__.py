@@ -5,17 +5,26 @@ Module map:
     logs          JSON logs on stderr, no message bodies
     metrics       Prometheus metrics shared by every service
     health        readiness checks and the metrics exposition
+    http          the internal FastAPI app every service serves: health, metrics, the token
+    lifecycle     start and stop: clock and ids, signals, the HTTP server, ``serve|migrate``
     errors        RuntimeServiceError > RecordRejected | InfrastructureError
+    db            the pool, reads under Row Level Security, statement parts (Cte)
+    migrations    versioned SQL migrations per service schema
     codec         Kafka record <-> CloudEvents envelope (structured; binary via the SDK), and
                   EventBuilder: how every producer of ours makes its events
     partitioning  Kafka's murmur2 partitioner, for gateways tailing their users' partitions
-    kafka         topic names and creation, the idempotent producer
-    migrations    versioned SQL migrations per service schema
-    outbox        transactional outbox: stage in the transaction, publish after commit, relay
-    consumer      the transactional consumer loop (offsets in Postgres, DLQ, retries)
+    kafka         topic names and creation, the idempotent producer, the consumer factory
+    delivery      records for delivery.frames.v1 (one frame for one user or connection)
+    dlq           dead letters: the copy of a failed record for ``<topic>.dlq``, counted
+    outbox        transactional outbox: every statement on its table; stage in the
+                  transaction, publish after commit, relay leftovers
+    offsets       the offset store: fence, store, claim at assignment
+    contact       how long Kafka has answered without a miss (timers acting on silence)
+    consumer      the transactional consumer loop, its handler contracts, the retry policy
 
 Flow inside a consuming service::
 
-    Kafka --getmany--> consumer --BEGIN; fence offsets; handler.apply(...); store offsets;
-                                   outbox.stage; COMMIT--> outbox.publish --> Kafka
+    Kafka --getmany--> consumer --BEGIN; offsets.fence; handler.apply(...);
+                                   outbox.stage (+ offsets.store); COMMIT
+                       --> outbox.committed --> Kafka
 """

@@ -3,15 +3,22 @@
 Flow for each batch returned by ``getmany``::
 
     BEGIN
-      one statement: lock the batch's rows in <schema>.consumer_offsets; drop records applied
-      per record:    decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
-                     (or, for a handler with apply_batch, every record in one call: a few
-                     set-based statements per batch instead of several per record)
-      one statement: store every partition's next offset, stage ``out`` in the outbox, delete
-                     the rows published since the last batch
+      offsets.fence:  one statement locks the batch's rows in <schema>.consumer_offsets;
+                      records already applied are dropped
+      per record:     decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
+                      (or, for a handler with apply_batch, every record in one call: a few
+                      set-based statements per batch instead of several per record)
+      outbox.stage:   one statement stages ``out``, deletes the rows published since the last
+                      batch and (offsets.store riding along) stores every partition's next offset
     COMMIT
-    outbox.publish(out)          producer, in order; rows deleted once Kafka acked them
+    outbox.committed  producer, in order; rows deleted once Kafka acked them
     (every few seconds) commit the same offsets to Kafka: only a hint for tools
+
+Each concern has its module: the offset store (:mod:`~services.runtime.offsets`), the outbox
+and its statements (:mod:`~services.runtime.outbox`), dead letters
+(:mod:`~services.runtime.dlq`), the Kafka-contact probe for timers
+(:mod:`~services.runtime.contact`); this one is the loop, the handler contracts and the retry
+policy.
 
 A handler that can tell a record changes nothing (``SkippingRecordHandler``) spares a batch of
 such records the transaction; their offsets ride along with the next one.
@@ -48,6 +55,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from schemas.envelope import Envelope
 from services.runtime import codec
+from services.runtime.contact import ContactProbe
 from services.runtime.db import Connection
 from services.runtime.dlq import count_dead_letter, dead_letter
 from services.runtime.errors import RecordRejected
@@ -60,7 +68,8 @@ from services.runtime.metrics import (
     RECORDS_PROCESSED,
     RECORDS_SKIPPED,
 )
-from services.runtime.outbox import OutboundRecord, Outbox, outbox_columns
+from services.runtime.offsets import OffsetStore
+from services.runtime.outbox import OutboundRecord, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +224,9 @@ class TransactionalConsumer:
         offset_hint_interval_ms: int = 5000,
         contact_timeout_ms: int = 1000,
     ) -> None:
-        self._group_id = group_id
         self._topics = list(topics)
         self._pool = pool
-        self._offsets_table = f'"{schema}".consumer_offsets'
+        self._offsets = OffsetStore(schema=schema, group_id=group_id)
         self._handler = handler
         self._batch_handler = handler if isinstance(handler, BatchRecordHandler) else None
         self._skipping_handler = handler if isinstance(handler, SkippingRecordHandler) else None
@@ -234,14 +242,10 @@ class TransactionalConsumer:
         self._applied: dict[TopicPartition, int] = {}
         # Next offsets of batches skipped as no-ops, not yet stored in Postgres.
         self._unstored: dict[TopicPartition, int] = {}
-        self._contact_timeout_s = contact_timeout_ms / 1000
-        # Since when (monotonic) Kafka has answered every probe; None after a miss. Probed
-        # only once someone asks caught_up() about contact (the presence sweeper does).
-        self._in_contact_since: float | None = None
-        self._contact_probe: asyncio.Task[None] | None = None
         self._consumer = make_consumer(
             bootstrap_servers, client_id=client_id, group_id=group_id, start_at="earliest"
         )
+        self._contact = ContactProbe(self._consumer, timeout_ms=contact_timeout_ms)
 
     @property
     def assigned(self) -> bool:
@@ -268,36 +272,7 @@ class TransactionalConsumer:
                 return False
         if in_contact_for_s <= 0:
             return True
-        if self._contact_probe is None or self._contact_probe.done():
-            # First use, or the probe died of something unexpected: count afresh.
-            self._in_contact_since = None
-            self._contact_probe = asyncio.create_task(self._probe_contact(), name="kafka-contact")
-        since = self._in_contact_since
-        return since is not None and time.monotonic() - since >= in_contact_for_s
-
-    async def _probe_contact(self) -> None:
-        """Ask Kafka for the end offsets of the assigned partitions, several times per contact
-        timeout, and note since when every request was answered in time.
-
-        A task of its own: the consume loop may sit in a call that waits out a Kafka outage,
-        and an outage that began and ended between two looks must still reset the count.
-        """
-        while True:
-            assignment = list(self._consumer.assignment())
-            answered = False
-            if assignment:
-                try:
-                    await asyncio.wait_for(
-                        self._consumer.end_offsets(assignment), self._contact_timeout_s
-                    )
-                    answered = True
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    log.debug("kafka contact probe missed", extra={"error": type(exc).__name__})
-            if not answered:
-                self._in_contact_since = None
-            elif self._in_contact_since is None:
-                self._in_contact_since = time.monotonic()
-            await asyncio.sleep(self._contact_timeout_s / 4)
+        return self._contact.in_contact_for(in_contact_for_s)
 
     async def start(self) -> None:
         """Connect and join the group; partitions arrive through the rebalance listener."""
@@ -331,9 +306,7 @@ class TransactionalConsumer:
                     await self._commit_hints()
                     await self._update_lag()
         finally:
-            if self._contact_probe is not None:
-                self._contact_probe.cancel()
-                await asyncio.gather(self._contact_probe, return_exceptions=True)
+            await self._contact.stop()
             try:
                 # Leaving the group needs the coordinator; a broker that just came back may
                 # not answer, and shutdown must not wait on it forever.
@@ -403,9 +376,8 @@ class TransactionalConsumer:
         dlq_reasons: list[tuple[str, str]] = []
         started = time.perf_counter()
         conn = await self._connection()
-        published = self._outbox.published()
         async with conn.transaction():
-            stored = await self._fence(conn, list(batches))
+            stored = await self._offsets.fence(conn, list(batches))
             whole: list[list[ConsumerRecord]] = []
             for tp, records in batches.items():
                 fresh = [record for record in records if record.offset >= stored.get(tp, 0)]
@@ -421,78 +393,22 @@ class TransactionalConsumer:
             if whole:
                 await self._apply_batch(conn, in_produced_order(whole), out)
             unstored = dict(self._unstored)
-            ids = await self._finish(conn, {**unstored, **_next_offsets(batches)}, out, published)
+            offsets = {**unstored, **_next_offsets(batches)}
+            staged = await self._outbox.stage(conn, out, along=self._offsets.store(offsets))
         DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
         self._forget_unstored(unstored)
-        self._outbox.forget(published)
-        await self._outbox.publish(ids, out)
+        await self._outbox.committed(staged)
         return dlq_reasons
-
-    async def _fence(
-        self, conn: Connection, partitions: list[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        """Lock the batch's offset rows (one statement) and return the stored next offsets.
-
-        Records below a stored offset were applied already (by us before a retry, or by the
-        consumer that owned the partition before a rebalance) and are skipped. The lock makes a
-        consumer that lost its partition mid-batch wait, then skip what the new owner applied.
-        Rows are created at assignment, so there is always one to lock.
-        """
-        rows = await conn.fetch(
-            f"SELECT topic, partition, next_offset FROM {self._offsets_table}"
-            " WHERE group_id = $1 AND (topic, partition) IN"
-            " (SELECT * FROM unnest($2::text[], $3::int[]))"
-            " ORDER BY topic, partition FOR UPDATE",
-            self._group_id,
-            [tp.topic for tp in partitions],
-            [tp.partition for tp in partitions],
-        )
-        return {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}
-
-    async def _finish(
-        self,
-        conn: Connection,
-        offsets: dict[TopicPartition, int],
-        out: Sequence[OutboundRecord],
-        published: list[int],
-    ) -> list[int]:
-        """End the batch in one statement: store next offsets (the batch's, and those of no-op
-        batches skipped since the last transaction), stage ``out`` in the outbox (returning the
-        rows' ids in order) and delete outbox rows published since the last batch (their delete
-        rides along instead of costing a transaction of its own).
-        """
-        topics, keys, values, headers = outbox_columns(out)
-        rows = await conn.fetch(
-            f"WITH stored AS (INSERT INTO {self._offsets_table} AS o"
-            "   (group_id, topic, partition, next_offset)"
-            "   SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])"
-            "   ON CONFLICT (group_id, topic, partition)"
-            "   DO UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset)),"
-            f" published AS (DELETE FROM {self._outbox.table} WHERE id = ANY($5::bigint[]))"
-            f" INSERT INTO {self._outbox.table} (topic, key, value, headers)"
-            " SELECT * FROM unnest($6::text[], $7::bytea[], $8::bytea[], $9::jsonb[])"
-            " RETURNING id",
-            self._group_id,
-            [tp.topic for tp in offsets],
-            [tp.partition for tp in offsets],
-            list(offsets.values()),
-            published,
-            topics,
-            keys,
-            values,
-            headers,
-        )
-        return [row["id"] for row in rows]
 
     async def _store_unstored(self) -> None:
         """Store the offsets of no-op batches when no transaction came along to carry them."""
         if not self._unstored:
             return
         unstored = dict(self._unstored)
-        published = self._outbox.published()
         try:
             # The batch's closing statement with nothing to stage, on its own (autocommit).
-            await self._finish(await self._connection(), unstored, (), published)
+            conn = await self._connection()
+            staged = await self._outbox.stage(conn, (), along=self._offsets.store(unstored))
         except Exception as exc:
             if not is_retriable(exc):
                 raise
@@ -501,7 +417,7 @@ class TransactionalConsumer:
             log.info("no-op offsets not stored yet", extra={"error": type(exc).__name__})
             return
         self._forget_unstored(unstored)
-        self._outbox.forget(published)
+        await self._outbox.committed(staged)
 
     def _forget_unstored(self, stored: dict[TopicPartition, int]) -> None:
         for tp, offset in stored.items():
@@ -571,25 +487,7 @@ class TransactionalConsumer:
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         if not assigned:
             return
-        # Every owned partition gets its offset row now, so the per-batch fence always has a
-        # row to lock (two owners overlapping in a rebalance then serialise on it).
-        await self._pool.execute(
-            f"INSERT INTO {self._offsets_table} (group_id, topic, partition, next_offset)"
-            " SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS u(t, p)"
-            " ON CONFLICT DO NOTHING",
-            self._group_id,
-            [tp.topic for tp in assigned],
-            [tp.partition for tp in assigned],
-        )
-        rows = await self._pool.fetch(
-            f"SELECT topic, partition, next_offset FROM {self._offsets_table}"
-            " WHERE group_id = $1 AND topic = ANY($2::text[])",
-            self._group_id,
-            self._topics,
-        )
-        stored = {
-            TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows
-        }
+        stored = await self._offsets.claim(self._pool, assigned, self._topics)
         for tp in assigned:
             # 0 for a partition never applied: from its start (or, past retention, the earliest
             # offset left, by the reset policy).

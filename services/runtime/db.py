@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -40,3 +41,17 @@ async def read_as(conn: Connection, *, role: str, user_id: str) -> AsyncIterator
         await conn.execute(f'SET LOCAL ROLE "{role}"')
         await conn.execute("SELECT set_config('app.user_id', $1, true)", user_id)
         yield
+
+
+@dataclass(frozen=True, slots=True)
+class Cte:
+    """A part one module adds to another module's statement: ``name AS (sql)`` in its ``WITH``.
+
+    Each module keeps its own SQL and the two still cost one round trip (the offset store's
+    write rides along the outbox's staging statement). ``sql`` numbers its parameters from
+    ``$1``; the statement that takes it numbers its own after ``len(args)``.
+    """
+
+    name: str
+    sql: str
+    args: tuple[object, ...]

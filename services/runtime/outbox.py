@@ -3,17 +3,20 @@ describe, published to Kafka right after commit, re-published by a relay after a
 
 Flow::
 
-    handler --OutboundRecord--> the consumer's batch statement --INSERT--> outbox table
-    after commit: publish() --one producer batch per partition, in order--> Kafka
+    handler --OutboundRecord--> stage(): the batch's closing statement --INSERT--> outbox table
+                                (and DELETE of rows published since; the offset store's write
+                                rides along the same statement)
+    after commit: committed() --one producer batch per partition, in order--> Kafka
                   --acked--> ids noted as published
-    next batch statement (or the relay, whichever comes first): DELETE the published rows
-    relay (every interval): rows older than the grace period --send, acked--> DELETE
+    relay (every interval): DELETE published rows no batch came to delete;
+                            rows older than the grace period --send, acked--> DELETE
 
-A row is deleted only after Kafka acknowledged it, so a crash between commit and publish loses
-nothing; it can duplicate a record (published, then crashed before the delete), which every
-consumer tolerates by event id or seq. Deleting published rows in the next batch's statement
-costs no round trip of its own; the relay deletes them within its interval when no batch comes,
-well inside the grace period after which it would publish them again.
+Every statement on the outbox table is in this module. A row is deleted only after Kafka
+acknowledged it, so a crash between commit and publish loses nothing; it can duplicate a
+record (published, then crashed before the delete), which every consumer tolerates by event id
+or seq. Deleting published rows in the next batch's statement costs no round trip of its own;
+the relay deletes them within its interval when no batch comes, well inside the grace period
+after which it would publish them again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from services.runtime.db import Connection, Cte
 from services.runtime.metrics import OUTBOX_PUBLISHED
 from services.runtime.partitioning import default_partitioner
 
@@ -41,6 +45,16 @@ class OutboundRecord:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """What one closing statement did: rows staged (ids in record order) and rows deleted.
+    Handed back to :meth:`Outbox.committed` once the transaction committed."""
+
+    ids: list[int]
+    records: Sequence[OutboundRecord]
+    deleted: list[int]
 
 
 #: How long a publish may wait for Kafka's acknowledgement. The producer answers or fails within
@@ -69,25 +83,47 @@ class Outbox:
         # Rows Kafka acknowledged and nobody deleted yet.
         self._published: set[int] = set()
 
-    @property
-    def table(self) -> str:
-        """The qualified outbox table (rows are staged by the caller's batch statement)."""
-        return self._table
+    async def stage(
+        self, conn: Connection, records: Sequence[OutboundRecord], *, along: Cte | None = None
+    ) -> Staged:
+        """In one statement: insert ``records`` (returning their ids in order), delete the rows
+        published since the last call, and run ``along`` (another module's part of the same
+        statement, e.g. the offset store's write).
 
-    def published(self) -> list[int]:
-        """Ids of rows Kafka acknowledged that are still to be deleted."""
-        return list(self._published)
+        Runs in the caller's transaction (or alone, in autocommit, with nothing to stage).
+        Nothing is published until :meth:`committed` is given the result.
+        """
+        deleted = list(self._published)
+        topics, keys, values, headers = _columns(records)
+        head = ""
+        args: tuple[object, ...] = ()
+        if along is not None:
+            head, args = f"{along.name} AS ({along.sql}), ", along.args
+        n = len(args)
+        rows = await conn.fetch(
+            f"WITH {head}published AS"
+            f" (DELETE FROM {self._table} WHERE id = ANY(${n + 1}::bigint[]))"
+            f" INSERT INTO {self._table} (topic, key, value, headers)"
+            f" SELECT * FROM unnest(${n + 2}::text[], ${n + 3}::bytea[], ${n + 4}::bytea[],"
+            f" ${n + 5}::jsonb[]) RETURNING id",
+            *args,
+            deleted,
+            topics,
+            keys,
+            values,
+            headers,
+        )
+        return Staged(ids=[row["id"] for row in rows], records=records, deleted=deleted)
 
-    def forget(self, ids: Sequence[int]) -> None:
-        """Note that rows were deleted (in a transaction that committed)."""
-        self._published.difference_update(ids)
-
-    async def publish(self, ids: list[int], records: Sequence[OutboundRecord]) -> None:
-        """Hand committed records to the producer in order; acks are awaited in the background.
+    async def committed(self, staged: Staged) -> None:
+        """The statement of ``staged`` committed: forget the rows it deleted and hand the rows
+        it staged to the producer in order; acks are awaited in the background.
 
         Enqueueing in order here (not in the background) keeps per-key order across batches; the
         semaphore bounds how many batches may wait for acks, which is our backpressure.
         """
+        self._published.difference_update(staged.deleted)
+        ids, records = staged.ids, staged.records
         if not records:
             return
         await self._confirm_slots.acquire()
@@ -159,7 +195,7 @@ class Outbox:
         there); the ids are our own bigints, formatted as integers, so nothing from outside
         enters the SQL.
         """
-        ids = self.published()
+        ids = list(self._published)
         if not ids:
             return
         id_list = ",".join(str(int(row_id)) for row_id in ids)
@@ -168,7 +204,7 @@ class Outbox:
                 "BEGIN; SET LOCAL synchronous_commit = off;"
                 f" DELETE FROM {self._table} WHERE id IN ({id_list}); COMMIT"
             )
-        self.forget(ids)
+        self._published.difference_update(ids)
 
     async def drain(self) -> None:
         """Wait for every background confirmation (used at shutdown)."""
@@ -223,7 +259,7 @@ class Outbox:
             await asyncio.sleep(interval_ms / 1000)
 
 
-def outbox_columns(
+def _columns(
     records: Sequence[OutboundRecord],
 ) -> tuple[list[str], list[bytes | None], list[bytes], list[str | None]]:
     """The outbox columns (topic, key, value, headers) of ``records``, as arrays for unnest."""
