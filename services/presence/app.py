@@ -39,12 +39,17 @@ from services.runtime.outbox import Outbox
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The runtime's tables this service uses (services/runtime/tables).
+RUNTIME_TABLES = ("offsets", "outbox")
 
 
-async def migrate(settings: PresenceSettings) -> list[int]:
-    """Apply pending migrations and return their versions (the ``migrate`` command)."""
+async def migrate(settings: PresenceSettings) -> list[str]:
+    """Apply pending migrations and return the files applied (the ``migrate`` command)."""
     return await lifecycle.migrate(
-        settings.database_url, schema=storage.SCHEMA, directory=MIGRATIONS
+        settings.database_url,
+        schema=storage.SCHEMA,
+        directory=MIGRATIONS,
+        runtime_tables=RUNTIME_TABLES,
     )
 
 

@@ -9,7 +9,8 @@ Module map:
     lifecycle     start and stop: clock and ids, signals, the HTTP server, ``serve|migrate``
     errors        RuntimeServiceError > RecordRejected | InfrastructureError
     db            the pool, reads under Row Level Security, statement parts (Cte)
-    migrations    versioned SQL migrations per service schema
+    migrations    versioned SQL migrations per service schema, and the runtime's own tables
+                  in it (tables/<part>/: offsets, outbox, streams; a service names its parts)
     codec         Kafka record <-> CloudEvents envelope (structured; binary via the SDK), and
                   EventBuilder: how every producer of ours makes its events
     partitioning  Kafka's murmur2 partitioner, for gateways tailing their users' partitions

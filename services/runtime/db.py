@@ -29,6 +29,12 @@ async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     )
 
 
+def reader_role(schema: str) -> str:
+    """The role that reads a service's tables on behalf of a user (``chat_reader``): it owns no
+    table, so the schema's Row Level Security policies apply to it."""
+    return f"{schema}_reader"
+
+
 @contextlib.asynccontextmanager
 async def read_as(conn: Connection, *, role: str, user_id: str) -> AsyncIterator[None]:
     """A read-only transaction as ``role`` with ``app.user_id`` set to the requesting user.

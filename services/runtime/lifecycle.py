@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,11 +62,15 @@ def http_server(app: object, *, host: str, port: int) -> QuietServer:
     )
 
 
-async def migrate(database_url: str, *, schema: str, directory: Path) -> list[int]:
-    """Apply a service's pending migrations; returns the versions applied."""
+async def migrate(
+    database_url: str, *, schema: str, directory: Path | None, runtime_tables: Sequence[str]
+) -> list[str]:
+    """Apply a service's pending migrations and runtime tables; returns the files applied."""
     conn = await asyncpg.connect(database_url)
     try:
-        return await apply_migrations(conn, schema=schema, directory=directory)
+        return await apply_migrations(
+            conn, schema=schema, directory=directory, runtime_tables=runtime_tables
+        )
     finally:
         await conn.close()
 
@@ -109,7 +113,7 @@ def run_cli(
     load_settings: Callable[[], SettingsT],
     log_level: Callable[[SettingsT], str],
     serve: Callable[[SettingsT], Coroutine[Any, Any, None]],
-    migrate: Callable[[SettingsT], Coroutine[Any, Any, list[int]]],
+    migrate: Callable[[SettingsT], Coroutine[Any, Any, list[str]]],
 ) -> None:
     """``python -m services.<service> [serve|migrate]``: settings are read here, once."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
