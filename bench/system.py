@@ -186,7 +186,9 @@ class System:
         database_url = f"{base}/{database}"
         log_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
         chat_port, gateway_port, presence_port = free_port(), free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONASYNCIODEBUG"} | {
+        # No notifier runs in the bench: a NOTIFIER_URL from the shell would fail every sync.
+        dropped = {"PYTHONASYNCIODEBUG", "NOTIFIER_URL"}
+        env = {k: v for k, v in os.environ.items() if k not in dropped} | {
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "KAFKA_TOPIC_PREFIX": f"bench{run}.",
             "DATABASE_URL": database_url,

@@ -839,6 +839,9 @@ def vapid_keys(cfg: Config) -> Vapid:
 def service_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
     """Environment of the services: the caller's, plus where everything is."""
     env = dict(os.environ)
+    # No notifier runs in this stack yet: a NOTIFIER_URL from the shell would send every sync
+    # to a service that is not there.
+    env.pop("NOTIFIER_URL", None)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=cfg.kafka_bootstrap,
         DATABASE_URL=cfg.database_url,

@@ -1,10 +1,11 @@
-"""Chat service: stores messages and watermarks, numbers per-user streams, answers commands.
+"""Chat service: stores messages and watermarks, writes users' chat streams, answers commands.
 
 Module map:
     domain/     pure logic: addressing and idempotency decisions, watermarks, errors
     handlers    applies a command in the consumer's transaction and stages what to publish
-    storage     every SQL statement the service runs (schema ``chat``)
-    http        internal HTTP: sync for gateways, /healthz, /readyz, /metrics
+    storage     every SQL statement the service runs (schema ``chat``); the ``chat`` stream is
+                the runtime's (services/runtime/streams), folded into its send statements
+    http        internal HTTP: the chat stream for gateways' sync, /healthz, /readyz, /metrics
     app         composition root: settings -> pool -> producer -> outbox -> consumer -> HTTP
     settings    ChatSettings, from the environment
     migrations/ versioned SQL

@@ -36,6 +36,7 @@ from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
 from services.runtime.metrics import ERRORS
 from services.runtime.outbox import OutboundRecord
+from services.runtime.streams import Appends
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,7 @@ class ChatCommandHandler:
         # Number the new messages and their frames from the locked seqs, in record order.
         created: dict[int, Message] = {}
         last_seq: dict[str, int] = {}
-        stream_seq: dict[str, int] = {}
-        events: list[tuple[str, int, str]] = []
+        appends = Appends(state.stream_seq)
         for position, decision in enumerate(decisions):
             cmd, origin = sends[position]
             if isinstance(decision, ChatError):
@@ -224,10 +224,9 @@ class ChatCommandHandler:
             created[position] = message
             users = members[conversation]
             for user in users:
-                user_seq = stream_seq.get(user, state.stream_seq[user]) + 1
-                stream_seq[user] = user_seq
+                user_seq = appends.next_seq(user)
                 frame = MessageNew(seq=user_seq, message=message).to_wire()
-                events.append((user, user_seq, frame.decode()))
+                appends.add(user, user_seq, frame)
                 out.append(self._delivery.frame(user, frame, origin=origin))
             self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
             fact = MessageCreated(message=message, member_ids=users)
@@ -238,11 +237,7 @@ class ChatCommandHandler:
             )
         if created:
             await storage.store_sends(
-                conn,
-                messages=list(created.values()),
-                last_seq=last_seq,
-                stream_seq=stream_seq,
-                events=events,
+                conn, messages=list(created.values()), last_seq=last_seq, appends=appends
             )
 
     def _refuse(
@@ -294,22 +289,20 @@ class ChatCommandHandler:
                 conn, cmd.conversation_id, cmd.user_id, change.watermarks
             )
             others = [user for user in members if user != cmd.user_id]
-            seqs = await storage.allocate_stream_seqs(conn, dict.fromkeys(others, 1))
-            frames = [
-                (
-                    user,
-                    seqs[user],
-                    MessageStatus(
-                        seq=seqs[user],
-                        conversation_id=cmd.conversation_id,
-                        user_id=cmd.user_id,
-                        status=status,
-                        up_to_seq=up_to,
-                    ).to_wire(),
-                )
-                for user in others
-            ]
-            await self._store_and_deliver(conn, frames, origin, out)
+            frames = await storage.STREAM.append_each(
+                conn,
+                others,
+                lambda _, seq: MessageStatus(
+                    seq=seq,
+                    conversation_id=cmd.conversation_id,
+                    user_id=cmd.user_id,
+                    status=status,
+                    up_to_seq=up_to,
+                ).to_wire(),
+            )
+            out.extend(
+                self._delivery.frame(user, frame, origin=origin) for user, _, frame in frames
+            )
             fact = WatermarkMoved(
                 conversation_id=cmd.conversation_id,
                 user_id=cmd.user_id,
@@ -354,19 +347,6 @@ class ChatCommandHandler:
                 user_id, frame, origin=origin, connection_id=reply_to.connection_id
             )
         )
-
-    async def _store_and_deliver(
-        self,
-        conn: Connection,
-        frames: list[tuple[str, int, bytes]],
-        origin: datetime,
-        out: list[OutboundRecord],
-    ) -> None:
-        """Append durable frames to their users' streams and stage their live delivery."""
-        await storage.append_events(
-            conn, [(user, seq, frame.decode()) for user, seq, frame in frames]
-        )
-        out.extend(self._delivery.frame(user, frame, origin=origin) for user, _, frame in frames)
 
     def _fact(
         self, topic: str, event_type: str, conversation_id: str, data: bytes

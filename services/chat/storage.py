@@ -2,6 +2,8 @@
 
 Functions take an open connection so that the caller decides the transaction; they never
 commit. Statements are written for the hot path: one round trip per step, arrays via unnest.
+The users' ``chat`` stream is the runtime's (:mod:`services.runtime.streams`): its statements
+come from :data:`STREAM`, folded into the send statements below.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from dataclasses import dataclass
 
 from schemas.frames import Message
 from services.chat.domain.watermarks import Watermarks
-from services.runtime.db import Connection, read_as
+from services.runtime.db import Connection
+from services.runtime.streams import Appends, Stream
 
 SCHEMA = "chat"
+#: Every user's ``chat`` stream: what sync replays.
+STREAM = Stream("chat", schema=SCHEMA)
 
 
 async def lock_member(
@@ -56,40 +61,14 @@ async def store_watermarks(
     )
 
 
-async def append_events(conn: Connection, events: Sequence[tuple[str, int, str]]) -> None:
-    """Store durable frames: (user_id, seq, frame JSON text)."""
-    await conn.execute(
-        "INSERT INTO chat.user_events (user_id, seq, frame)"
-        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])",
-        [user_id for user_id, _, _ in events],
-        [seq for _, seq, _ in events],
-        [frame for _, _, frame in events],
-    )
-
-
-async def read_stream(
-    conn: Connection, *, user_id: str, after_seq: int, limit: int
-) -> list[tuple[int, str]]:
-    """A user's durable frames after a seq, oldest first, read under Row Level Security.
-
-    Returns:
-        Up to ``limit`` + 1 (seq, frame) pairs: the extra one tells the caller more remain.
-    """
-    async with read_as(conn, role="chat_reader", user_id=user_id):
-        rows = await conn.fetch(
-            "SELECT seq, frame FROM chat.user_events WHERE user_id = $1 AND seq > $2"
-            " ORDER BY seq LIMIT $3",
-            user_id,
-            after_seq,
-            limit + 1,
-        )
-    return [(row["seq"], row["frame"]) for row in rows]
-
-
 # --- message.send commands, one record or a whole batch: two statements ------------------------
 # Every round trip costs both processes a wake-up and a socket write (about 60 us of client CPU
 # here, more than the work in Postgres), so a batch of sends reads and locks everything it needs
 # in one statement, decides in Python, and writes everything in one more.
+
+_LOCK_MEMBER_STREAMS = STREAM.lock_sql("SELECT user_id FROM mem")
+_ADVANCE_STREAMS = STREAM.advance_sql(3)
+_INSERT_FRAMES = STREAM.insert_sql(13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +80,7 @@ class SendState:
             conversation).
         last_seq: the conversations' highest message seq (locked until commit).
         stream_seq: every member's chat-stream last seq (locked until commit; 0 for a user
-            whose stream starts now).
+            whose stream starts now), to number frames with :class:`Appends`.
         existing: messages already stored under the batch's (sender id, client_msg_id) keys.
         created: the direct conversations this statement created, in id order.
     """
@@ -126,9 +105,8 @@ async def load_send_state(
     ``direct`` holds (conversation id, user a, user b). Locks are taken in id order, so
     concurrent batches cannot deadlock. A conversation created here is invisible to the rest of
     this statement's snapshot: its seq (0) and members come from what the inserts returned.
-    The no-op upsert on ``user_streams`` creates a new user's stream and locks every member's,
-    whoever committed it last (a plain ``SELECT … FOR UPDATE`` would miss a row committed by
-    another chat instance after this statement's snapshot).
+    Then the members' streams are created if new and locked, in user order
+    (:meth:`Stream.lock_sql`).
     """
     ordered = sorted(set(direct))
     rows = await conn.fetch(
@@ -143,9 +121,7 @@ async def load_send_state(
         " mem AS (SELECT conversation_id, user_id FROM chat.members"
         "   WHERE conversation_id IN (SELECT id FROM old_c)"
         "   UNION ALL SELECT conversation_id, user_id FROM new_m),"
-        " streams AS (INSERT INTO chat.user_streams AS s (user_id, last_seq)"
-        "   SELECT DISTINCT user_id, 0 FROM mem ORDER BY 1"
-        "   ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq RETURNING user_id, last_seq)"
+        f" streams AS ({_LOCK_MEMBER_STREAMS})"
         " SELECT 'c' AS row, id AS a, NULL AS b, last_seq AS n, NULL AS sender_id,"
         "   NULL AS kind, NULL AS body, NULL AS client_msg_id, NULL::timestamptz AS at"
         "   FROM old_c"
@@ -209,27 +185,22 @@ async def store_sends(
     *,
     messages: Sequence[Message],
     last_seq: dict[str, int],
-    stream_seq: dict[str, int],
-    events: Sequence[tuple[str, int, str]],
+    appends: Appends,
 ) -> None:
     """Write a batch's new messages, the seqs they used and their users' durable frames in one
     statement. The rows were locked by :func:`load_send_state` in this transaction."""
     await conn.execute(
         "WITH c AS (UPDATE chat.conversations AS c SET last_seq = n.last_seq"
         "   FROM unnest($1::text[], $2::bigint[]) AS n (id, last_seq) WHERE c.id = n.id),"
-        " s AS (UPDATE chat.user_streams AS s SET last_seq = n.last_seq"
-        "   FROM unnest($3::text[], $4::bigint[]) AS n (user_id, last_seq)"
-        "   WHERE s.user_id = n.user_id),"
+        f" s AS ({_ADVANCE_STREAMS}),"
         " m AS (INSERT INTO chat.messages"
         "   (id, conversation_id, seq, sender_id, client_msg_id, kind, body, created_at)"
         "   SELECT * FROM unnest($5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],"
         "     $10::text[], $11::text[], $12::timestamptz[]))"
-        " INSERT INTO chat.user_events (user_id, seq, frame)"
-        " SELECT * FROM unnest($13::text[], $14::bigint[], $15::text[])",
+        f" {_INSERT_FRAMES}",
         list(last_seq),
         list(last_seq.values()),
-        list(stream_seq),
-        list(stream_seq.values()),
+        *appends.advance_args(),
         [m.id for m in messages],
         [m.conversation_id for m in messages],
         [m.seq for m in messages],
@@ -238,26 +209,5 @@ async def store_sends(
         [m.kind for m in messages],
         [m.body for m in messages],
         [m.created_at for m in messages],
-        [user_id for user_id, _, _ in events],
-        [seq for _, seq, _ in events],
-        [frame for _, _, frame in events],
+        *appends.insert_args(),
     )
-
-
-async def allocate_stream_seqs(conn: Connection, counts: dict[str, int]) -> dict[str, int]:
-    """Reserve ``counts[u]`` consecutive chat-stream seqs for each user ``u`` (sorted: fewer
-    deadlocks).
-
-    Returns:
-        The first reserved seq of each user.
-    """
-    users = sorted(counts)
-    rows = await conn.fetch(
-        "INSERT INTO chat.user_streams AS s (user_id, last_seq)"
-        " SELECT * FROM unnest($1::text[], $2::bigint[]) ORDER BY 1"
-        " ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq"
-        " RETURNING user_id, last_seq",
-        users,
-        [counts[u] for u in users],
-    )
-    return {row["user_id"]: row["last_seq"] - counts[row["user_id"]] + 1 for row in rows}

@@ -85,7 +85,7 @@ async def serve(settings: GatewaySettings) -> None:
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     sync_client = SyncClient(
-        client=http, stream_urls={"chat": settings.chat_url}, internal_token=settings.internal_token
+        client=http, stream_urls=settings.stream_owners(), internal_token=settings.internal_token
     )
     presence = PresenceClient(
         client=http, base_url=settings.presence_url, internal_token=settings.internal_token

@@ -34,6 +34,9 @@ class GatewaySettings(KafkaSettings, AuthSettings):
     chat_url: str = "http://127.0.0.1:8001"
     # Where the presence service's internal HTTP API is.
     presence_url: str = "http://127.0.0.1:8002"
+    # Where the notifier's internal HTTP API is (it owns the notifications stream). Unset until
+    # the notifier is deployed: sync then echoes that stream's cursor unchanged.
+    notifier_url: str | None = None
     # How often this gateway tells presence it is alive (presence expires silent gateways).
     presence_heartbeat_interval_ms: int = Field(default=5000, ge=100)
     # Sent as X-Internal-Token to internal APIs when set.
@@ -58,6 +61,11 @@ class GatewaySettings(KafkaSettings, AuthSettings):
     # How long shutdown waits for queued frames to flush.
     drain_timeout_ms: int = Field(default=5000, ge=0)
     log_level: str = "INFO"
+
+    def stream_owners(self) -> dict[str, str]:
+        """Base URL of the owner of each durable stream this deployment serves, by stream."""
+        owners = {"chat": self.chat_url, "notifications": self.notifier_url}
+        return {stream: url for stream, url in owners.items() if url}
 
     def allowed_origins(self) -> frozenset[str]:
         """The allow-list as a set."""

@@ -5,7 +5,8 @@ Module map:
     logs          JSON logs on stderr, no message bodies
     metrics       Prometheus metrics shared by every service
     health        readiness checks and the metrics exposition
-    http          the internal FastAPI app every service serves: health, metrics, the token
+    http          the internal FastAPI app every service serves: health, metrics, the token,
+                  the read route of its streams (``sync`` for gateways)
     lifecycle     start and stop: clock and ids, signals, the HTTP server, ``serve|migrate``
     errors        RuntimeServiceError > RecordRejected | InfrastructureError
     db            the pool, reads under Row Level Security, statement parts (Cte)
@@ -16,6 +17,7 @@ Module map:
     partitioning  Kafka's murmur2 partitioner, for gateways tailing their users' partitions
     kafka         topic names and creation, the idempotent producer, the consumer factory
     delivery      records for delivery.frames.v1 (one frame for one user or connection)
+    streams       per-user durable streams: seqs, appends (also set-based), reads under RLS
     dlq           dead letters: the copy of a failed record for ``<topic>.dlq``, counted
     outbox        transactional outbox: every statement on its table; stage in the
                   transaction, publish after commit, relay leftovers

@@ -63,8 +63,10 @@ async def system(
     logs = Path(tmp_path_factory.mktemp("logs"))
     chat_port, presence_port, gateway_port = free_port(), free_port(), free_port()
     # Services run as in production: asyncio debug mode (set by `make test` for the tests'
-    # own loop) would slow them and flood their logs.
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONASYNCIODEBUG"} | {
+    # own loop) would slow them and flood their logs. No notifier runs here: a NOTIFIER_URL
+    # from the shell would send every sync to a service that is not there.
+    dropped = {"PYTHONASYNCIODEBUG", "NOTIFIER_URL"}
+    env = {key: value for key, value in os.environ.items() if key not in dropped} | {
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "KAFKA_TOPIC_PREFIX": prefix,
         "DATABASE_URL": database_url,

@@ -1,0 +1,183 @@
+"""Per-user durable streams: every durable frame of a user, numbered, replayed by ``sync``.
+
+A stream has a name clients see (``chat``, ``notifications``) and lives in the schema of the
+one service that writes it: ``<schema>.user_streams`` holds each user's last seq,
+``<schema>.user_events`` every frame by (user, seq), exactly as it was pushed live. The tables,
+the ``<schema>_reader`` role and its Row Level Security policy are the runtime's ``streams``
+tables (services/runtime/tables/streams); one stream per schema.
+
+Seqs are consecutive per user and never reused: before seqs are handed out, the user's row in
+``user_streams`` is locked until the caller's transaction ends, and the new last seq is
+written in that same transaction (a rolled-back transaction hands its seqs out again; a
+committed one never). Lock order: a statement locks the stream rows of several users in user
+id order, and a service locks its streams after its own rows (chat: conversations, then
+streams), so concurrent transactions wait for each other instead of deadlocking.
+
+Two ways to append, the same numbering:
+
+- :meth:`Stream.append_each`: a frame for each of some users, two statements (a receipt, a
+  notification);
+- set-based, folded into a service's own statements on a hot path: :meth:`Stream.lock_sql` in
+  the statement that reads what its decisions need, :class:`Appends` numbering frames in
+  Python, :meth:`Stream.advance_sql` and :meth:`Stream.insert_sql` in the statement that
+  writes (chat applies a batch of sends in two statements this way).
+
+Reads (:meth:`Stream.read`) run as the reader role with ``app.user_id`` set, so the policy
+hides every other user's frames whatever the query says; :func:`services.runtime.http.
+add_stream_route` serves them to gateways as ``/internal/v1/streams/{stream}/{user_id}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from services.runtime.db import Connection, read_as, reader_role
+
+
+class Stream:
+    """One named per-user stream in its owner's schema.
+
+    Args:
+        name: what clients call it in ``sync`` cursors and frames (``chat``).
+        schema: the owning service's schema (``chat``).
+    """
+
+    __slots__ = ("_events", "_seqs", "name", "reader_role", "schema")
+
+    def __init__(self, name: str, *, schema: str) -> None:
+        self.name = name
+        self.schema = schema
+        self.reader_role = reader_role(schema)
+        self._seqs = f'"{schema}".user_streams'
+        self._events = f'"{schema}".user_events'
+
+    async def append_each(
+        self, conn: Connection, users: Sequence[str], frame: Callable[[str, int], bytes]
+    ) -> list[tuple[str, int, bytes]]:
+        """Append one frame to the stream of each of ``users``, in the caller's transaction.
+
+        Two statements: the next seq of every user (streams created, locked in user order),
+        then every frame.
+
+        Args:
+            conn: a connection in the caller's transaction.
+            users: distinct user ids.
+            frame: builds the frame of a user from its seq (the frame carries its seq).
+
+        Returns:
+            (user id, seq, frame) of each user, in the order of ``users``, to deliver live.
+        """
+        if not users:
+            return []
+        ordered = sorted(users)
+        rows = await conn.fetch(
+            f"INSERT INTO {self._seqs} AS s (user_id, last_seq)"
+            " SELECT u, 1 FROM unnest($1::text[]) AS u ORDER BY 1"
+            " ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq + 1"
+            " RETURNING user_id, last_seq",
+            ordered,
+        )
+        seqs: dict[str, int] = {row["user_id"]: row["last_seq"] for row in rows}
+        appended = [(user, seqs[user], frame(user, seqs[user])) for user in users]
+        await conn.execute(
+            self.insert_sql(1),
+            [user for user, _, _ in appended],
+            [seq for _, seq, _ in appended],
+            [data.decode() for _, _, data in appended],
+        )
+        return appended
+
+    async def read(
+        self, conn: Connection, *, user_id: str, after_seq: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """A user's frames after a seq, oldest first, read under Row Level Security.
+
+        Returns:
+            Up to ``limit`` + 1 (seq, frame) pairs: the extra one tells the caller more remain.
+        """
+        async with read_as(conn, role=self.reader_role, user_id=user_id):
+            rows = await conn.fetch(
+                f"SELECT seq, frame FROM {self._events} WHERE user_id = $1 AND seq > $2"
+                " ORDER BY seq LIMIT $3",
+                user_id,
+                after_seq,
+                limit + 1,
+            )
+        return [(row["seq"], row["frame"]) for row in rows]
+
+    def lock_sql(self, users: str) -> str:
+        """A statement for a ``WITH`` of the caller's: create the missing streams of ``users``
+        (a query of one text column) and lock all of them in user order, returning
+        ``(user_id, last_seq)`` for :class:`Appends`.
+
+        A no-op upsert rather than ``SELECT … FOR UPDATE``, which would miss a row another
+        instance committed after the statement's snapshot.
+        """
+        return (
+            f"INSERT INTO {self._seqs} AS s (user_id, last_seq)"
+            f" SELECT DISTINCT u, 0 FROM ({users}) AS users (u) ORDER BY 1"
+            " ON CONFLICT (user_id) DO UPDATE SET last_seq = s.last_seq"
+            " RETURNING user_id, last_seq"
+        )
+
+    def advance_sql(self, first: int) -> str:
+        """A statement for a ``WITH`` of the caller's: write new last seqs, taking
+        :meth:`Appends.advance_args` as parameters ``$first`` and ``$first+1``."""
+        return (
+            f"UPDATE {self._seqs} AS s SET last_seq = n.last_seq"
+            f" FROM unnest(${first}::text[], ${first + 1}::bigint[]) AS n (user_id, last_seq)"
+            " WHERE s.user_id = n.user_id"
+        )
+
+    def insert_sql(self, first: int) -> str:
+        """A statement storing frames, taking :meth:`Appends.insert_args` as parameters
+        ``$first`` to ``$first+2``."""
+        return (
+            f"INSERT INTO {self._events} (user_id, seq, frame)"
+            f" SELECT * FROM unnest(${first}::text[], ${first + 1}::bigint[], ${first + 2}::text[])"
+        )
+
+
+class Appends:
+    """Frames appended during one transaction, numbered from seqs locked by
+    :meth:`Stream.lock_sql`. Pure: the statements that lock and write are the caller's.
+
+    Args:
+        locked: each user's last seq as locked (every user a frame may go to).
+    """
+
+    __slots__ = ("_frames", "_last", "_locked", "_seqs", "_users")
+
+    def __init__(self, locked: Mapping[str, int]) -> None:
+        self._locked = locked
+        self._last: dict[str, int] = {}
+        self._users: list[str] = []
+        self._seqs: list[int] = []
+        self._frames: list[str] = []
+
+    def next_seq(self, user_id: str) -> int:
+        """Hand out the user's next seq (the one after the last handed out, or locked).
+
+        Raises:
+            KeyError: the user's stream was not locked: numbering it would risk a reused seq.
+        """
+        seq = self._last.get(user_id, self._locked[user_id]) + 1
+        self._last[user_id] = seq
+        return seq
+
+    def add(self, user_id: str, seq: int, frame: bytes) -> None:
+        """Record the frame that carries ``seq`` (from :meth:`next_seq`) for storage."""
+        self._users.append(user_id)
+        self._seqs.append(seq)
+        self._frames.append(frame.decode())
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def advance_args(self) -> list[object]:
+        """Parameters of :meth:`Stream.advance_sql`: users and their new last seqs."""
+        return [list(self._last), list(self._last.values())]
+
+    def insert_args(self) -> list[object]:
+        """Parameters of :meth:`Stream.insert_sql`: users, seqs and frames, as added."""
+        return [self._users, self._seqs, self._frames]
