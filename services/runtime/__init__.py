@@ -11,7 +11,8 @@ Module map:
     errors        RuntimeServiceError > RecordRejected | InfrastructureError
     db            the pool, reads under Row Level Security, statement parts (Cte)
     migrations    versioned SQL migrations per service schema, and the runtime's own tables
-                  in it (tables/<part>/: offsets, outbox, streams; a service names its parts)
+                  in it (tables/<part>/: offsets, outbox, streams, inbound; a service names
+                  the parts it uses)
     codec         Kafka record <-> CloudEvents envelope (structured; binary via the SDK), and
                   EventBuilder: how every producer of ours makes its events
     partitioning  Kafka's murmur2 partitioner, for gateways tailing their users' partitions
@@ -22,12 +23,13 @@ Module map:
     outbox        transactional outbox: every statement on its table; stage in the
                   transaction, publish after commit, relay leftovers
     offsets       the offset store: fence, store, claim at assignment
+    inbound       inbound CloudEvents applied once per (source, id): claims, pruning
     contact       how long Kafka has answered without a miss (timers acting on silence)
     consumer      the transactional consumer loop, its handler contracts, the retry policy
 
 Flow inside a consuming service::
 
-    Kafka --getmany--> consumer --BEGIN; offsets.fence; handler.apply(...);
+    Kafka --getmany--> consumer --BEGIN; offsets.fence; [inbound.claim]; handler.apply(...);
                                    outbox.stage (+ offsets.store); COMMIT
                        --> outbox.committed --> Kafka
 """

@@ -5,6 +5,8 @@ Flow for each batch returned by ``getmany``::
     BEGIN
       offsets.fence:  one statement locks the batch's rows in <schema>.consumer_offsets;
                       records already applied are dropped
+      inbound.claim:  (topics with dedupe only) one statement records the batch's CloudEvent
+                      (source, id) keys; repeats of an event applied before are dropped
       per record:     decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
                       (or, for a handler with apply_batch, every record in one call: a few
                       set-based statements per batch instead of several per record)
@@ -16,9 +18,9 @@ Flow for each batch returned by ``getmany``::
 
 Each concern has its module: the offset store (:mod:`~services.runtime.offsets`), the outbox
 and its statements (:mod:`~services.runtime.outbox`), dead letters
-(:mod:`~services.runtime.dlq`), the Kafka-contact probe for timers
-(:mod:`~services.runtime.contact`); this one is the loop, the handler contracts and the retry
-policy.
+(:mod:`~services.runtime.dlq`), inbound event keys (:mod:`~services.runtime.inbound`), the
+Kafka-contact probe for timers (:mod:`~services.runtime.contact`); this one is the loop, the
+handler contracts and the retry policy.
 
 A handler that can tell a record changes nothing (``SkippingRecordHandler``) spares a batch of
 such records the transaction; their offsets ride along with the next one.
@@ -43,8 +45,8 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import asyncpg
@@ -59,12 +61,14 @@ from services.runtime.contact import ContactProbe
 from services.runtime.db import Connection
 from services.runtime.dlq import count_dead_letter, dead_letter
 from services.runtime.errors import RecordRejected
+from services.runtime.inbound import EventKey, InboundEvents, first_of_each
 from services.runtime.kafka import make_consumer
 from services.runtime.metrics import (
     BATCH_SIZE,
     CONSUMER_LAG,
     DB_SECONDS,
     ERRORS,
+    INBOUND_DUPLICATES,
     RECORDS_PROCESSED,
     RECORDS_SKIPPED,
 )
@@ -81,6 +85,8 @@ _RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 
 #: Longest wait for the Kafka consumer to leave its group at shutdown.
 _STOP_TIMEOUT_S = 15.0
+#: How often inbound event keys past their retention are deleted.
+_PRUNE_INTERVAL_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +183,25 @@ def in_produced_order(partitions: list[list[ConsumerRecord]]) -> list[ConsumerRe
     return list(heapq.merge(*partitions, key=lambda record: record.timestamp))
 
 
+@dataclass(slots=True)
+class _Outcome:
+    """What a committed batch transaction did besides its effects (counted after commit)."""
+
+    # (topic, reason) of each dead-lettered record.
+    dead_letters: list[tuple[str, str]] = field(default_factory=list)
+    # Topic of each record skipped as a repeat of an inbound event applied before.
+    repeats: list[str] = field(default_factory=list)
+
+
+def _event_key(record: ConsumerRecord) -> EventKey | None:
+    """The CloudEvent identity of a record; None when it does not decode (the DLQ's then)."""
+    try:
+        envelope = codec.decode(record.value, record.headers)
+    except RecordRejected:
+        return None
+    return envelope.source, envelope.id
+
+
 def _inbound(record: ConsumerRecord) -> InboundRecord:
     """Decode a consumed record for a handler.
 
@@ -207,6 +232,10 @@ class TransactionalConsumer:
         offset_hint_interval_ms: how often stored offsets are also committed to Kafka.
         contact_timeout_ms: Kafka counts as unreachable when it does not answer a request
             for the assigned partitions' end offsets within this (see :meth:`caught_up`).
+        dedupe_topics: topics whose events are applied once per CloudEvent (source, id)
+            (:mod:`services.runtime.inbound`; the schema needs the ``inbound`` tables):
+            opt in for topics fed by other teams' services.
+        inbound_retention_ms: how long those keys are remembered.
     """
 
     def __init__(
@@ -223,8 +252,16 @@ class TransactionalConsumer:
         max_batch_records: int = 500,
         offset_hint_interval_ms: int = 5000,
         contact_timeout_ms: int = 1000,
+        dedupe_topics: Collection[str] = (),
+        inbound_retention_ms: int = 7 * 86_400_000,
     ) -> None:
         self._topics = list(topics)
+        self._dedupe_topics = frozenset(dedupe_topics)
+        self._inbound = (
+            InboundEvents(schema=schema, retention_s=inbound_retention_ms / 1000)
+            if self._dedupe_topics
+            else None
+        )
         self._pool = pool
         self._offsets = OffsetStore(schema=schema, group_id=group_id)
         self._handler = handler
@@ -291,6 +328,14 @@ class TransactionalConsumer:
         outbox confirmations in flight.
         """
         next_hint = time.monotonic() + self._offset_hint_interval_s
+        pruning = (
+            asyncio.create_task(
+                self._inbound.run_pruning(self._pool, interval_s=_PRUNE_INTERVAL_S),
+                name="inbound-pruning",
+            )
+            if self._inbound is not None
+            else None
+        )
         try:
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(
@@ -306,6 +351,9 @@ class TransactionalConsumer:
                     await self._commit_hints()
                     await self._update_lag()
         finally:
+            if pruning is not None:
+                pruning.cancel()
+                await asyncio.gather(pruning, return_exceptions=True)
             await self._contact.stop()
             try:
                 # Leaving the group needs the coordinator; a broker that just came back may
@@ -328,7 +376,7 @@ class TransactionalConsumer:
         backoff_s = 0.05
         while True:
             try:
-                dlq_reasons = await self._run_transaction(batches, careful=careful)
+                outcome = await self._run_transaction(batches, careful=careful)
                 break
             except _PoisonRecord:
                 careful = True
@@ -344,8 +392,10 @@ class TransactionalConsumer:
                 )
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
-        for topic, reason in dlq_reasons:
+        for topic, reason in outcome.dead_letters:
             count_dead_letter(topic, reason)
+        for topic in outcome.repeats:
+            INBOUND_DUPLICATES.labels(topic).inc()
         self._mark_applied(batches)
 
     def _mark_applied(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
@@ -371,25 +421,30 @@ class TransactionalConsumer:
 
     async def _run_transaction(
         self, batches: dict[TopicPartition, list[ConsumerRecord]], *, careful: bool
-    ) -> list[tuple[str, str]]:
+    ) -> _Outcome:
         out: list[OutboundRecord] = []
-        dlq_reasons: list[tuple[str, str]] = []
+        outcome = _Outcome()
         started = time.perf_counter()
         conn = await self._connection()
         async with conn.transaction():
             stored = await self._offsets.fence(conn, list(batches))
+            fresh = {
+                tp: [record for record in records if record.offset >= stored.get(tp, 0)]
+                for tp, records in batches.items()
+            }
+            if self._inbound is not None and not careful:
+                fresh = await self._drop_repeats(conn, fresh, outcome)
             whole: list[list[ConsumerRecord]] = []
-            for tp, records in batches.items():
-                fresh = [record for record in records if record.offset >= stored.get(tp, 0)]
+            for records in fresh.values():
                 if self._batch_handler is not None and not careful:
                     # Applied below, all partitions at once; same transaction, same outcome.
-                    whole.append(fresh)
+                    whole.append(records)
                     continue
-                for record in fresh:
-                    reason = await self._apply(conn, record, out, careful=careful)
+                for record in records:
+                    reason = await self._apply(conn, record, out, outcome, careful=careful)
                     if reason is not None:
                         out.append(dead_letter(record, reason))
-                        dlq_reasons.append((record.topic, reason))
+                        outcome.dead_letters.append((record.topic, reason))
             if whole:
                 await self._apply_batch(conn, in_produced_order(whole), out)
             unstored = dict(self._unstored)
@@ -398,7 +453,36 @@ class TransactionalConsumer:
         DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
         self._forget_unstored(unstored)
         await self._outbox.committed(staged)
-        return dlq_reasons
+        return outcome
+
+    async def _drop_repeats(
+        self,
+        conn: Connection,
+        fresh: dict[TopicPartition, list[ConsumerRecord]],
+        outcome: _Outcome,
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Claim the event keys of the fresh records of deduplicated topics (one statement)
+        and leave out the records whose event was applied before, or earlier in this batch."""
+        assert self._inbound is not None
+        candidates = in_produced_order(
+            [records for tp, records in fresh.items() if tp.topic in self._dedupe_topics]
+        )
+        if not candidates:
+            return fresh
+        keys = [_event_key(record) for record in candidates]
+        new = await self._inbound.claim(conn, list(dict.fromkeys(k for k in keys if k)))
+        repeats = {
+            (record.topic, record.partition, record.offset)
+            for record, keep in zip(candidates, first_of_each(keys, new), strict=True)
+            if not keep
+        }
+        if not repeats:
+            return fresh
+        outcome.repeats.extend(topic for topic, _, _ in repeats)
+        return {
+            tp: [r for r in records if (r.topic, r.partition, r.offset) not in repeats]
+            for tp, records in fresh.items()
+        }
 
     async def _store_unstored(self) -> None:
         """Store the offsets of no-op batches when no transaction came along to carry them."""
@@ -450,10 +534,15 @@ class TransactionalConsumer:
         conn: Connection,
         record: ConsumerRecord,
         out: list[OutboundRecord],
+        outcome: _Outcome,
         *,
         careful: bool,
     ) -> str | None:
-        """Apply one record; returns a DLQ reason when it must be dead-lettered."""
+        """Apply one record; returns a DLQ reason when it must be dead-lettered.
+
+        On the careful path the record's event key (deduplicated topics) is claimed inside
+        the record's savepoint: a record that is then rejected leaves no claim behind.
+        """
         try:
             inbound = _inbound(record)
         except RecordRejected as exc:
@@ -465,6 +554,9 @@ class TransactionalConsumer:
         staged = len(out)
         try:
             async with conn.transaction():
+                if not await self._first_claim(conn, inbound):
+                    outcome.repeats.append(record.topic)
+                    return None
                 await self._handler.apply(conn, inbound, out)
         except RecordRejected as exc:
             del out[staged:]
@@ -483,6 +575,14 @@ class TransactionalConsumer:
             )
             return f"handler_error:{type(exc).__name__}"
         return None
+
+    async def _first_claim(self, conn: Connection, record: InboundRecord) -> bool:
+        """Whether ``record`` is to be applied: always, unless its topic is deduplicated and
+        its event's key was claimed before."""
+        if self._inbound is None or record.topic not in self._dedupe_topics:
+            return True
+        key = (record.envelope.source, record.envelope.id)
+        return bool(await self._inbound.claim(conn, [key]))
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         if not assigned:

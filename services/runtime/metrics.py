@@ -43,6 +43,12 @@ RECORDS_SKIPPED = Counter(
     "Records consumed that changed nothing, so no transaction was run for them",
     ["topic"],
 )
+INBOUND_DUPLICATES = Counter(
+    "realtime_inbound_duplicates_total",
+    "Inbound records skipped as repeats of an event already applied (same CloudEvents source"
+    " and id)",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
     "realtime_consumer_lag",
     "Records between a partition's high watermark and our position",
