@@ -5,8 +5,9 @@ Module map:
     handlers    applies a command in the consumer's transaction and stages what to publish
     storage     every SQL statement the service runs (schema ``chat``); the ``chat`` stream is
                 the runtime's (services/runtime/streams), folded into its send statements
-    http        internal HTTP: the chat stream for gateways' sync, /healthz, /readyz, /metrics
-    app         composition root: settings -> pool -> producer -> outbox -> consumer -> HTTP
+    app         the service (SERVICE: schema, migrations, the chat stream) and its parts: the
+                handler and its consumer; the runtime starts, serves (the stream's sync
+                reads, health, metrics) and stops them (services/runtime/service)
     settings    ChatSettings, from the environment
     migrations/ versioned SQL
 

@@ -6,8 +6,9 @@ Module map:
     typing_relay  typing indicators: members only, never stored, lapsed starts end with stop
     sweeper       timers as commands: grace ended, gateway dead, old rows purged
     storage       every SQL statement (schema ``presence``)
-    http          internal reads for gateways (RLS-filtered), /healthz, /readyz, /metrics
-    app           composition root; settings: PresenceSettings
+    http          internal reads for gateways (RLS-filtered), beside the runtime's health
+    app           the service (SERVICE) and its parts: handler's consumer, typing relay,
+                  sweeper, reads; the runtime starts and stops them; settings: PresenceSettings
 
 Event flow::
 

@@ -1,4 +1,5 @@
-"""Internal HTTP API of the presence service: presence reads for gateways, health, metrics.
+"""Internal HTTP API of the presence service: presence reads for gateways (beside the runtime's
+health, readiness and metrics).
 
 Both reads run under Row Level Security as the requesting user: only users who share a
 conversation with the requester are ever returned.
@@ -16,24 +17,14 @@ from fastapi import Depends, FastAPI, Query, Response
 
 from services.presence import storage
 from services.presence.handlers import presence_frame
-from services.runtime.health import Readiness
-from services.runtime.http import JSON, internal_app, require_internal_token
+from services.runtime.http import JSON, require_internal_token
 from services.runtime.metrics import DB_SECONDS
 
 _MAX_IDS = 500
 
 
-def build_http_app(
-    *,
-    pool: asyncpg.Pool,
-    readiness: Readiness,
-    internal_token: str | None,
-    now: Callable[[], datetime],
-) -> FastAPI:
-    """The FastAPI app of the presence service."""
-    app = internal_app(
-        title="presence (internal)", readiness=readiness, internal_token=internal_token
-    )
+def add_routes(app: FastAPI, *, pool: asyncpg.Pool, now: Callable[[], datetime]) -> None:
+    """Add the presence reads to the service's internal app."""
 
     @app.get("/internal/v1/presence", dependencies=[Depends(require_internal_token)])
     async def read_presence(
@@ -48,5 +39,3 @@ def build_http_app(
         at = now()
         frames = [presence_frame(state, now=at).to_dict() for state in states]
         return Response(orjson.dumps({"presence": frames}), media_type=JSON)
-
-    return app

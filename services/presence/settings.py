@@ -8,18 +8,18 @@ import socket
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.runtime.settings import DatabaseServiceSettings, KafkaSettings
+from services.runtime.settings import ServiceSettings
 
 
-class PresenceSettings(KafkaSettings, DatabaseServiceSettings):
-    """Everything the presence service reads from the environment."""
+class PresenceSettings(ServiceSettings):
+    """Everything the presence service reads from the environment (the runtime's part
+    included)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     # Internal HTTP (snapshots and the read API for gateways, health, metrics).
     presence_host: str = "127.0.0.1"
     presence_port: int = 8002
-    # Names this process in logs, CloudEvents sources and the Kafka client id.
     instance_id: str = Field(
         default_factory=lambda: f"presence-{socket.gethostname()}-{os.getpid()}"
     )
@@ -38,9 +38,11 @@ class PresenceSettings(KafkaSettings, DatabaseServiceSettings):
     presence_retention_days: int = Field(default=30, ge=1)
     # A typing start not refreshed for this long ends with a stop (protocol: 6 s).
     typing_ttl_ms: int = Field(default=6000, ge=100)
-    # When set, gateways must send it as X-Internal-Token.
-    internal_token: str | None = None
-    log_level: str = "INFO"
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        """Where the internal HTTP server listens."""
+        return self.presence_host, self.presence_port
 
     @property
     def consumer_group(self) -> str:

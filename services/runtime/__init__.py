@@ -1,7 +1,8 @@
 """Shared runtime: what every service needs so that a service is mostly its domain.
 
 Module map:
-    settings      typed settings pieces (Kafka, Postgres) read from the environment
+    settings      typed settings pieces (Kafka, Postgres, what every service reads) read from
+                  the environment
     logs          JSON logs on stderr, no message bodies
     metrics       Prometheus metrics shared by every service
     health        readiness checks and the metrics exposition
@@ -26,6 +27,8 @@ Module map:
     inbound       inbound CloudEvents applied once per (source, id): claims, pruning
     contact       how long Kafka has answered without a miss (timers acting on silence)
     consumer      the transactional consumer loop, its handler contracts, the retry policy
+    service       one start-up for every schema-owning service: Service (what it is), Kit
+                  (what its compose() gets and registers), serve and migrate, ordered stop
 
 Flow inside a consuming service::
 

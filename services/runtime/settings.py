@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,3 +47,25 @@ class DatabaseServiceSettings(DatabaseSettings):
     # The relay re-publishes outbox rows older than the grace period, every interval.
     outbox_relay_interval_ms: int = Field(default=1000, ge=10)
     outbox_relay_grace_ms: int = Field(default=5000, ge=0)
+
+
+class ServiceSettings(KafkaSettings, DatabaseServiceSettings):
+    """What every schema-owning service reads, beside its own settings (a subclass)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Names this process in logs, CloudEvents sources and the Kafka client id; each service's
+    # settings give a default naming the service, host and pid.
+    instance_id: str
+    log_level: str = "INFO"
+    # When set, callers of the internal HTTP API must send it as X-Internal-Token.
+    internal_token: str | None = None
+    # Frames per sync answer of the service's streams when the client gives no limit.
+    sync_default_limit: int = Field(default=200, ge=1, le=1000)
+    # How long the keys of inbound events are remembered by consumers that deduplicate them.
+    inbound_retention_hours: int = Field(default=168, ge=1)
+
+    @property
+    @abstractmethod
+    def http_address(self) -> tuple[str, int]:
+        """(host, port) of the service's internal HTTP server."""
