@@ -8,17 +8,10 @@ rate limit in the way, a deep send queue) and a raised open-file limit.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import resource
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +19,8 @@ from pathlib import Path
 
 import asyncpg
 import psutil
+
+from deploy.local.launcher import LaunchError, ServiceProcess, free_port, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
 #: HS256 wants 32+ bytes of key.
@@ -53,14 +48,6 @@ def raise_nofile(limit: int = NOFILE) -> int:
     return soft
 
 
-def free_port() -> int:
-    """An ephemeral loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _required_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
@@ -71,36 +58,14 @@ def _required_env(name: str) -> str:
     return value
 
 
-@dataclass
-class Service:
-    """One service process with its own log file."""
+class Service(ServiceProcess):
+    """One service process of the bench (deploy/local/launcher.py, as the stack and the tests
+    launch theirs): run from ``source``, with a high open-file limit."""
 
-    name: str
-    env: dict[str, str]
-    port: int
-    log_path: Path
-    source: Path = ROOT
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        """Process id (the service must have been started)."""
-        if self.process is None:
-            raise BenchError(f"{self.name} is not running")
-        return self.process.pid
-
-    def start(self) -> None:
-        """Spawn ``python -m services.<name>`` with a high open-file limit."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"],
-                cwd=self.source,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=raise_nofile,
-            )
+    def __init__(
+        self, name: str, env: dict[str, str], port: int, log_path: Path, source: Path = ROOT
+    ) -> None:
+        super().__init__(name, env, port, log_path, cwd=source, preexec_fn=raise_nofile)
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Poll ``/readyz`` until it answers 200.
@@ -108,33 +73,10 @@ class Service:
         Raises:
             BenchError: the process exited or was not ready in time.
         """
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise BenchError(f"{self.name} exited early; see {self.log_path}")
-            if await asyncio.to_thread(_http_ready, self.port):
-                return
-            await asyncio.sleep(0.2)
-        raise BenchError(f"{self.name} not ready in {timeout_s:.0f} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 20 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def _http_ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+            await super().wait_ready(timeout_s)
+        except LaunchError as exc:
+            raise BenchError(str(exc)) from None
 
 
 @dataclass
@@ -186,24 +128,19 @@ class System:
         database_url = f"{base}/{database}"
         log_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
         chat_port, gateway_port, presence_port = free_port(), free_port(), free_port()
-        # No notifier runs in the bench: a NOTIFIER_URL from the shell would fail every sync.
-        dropped = {"PYTHONASYNCIODEBUG", "NOTIFIER_URL"}
-        env = {k: v for k, v in os.environ.items() if k not in dropped} | {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka,
-            "KAFKA_TOPIC_PREFIX": f"bench{run}.",
-            "DATABASE_URL": database_url,
-            "AUTH_SECRET": AUTH_SECRET,
-            "CHAT_PORT": str(chat_port),
-            "CHAT_URL": f"http://127.0.0.1:{chat_port}",
-            "GATEWAY_PORT": str(gateway_port),
-            "PRESENCE_PORT": str(presence_port),
-            "PRESENCE_URL": f"http://127.0.0.1:{presence_port}",
+        env = service_env(
+            os.environ,
+            kafka_bootstrap=kafka,
+            database_url=database_url,
+            auth_secret=AUTH_SECRET,
+            ports={"chat": chat_port, "presence": presence_port, "gateway": gateway_port},
+            topic_prefix=f"bench{run}.",
+        ) | {
             # Load comes from a few hundred connections each sending far above a human's rate.
             "RATE_PER_S": "100000",
             "RATE_BURST": "100000",
             "SEND_QUEUE_FRAMES": "4096",
             "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
         }
         env |= dict(extra_env)
         # Sources from before the presence service existed run without it.

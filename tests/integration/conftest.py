@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deploy.local.launcher import free_port, service_env
 from tests.integration.harness import (
     ALLOWED_ORIGIN,
     AUTH_SECRET,
@@ -20,7 +21,6 @@ from tests.integration.harness import (
     PRESENCE_GRACE_MS,
     ServiceProcess,
     System,
-    free_port,
 )
 
 
@@ -62,20 +62,14 @@ async def system(
     prefix = f"it{uuid.uuid4().hex[:8]}."
     logs = Path(tmp_path_factory.mktemp("logs"))
     chat_port, presence_port, gateway_port = free_port(), free_port(), free_port()
-    # Services run as in production: asyncio debug mode (set by `make test` for the tests'
-    # own loop) would slow them and flood their logs. No notifier runs here: a NOTIFIER_URL
-    # from the shell would send every sync to a service that is not there.
-    dropped = {"PYTHONASYNCIODEBUG", "NOTIFIER_URL"}
-    env = {key: value for key, value in os.environ.items() if key not in dropped} | {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka,
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "DATABASE_URL": database_url,
-        "AUTH_SECRET": AUTH_SECRET,
-        "CHAT_PORT": str(chat_port),
-        "CHAT_URL": f"http://127.0.0.1:{chat_port}",
-        "GATEWAY_PORT": str(gateway_port),
-        "PRESENCE_PORT": str(presence_port),
-        "PRESENCE_URL": f"http://127.0.0.1:{presence_port}",
+    env = service_env(
+        os.environ,
+        kafka_bootstrap=kafka,
+        database_url=database_url,
+        auth_secret=AUTH_SECRET,
+        ports={"chat": chat_port, "presence": presence_port, "gateway": gateway_port},
+        topic_prefix=prefix,
+    ) | {
         # Presence timings shortened so the tests wait seconds, not half a minute; the rules
         # are the same at any scale (unit tests pin them with a fake clock).
         "PRESENCE_OFFLINE_GRACE_MS": str(PRESENCE_GRACE_MS),

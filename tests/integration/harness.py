@@ -9,10 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -25,10 +21,12 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
+from deploy.local import launcher
+from deploy.local.launcher import free_port
 from services.gateway.domain.auth import mint_token
 
 UNIT_S = float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = launcher.REPO
 # HS256 wants at least 32 bytes of key; PyJWT warns (and warnings fail tests) below that.
 AUTH_SECRET = "integration-test-secret-0123456789abcdef"
 ALLOWED_ORIGIN = "http://allowed.example"
@@ -43,14 +41,6 @@ def seconds(n: float) -> float:
     return n * UNIT_S
 
 
-def free_port() -> int:
-    """An ephemeral loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def unique(prefix: str) -> str:
     """A user id (or other name) no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -61,62 +51,18 @@ def token(user_id: str, *, ttl_s: float = 600, secret: str = AUTH_SECRET) -> str
     return mint_token(secret=secret, user_id=user_id, expires_at=int(time.time() + ttl_s))
 
 
-@dataclass
-class ServiceProcess:
-    """One service started as ``python -m services.<name>`` with its own log file."""
-
-    name: str
-    env: dict[str, str]
-    port: int
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+class ServiceProcess(launcher.ServiceProcess):
+    """One service started as ``python -m services.<name>`` with its own log file (the
+    launcher the local stack and the bench use), waiting in the tests' timeout units."""
 
     async def wait_ready(self, timeout_s: float = seconds(60)) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise AssertionError(f"{self.name} exited early:\n{self.log_tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
-                    if response.status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.name} not ready in {timeout_s} s:\n{self.log_tail()}")
+        await super().wait_ready(timeout_s)
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs (a crash)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=seconds(10))
+    def kill(self, *, wait_s: float = seconds(10)) -> None:
+        super().kill(wait_s=wait_s)
 
-    def stop(self) -> None:
-        """SIGTERM and wait: the graceful path."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=seconds(20))
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+    def stop(self, *, wait_s: float = seconds(20)) -> None:
+        super().stop(wait_s=wait_s)
 
 
 @dataclass

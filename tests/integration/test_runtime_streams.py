@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 import pytest
 
+from deploy.local.launcher import free_port
 from schemas.frames import Notification, NotificationNew
 from services.runtime.db import read_as
 from services.runtime.health import Readiness
@@ -25,7 +26,6 @@ from services.runtime.streams import Appends, Stream
 from tests.integration.harness import (
     Client,
     System,
-    free_port,
     seconds,
     send_frame,
     unique,
