@@ -1,11 +1,15 @@
 """Gateway: the thin, stateless WebSocket edge (``GET /v1/ws``).
 
 Module map:
-    domain/      protocol core without I/O: auth, frame parsing, rate limit, session registry
+    domain/      protocol core without I/O: auth, frame parsing, commands made of frames,
+                 rate limit, session registry
     connections  the endpoint: upgrade checks, hello, frame loop, health and metrics over HTTP
-    session      one connection: bounded send queue (close 4009), close codes
+    routes       ROUTES: one table from client frame type to its handler (publish a command,
+                 or answer here: ping, sync)
+    session      one connection: the principal on it before the upgrade, then its bounded
+                 send queue (close 4009), close codes
     delivery     tails delivery.frames.v1 on the partitions of connected users
-    commands     publishes chat commands, presence events and typing to Kafka
+    publisher    publishes commands (chat, presence, typing, connection events) to Kafka
     sync         reads durable streams from their owners over internal HTTP
     presence     reads presence (snapshot after hello, GET /v1/presence) from its owner
     app          composition root and graceful shutdown (close 1001, flush)
@@ -13,6 +17,6 @@ Module map:
 
 Frame flow::
 
-    browser --frame--> connections --commands--> chat.commands.v1 --> chat
+    browser --frame--> connections --routes--> publisher --> chat.commands.v1 --> chat
     chat --> delivery.frames.v1 (key: user) --delivery--> session queue --> browser
 """

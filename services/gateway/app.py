@@ -1,8 +1,8 @@
 """Composition root of the gateway: builds every component from settings and runs them.
 
-    settings --> producer --> commands ----------\\
-             --> consumer --> delivery tail --> Endpoint --> websockets server
-             --> httpx    --> sync client -------/
+    settings --> producer --> command publisher --\\
+             --> consumer --> delivery tail ---> Endpoint (frames: routes.ROUTES) --> websockets
+             --> httpx    --> sync client, presence client --/
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import httpx
 from aiokafka.errors import KafkaError
 from websockets.asyncio.server import serve as ws_serve
 
-from services.gateway.commands import CommandPublisher
 from services.gateway.connections import Endpoint
 from services.gateway.delivery import DeliveryTail
+from services.gateway.domain import commands
 from services.gateway.domain.registry import Registry
 from services.gateway.presence import PresenceClient
-from services.gateway.session import CLOSE_GOING_AWAY, Session
+from services.gateway.publisher import CommandPublisher
+from services.gateway.routes import Upstream
+from services.gateway.session import CLOSE_GOING_AWAY, GatewayConnection, Session
 from services.gateway.settings import GatewaySettings
 from services.gateway.sync import SyncClient
 from services.runtime.codec import EventBuilder
@@ -38,12 +40,14 @@ log = logging.getLogger(__name__)
 
 
 async def _heartbeat(
-    commands: CommandPublisher, registry: Registry[Session], interval_s: float
+    publisher: CommandPublisher, registry: Registry[Session], interval_s: float
 ) -> None:
     """Tell presence we are alive; when this stops (a crash), presence expires our users."""
     while True:
         try:
-            await commands.heartbeat(connections=len(registry))
+            await publisher.publish(
+                commands.heartbeat(publisher.gateway_id, connections=len(registry))
+            )
         except KafkaError as exc:
             log.warning("presence heartbeat not published", extra={"error": type(exc).__name__})
         await asyncio.sleep(interval_s)
@@ -77,9 +81,9 @@ async def serve(settings: GatewaySettings) -> None:
         registry=registry,
         release_delay_s=settings.partition_release_delay_ms / 1000,
     )
-    commands = CommandPublisher(
+    publisher = CommandPublisher(
         producer=producer,
-        topic_names=topic_names,
+        topic_prefix=settings.kafka_topic_prefix,
         gateway_id=settings.instance_id,
         events=EventBuilder(source=f"/gateway/{settings.instance_id}", now=utc_now, new_id=new_id),
     )
@@ -105,8 +109,7 @@ async def serve(settings: GatewaySettings) -> None:
         settings=settings,
         registry=registry,
         delivery=delivery,
-        commands=commands,
-        sync_client=sync_client,
+        upstream=Upstream(publisher=publisher, sync=sync_client),
         presence=presence,
         readiness=readiness,
         now=utc_now,
@@ -115,7 +118,7 @@ async def serve(settings: GatewaySettings) -> None:
 
     delivery_task = asyncio.create_task(delivery.run(), name="delivery")
     heartbeat_task = asyncio.create_task(
-        _heartbeat(commands, registry, settings.presence_heartbeat_interval_ms / 1000),
+        _heartbeat(publisher, registry, settings.presence_heartbeat_interval_ms / 1000),
         name="presence-heartbeat",
     )
     async with ws_serve(
@@ -124,6 +127,7 @@ async def serve(settings: GatewaySettings) -> None:
         settings.gateway_port,
         process_request=endpoint.process_request,
         select_subprotocol=endpoint.select_subprotocol,
+        create_connection=GatewayConnection,
         compression="deflate" if settings.compression == "deflate" else None,
         max_size=settings.max_frame_bytes,
         ping_interval=settings.heartbeat_s,

@@ -1,9 +1,10 @@
 """The WebSocket endpoint: upgrade checks, ``hello``, and the per-connection frame loop.
 
-    HTTP request --process_request--> health/metrics | GET /v1/presence | 404 | 401/403 | upgrade
+    HTTP request --process_request--> health/metrics | GET /v1/presence | 404 | 401/403 |
+                                      upgrade (the principal kept on its GatewayConnection)
     upgrade --handle--> registry.add, delivery.hold(partition), hello, presence snapshot,
                         connection.opened
-        frame loop: rate limit -> parse -> dispatch (ping, message.send, receipt, sync, ...)
+        frame loop: rate limit -> parse -> ROUTES[frame type] (services/gateway/routes.py)
         end: registry.remove, connection.closed
 
 Requests that go to Kafka (message.send, receipt, presence.set, typing) are answered by the
@@ -29,37 +30,25 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from schemas.frames import (
-    Ack,
-    AnyClientFrame,
-    Error,
-    ErrorCode,
-    Hello,
-    Limits,
-    MessageSend,
-    Ping,
-    Pong,
-    PresenceSet,
-    Receipt,
-    Sync,
-    Typing,
-)
-from services.gateway.commands import CommandPublisher
+from schemas.frames import Hello, Limits
 from services.gateway.delivery import DeliveryTail
+from services.gateway.domain import commands
 from services.gateway.domain.auth import SUBPROTOCOL, Principal, authenticate
+from services.gateway.domain.commands import Requester
 from services.gateway.domain.errors import AuthError, FrameError, UpstreamUnavailable
 from services.gateway.domain.frames import parse_client_frame
 from services.gateway.domain.ratelimit import RateLimiter, Verdict
 from services.gateway.domain.registry import Registry
 from services.gateway.metrics import CONNECTIONS, FRAMES_IN_BY_TYPE, UPGRADES_REFUSED
 from services.gateway.presence import PresenceClient
+from services.gateway.routes import ROUTES, Upstream
 from services.gateway.session import (
     CLOSE_RATE_ABUSE,
     CLOSE_TOKEN_EXPIRED,
+    GatewayConnection,
     Session,
 )
 from services.gateway.settings import GatewaySettings
-from services.gateway.sync import SyncClient
 from services.runtime.health import METRICS_CONTENT_TYPE, Readiness, metrics_body
 from services.runtime.lifecycle import new_id
 from services.runtime.metrics import ERRORS
@@ -78,8 +67,7 @@ class Endpoint:
         settings: gateway settings.
         registry: sessions of this gateway.
         delivery: the delivery tail (``hold`` before hello).
-        commands: publisher of chat commands.
-        sync_client: reads durable streams.
+        upstream: where frames go: the command publisher and the streams' owners.
         presence: reads presence (snapshot after hello, the HTTP read API).
         readiness: checks behind ``/readyz``.
         now: wall clock (token expiry, server_time).
@@ -91,8 +79,7 @@ class Endpoint:
         settings: GatewaySettings,
         registry: Registry[Session],
         delivery: DeliveryTail,
-        commands: CommandPublisher,
-        sync_client: SyncClient,
+        upstream: Upstream,
         presence: PresenceClient,
         readiness: Readiness,
         now: Callable[[], datetime],
@@ -101,13 +88,10 @@ class Endpoint:
         self._allowed_origins = settings.allowed_origins()
         self._registry = registry
         self._delivery = delivery
-        self._commands = commands
-        self._sync = sync_client
+        self._upstream = upstream
         self._presence = presence
         self._readiness = readiness
         self._now = now
-        # Principals between process_request and the handler, keyed by connection object.
-        self._pending: dict[ServerConnection, Principal] = {}
         self._limits = Limits(
             max_frame_bytes=settings.max_frame_bytes,
             max_body_chars=settings.max_body_chars,
@@ -119,7 +103,8 @@ class Endpoint:
     async def process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        """Answer health and metrics; authenticate upgrades; refuse everything else."""
+        """Answer health and metrics; authenticate upgrades (keeping the principal on the
+        connection, see :class:`GatewayConnection`); refuse everything else."""
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
             return _response(HTTPStatus.OK, b'{"status":"ok"}', "application/json")
@@ -147,7 +132,9 @@ class Endpoint:
             return _response(HTTPStatus(exc.status), body, "application/json")
         if path == PRESENCE_PATH:
             return await self._read_presence(principal, request.path)
-        self._pending[connection] = principal
+        if not isinstance(connection, GatewayConnection):
+            raise TypeError("the server must create GatewayConnections")
+        connection.principal = principal
         return None
 
     async def _read_presence(self, principal: Principal, target: str) -> Response:
@@ -175,7 +162,7 @@ class Endpoint:
 
     async def handle(self, websocket: ServerConnection) -> None:
         """Serve one connection from hello to close."""
-        principal = self._pending.pop(websocket, None)
+        principal = websocket.principal if isinstance(websocket, GatewayConnection) else None
         if principal is None:  # process_request always sets it before an upgrade
             await websocket.close(1011, "no principal")
             return
@@ -234,15 +221,11 @@ class Endpoint:
     async def _tell_presence(self, session: Session, *, opened: bool) -> None:
         """Publish connection opened/closed; a failure is logged (the heartbeat expiry and the
         next open repair presence), never allowed to break the connection's own handling."""
+        publisher = self._upstream.publisher
+        connection = Requester(session.user_id, session.connection_id, publisher.gateway_id)
+        event = commands.connection_opened if opened else commands.connection_closed
         try:
-            if opened:
-                await self._commands.connection_opened(
-                    user_id=session.user_id, connection_id=session.connection_id
-                )
-            else:
-                await self._commands.connection_closed(
-                    user_id=session.user_id, connection_id=session.connection_id
-                )
+            await publisher.publish(event(connection))
         except KafkaError as exc:
             ERRORS.labels("presence_publish_failed").inc()
             log.warning("presence event not published", extra={"error": type(exc).__name__})
@@ -254,72 +237,19 @@ class Endpoint:
             return
         if isinstance(message, bytes):
             FRAMES_IN_BY_TYPE["binary"].inc()
-            self._error(session, None, "bad_request", "binary frames are not supported")
+            session.refuse(None, "bad_request", "binary frames are not supported")
             return
         try:
             frame = parse_client_frame(message, max_body_chars=self._settings.max_body_chars)
         except FrameError as exc:
             FRAMES_IN_BY_TYPE["invalid"].inc()
-            self._error(session, exc.request_id, exc.code, exc.message)
+            session.refuse(exc.request_id, exc.code, exc.message)
             return
         FRAMES_IN_BY_TYPE[frame.type].inc()
         if verdict is Verdict.LIMIT:
-            self._error(session, frame.id, "rate_limited", "too many frames; slow down")
+            session.refuse(frame.id, "rate_limited", "too many frames; slow down")
             return
-        await self._dispatch(session, frame)
-
-    async def _dispatch(self, session: Session, frame: AnyClientFrame) -> None:
-        user_id, connection_id = session.user_id, session.connection_id
-        if isinstance(frame, Ping):
-            session.send("pong", Pong(id=frame.id).to_wire())
-        elif isinstance(frame, MessageSend | Receipt | PresenceSet | Typing):
-            try:
-                await self._publish(frame, user_id=user_id, connection_id=connection_id)
-            except KafkaError as exc:
-                log.warning("command not published", extra={"error": type(exc).__name__})
-                self._error(session, frame.id, "unavailable", "try again shortly")
-        elif isinstance(frame, Sync):
-            await self._on_sync(session, frame)
-        else:
-            # notification.read belongs to the notifier, which is not deployed yet.
-            self._error(session, frame.id, "unavailable", f"{frame.type} is not available yet")
-
-    async def _publish(
-        self,
-        frame: MessageSend | Receipt | PresenceSet | Typing,
-        *,
-        user_id: str,
-        connection_id: str,
-    ) -> None:
-        """Hand a command to the service that applies (and answers) it."""
-        if isinstance(frame, MessageSend):
-            await self._commands.message_send(frame, user_id=user_id, connection_id=connection_id)
-        elif isinstance(frame, Receipt):
-            await self._commands.receipt(frame, user_id=user_id, connection_id=connection_id)
-        elif isinstance(frame, PresenceSet):
-            await self._commands.status_set(frame, user_id=user_id, connection_id=connection_id)
-        else:
-            await self._commands.typing(frame, user_id=user_id, connection_id=connection_id)
-
-    async def _on_sync(self, session: Session, frame: Sync) -> None:
-        try:
-            page = await self._sync.sync(
-                user_id=session.user_id, cursor=frame.cursor, limit=frame.limit
-            )
-        except UpstreamUnavailable as exc:
-            log.warning("sync failed", extra={"error": str(exc)})
-            self._error(session, frame.id, "unavailable", "sync unavailable; try again shortly")
-            return
-        if frame.id is None:
-            return
-        ack = Ack(id=frame.id, events=page.events, cursor=page.cursor, has_more=page.has_more)
-        session.send("ack", ack.to_wire())
-
-    def _error(
-        self, session: Session, request_id: str | None, code: ErrorCode, message: str
-    ) -> None:
-        ERRORS.labels(code).inc()
-        session.send("error", Error(id=request_id, code=code, message=message).to_wire())
+        await ROUTES[frame.type](self._upstream, session, frame)
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every connection (shutdown): queued frames are flushed first, within bounds."""

@@ -1,4 +1,6 @@
-"""One WebSocket connection: its identity, its bounded send queue, its rate limiter.
+"""One WebSocket connection: what the gateway keeps about it, before the upgrade
+(:class:`GatewayConnection`, websockets' connection with the principal on it) and after
+(:class:`Session`: identity, bounded send queue, rate limiter).
 
 The send queue is a deque drained by a writer task; both exist only while frames wait, so an
 idle connection costs neither (an empty deque is 760 bytes, a twentieth of what a connection
@@ -15,9 +17,11 @@ from collections import deque
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from schemas.frames import Error, ErrorCode
 from services.gateway.domain.auth import Principal
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.metrics import CLOSES, FRAMES_OUT_BY_TYPE
+from services.runtime.metrics import ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,17 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TOKEN_EXPIRED = 4001
 CLOSE_RATE_ABUSE = 4008
 CLOSE_TOO_SLOW = 4009
+
+
+class GatewayConnection(ServerConnection):
+    """websockets' server connection, carrying the principal authenticated before the upgrade.
+
+    The state of a handshake lives on its connection: a handshake refused or abandoned after
+    authentication takes its principal along when it goes (a table beside the connections
+    would keep it).
+    """
+
+    principal: Principal | None = None
 
 
 class Session:
@@ -63,6 +78,11 @@ class Session:
     def user_id(self) -> str:
         """The authenticated user."""
         return self.principal.user_id
+
+    def refuse(self, request_id: str | None, code: ErrorCode, message: str) -> None:
+        """Answer a frame with an ``error`` (counted by code); ``message`` never echoes input."""
+        ERRORS.labels(code).inc()
+        self.send("error", Error(id=request_id, code=code, message=message).to_wire())
 
     def send(self, frame_type: str, data: bytes) -> None:
         """Queue a frame (JSON, UTF-8) for this device, or close the connection with 4009 when

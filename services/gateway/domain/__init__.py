@@ -4,6 +4,8 @@ Module map:
     auth       upgrade authentication: origin allow-list, bearer token from header or
                subprotocol, HS256 JWT verified against an injected clock
     frames     client text frame -> typed frame, or FrameError with the protocol code
+    commands   what a frame (or a connection event) becomes for the service that applies it:
+               topic, key, data
     ratelimit  per-connection token bucket with an abuse verdict (close 4008)
     registry   sessions by user and connection; delivery partitions needed (murmur2)
     errors     GatewayError > AuthError (HTTP status) | FrameError (protocol code)

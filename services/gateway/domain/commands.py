@@ -1,0 +1,135 @@
+"""What the gateway hands on to other services: each client frame that is a command, and the
+gateway's own connection events, as a topic, a key and data. Pure.
+
+The routing table (:mod:`services.gateway.routes`) says which frame type is built by which
+function here; :class:`services.gateway.publisher.CommandPublisher` publishes the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas import topics
+from schemas.base import WireModel
+from schemas.events import (
+    ConnectionEnded,
+    ConnectionOpened,
+    GatewayHeartbeat,
+    MessageSendCommand,
+    ReceiptCommand,
+    ReplyTo,
+    StatusSet,
+    TypingCommand,
+)
+from schemas.frames import MessageSend, PresenceSet, Receipt, Typing
+from schemas.ids import direct_conversation_id
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who sent a frame: the authenticated user, on which connection of which gateway."""
+
+    user_id: str
+    connection_id: str
+    gateway_id: str
+
+    def reply_to(self, request_id: str | None) -> ReplyTo:
+        """Where the answer to the frame goes (none is sent when it had no id)."""
+        return ReplyTo(
+            gateway_id=self.gateway_id, connection_id=self.connection_id, request_id=request_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A record for the service that applies it.
+
+    Attributes:
+        topic: the topic's name without the deployment's prefix (:mod:`schemas.topics`).
+        event_type: the CloudEvents type.
+        key: the record key: what must be applied in order (a conversation, a user).
+        data: the event's data.
+    """
+
+    topic: str
+    event_type: str
+    key: str
+    data: WireModel
+
+
+def message_send(frame: MessageSend, sender: Requester) -> Command:
+    """``chat.message.send``, keyed by conversation: a direct message's id is derived from the
+    pair here (and checked again by chat)."""
+    conversation_id = (
+        direct_conversation_id(sender.user_id, frame.to)
+        if frame.to is not None
+        else frame.conversation_id
+    )
+    assert conversation_id is not None  # MessageSend guarantees one of the two
+    command = MessageSendCommand(
+        sender_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        to=frame.to,
+        conversation_id=conversation_id,
+        client_msg_id=frame.client_msg_id,
+        kind=frame.kind,
+        body=frame.body,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.MESSAGE_SEND, conversation_id, command)
+
+
+def receipt(frame: Receipt, sender: Requester) -> Command:
+    """``chat.receipt.post``, keyed by conversation."""
+    command = ReceiptCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        seq=frame.seq,
+        status=frame.status,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.RECEIPT_POST, frame.conversation_id, command)
+
+
+def status_set(frame: PresenceSet, sender: Requester) -> Command:
+    """``presence.status.set``, keyed by user (answered by the presence service)."""
+    command = StatusSet(
+        user_id=sender.user_id, status=frame.status, reply_to=sender.reply_to(frame.id)
+    )
+    return Command(topics.PRESENCE_COMMANDS, topics.STATUS_SET, sender.user_id, command)
+
+
+def typing(frame: Typing, sender: Requester) -> Command:
+    """``presence.typing``, keyed by conversation (answered, when it has an id, by presence)."""
+    command = TypingCommand(
+        user_id=sender.user_id,
+        conversation_id=frame.conversation_id,
+        state=frame.state,
+        reply_to=sender.reply_to(frame.id),
+    )
+    return Command(topics.PRESENCE_TYPING, topics.TYPING, frame.conversation_id, command)
+
+
+def connection_opened(connection: Requester) -> Command:
+    """A device connected to this gateway (for presence), keyed by user."""
+    event = ConnectionOpened(
+        user_id=connection.user_id,
+        connection_id=connection.connection_id,
+        gateway_id=connection.gateway_id,
+    )
+    return Command(topics.PRESENCE_COMMANDS, topics.CONNECTION_OPENED, connection.user_id, event)
+
+
+def connection_closed(connection: Requester) -> Command:
+    """A device disconnected from this gateway (for presence), keyed by user."""
+    event = ConnectionEnded(
+        user_id=connection.user_id,
+        connection_id=connection.connection_id,
+        gateway_id=connection.gateway_id,
+    )
+    return Command(topics.PRESENCE_COMMANDS, topics.CONNECTION_CLOSED, connection.user_id, event)
+
+
+def heartbeat(gateway_id: str, *, connections: int) -> Command:
+    """This gateway is alive and holds ``connections``, keyed by gateway."""
+    event = GatewayHeartbeat(gateway_id=gateway_id, connections=connections)
+    return Command(topics.PRESENCE_COMMANDS, topics.GATEWAY_HEARTBEAT, gateway_id, event)

@@ -1,0 +1,46 @@
+"""Publishes what the gateway hands on (:mod:`services.gateway.domain.commands`) to Kafka."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from services.gateway.domain.commands import Command
+from services.runtime.codec import EventBuilder
+
+
+class CommandPublisher:
+    """Publishes commands; returns once Kafka acknowledged them (acks=all).
+
+    Args:
+        producer: a started idempotent producer.
+        topic_prefix: the deployment's topic prefix.
+        gateway_id: this gateway's instance id (reply routing, heartbeats).
+        events: builds the records (source ``/gateway/<gateway id>``).
+    """
+
+    def __init__(
+        self,
+        *,
+        producer: AIOKafkaProducer,
+        topic_prefix: str,
+        gateway_id: str,
+        events: EventBuilder,
+    ) -> None:
+        self._producer = producer
+        self._prefix = topic_prefix
+        self._events = events
+        self.gateway_id = gateway_id
+
+    async def publish(self, command: Command) -> None:
+        """Publish one command to its topic of this deployment.
+
+        Raises:
+            aiokafka.errors.KafkaError: Kafka did not take the record.
+        """
+        record = self._events.record(
+            self._prefix + command.topic,
+            command.event_type,
+            key=command.key,
+            data=command.data.to_dict(),
+        )
+        await self._producer.send_and_wait(record.topic, record.value, key=record.key)

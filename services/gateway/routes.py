@@ -1,0 +1,97 @@
+"""One table from client frame type to its handler (:data:`ROUTES`).
+
+A frame is either handed on as a command to the service that applies it, which answers it
+through the delivery topic (:class:`Publish`, built by :mod:`services.gateway.domain.commands`;
+the gateway answers only when Kafka does not take it: ``unavailable``), or answered here
+(ping, sync, a frame whose service is not deployed yet). Adding a frame type is an entry here
+and its model in :mod:`schemas.frames`; a unit test holds the table and the models together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from aiokafka.errors import KafkaError
+
+from schemas.frames import Ack, AnyClientFrame, ClientFrame, Ping, Pong, Sync
+from services.gateway.domain import commands
+from services.gateway.domain.commands import Command, Requester
+from services.gateway.domain.errors import UpstreamUnavailable
+from services.gateway.publisher import CommandPublisher
+from services.gateway.session import Session
+from services.gateway.sync import SyncClient
+
+log = logging.getLogger(__name__)
+
+FrameT = TypeVar("FrameT", bound=ClientFrame)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """What frame handlers reach beyond the connection: Kafka, and the owners of streams."""
+
+    publisher: CommandPublisher
+    sync: SyncClient
+
+
+#: Handles one parsed client frame of a connection.
+Route = Callable[[Upstream, Session, Any], Awaitable[None]]
+
+
+class Publish(Generic[FrameT]):
+    """Hand the frame on as the command ``build`` makes of it; the service that applies it
+    answers. When Kafka does not take it, the client is answered ``unavailable`` (and resends).
+    """
+
+    __slots__ = ("_build",)
+
+    def __init__(self, build: Callable[[FrameT, Requester], Command]) -> None:
+        self._build = build
+
+    async def __call__(self, upstream: Upstream, session: Session, frame: FrameT) -> None:
+        sender = Requester(session.user_id, session.connection_id, upstream.publisher.gateway_id)
+        try:
+            await upstream.publisher.publish(self._build(frame, sender))
+        except KafkaError as exc:
+            log.warning("command not published", extra={"error": type(exc).__name__})
+            session.refuse(frame.id, "unavailable", "try again shortly")
+
+
+async def ping(upstream: Upstream, session: Session, frame: Ping) -> None:
+    """``pong``, with the ping's id: for a ping, the pong is its answer."""
+    session.send("pong", Pong(id=frame.id).to_wire())
+
+
+async def sync(upstream: Upstream, session: Session, frame: Sync) -> None:
+    """Every durable frame after the client's cursor, read from each stream's owner."""
+    try:
+        page = await upstream.sync.sync(
+            user_id=session.user_id, cursor=frame.cursor, limit=frame.limit
+        )
+    except UpstreamUnavailable as exc:
+        log.warning("sync failed", extra={"error": str(exc)})
+        session.refuse(frame.id, "unavailable", "sync unavailable; try again shortly")
+        return
+    if frame.id is None:
+        return
+    ack = Ack(id=frame.id, events=page.events, cursor=page.cursor, has_more=page.has_more)
+    session.send("ack", ack.to_wire())
+
+
+async def not_deployed(upstream: Upstream, session: Session, frame: AnyClientFrame) -> None:
+    """A frame of a service not deployed yet (``notification.read`` until the notifier)."""
+    session.refuse(frame.id, "unavailable", f"{frame.type} is not available yet")
+
+
+ROUTES: dict[str, Route] = {
+    "message.send": Publish(commands.message_send),
+    "receipt": Publish(commands.receipt),
+    "presence.set": Publish(commands.status_set),
+    "typing": Publish(commands.typing),
+    "sync": sync,
+    "ping": ping,
+    "notification.read": not_deployed,
+}
