@@ -17,6 +17,12 @@ DELIVERY: Final = "delivery.frames.v1"
 PRESENCE_COMMANDS: Final = "presence.commands.v1"
 #: Typing indicators, keyed by conversation id; short retention, never stored in Postgres.
 PRESENCE_TYPING: Final = "presence.typing.v1"
+#: Client commands for the notifier (notification.read and the like), keyed by user id.
+NOTIFIER_COMMANDS: Final = "notifier.commands.v1"
+#: Job events published by the job board's team (../shared/events.md), keyed by job id.
+JOBS_EVENTS: Final = "jobs.events.v1"
+#: Application events published by the applications tracker's team, keyed by application id.
+APPLICATIONS_EVENTS: Final = "applications.events.v1"
 
 #: chat.commands.v1: a message.send frame accepted by a gateway.
 MESSAGE_SEND: Final = "chat.message.send"

@@ -29,6 +29,9 @@ class TopicNames:
     delivery: str
     presence_commands: str
     presence_typing: str
+    notifier_commands: str
+    jobs_events: str
+    applications_events: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -40,6 +43,9 @@ class TopicNames:
             delivery=prefix + topics.DELIVERY,
             presence_commands=prefix + topics.PRESENCE_COMMANDS,
             presence_typing=prefix + topics.PRESENCE_TYPING,
+            notifier_commands=prefix + topics.NOTIFIER_COMMANDS,
+            jobs_events=prefix + topics.JOBS_EVENTS,
+            applications_events=prefix + topics.APPLICATIONS_EVENTS,
         )
 
 
@@ -68,6 +74,10 @@ def standard_topics(settings: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(names.presence_commands, settings.presence_partitions, {}),
         # A typing indicator is worthless after seconds: keep a minute, never replay it.
         TopicSpec(names.presence_typing, settings.presence_partitions, {"retention.ms": "60000"}),
+        TopicSpec(names.notifier_commands, settings.notifier_partitions, {}),
+        # Fed by other teams' services; read by the notifier.
+        TopicSpec(names.jobs_events, settings.jobs_partitions, {}),
+        TopicSpec(names.applications_events, settings.applications_partitions, {}),
     ]
     dlqs = [
         TopicSpec(topics.dlq_topic(spec.name), 1, {"retention.ms": str(14 * 86400000)})

@@ -23,6 +23,12 @@ class KafkaSettings(BaseSettings):
     presence_partitions: int = Field(default=8, ge=1)
     # Partitions of delivery.frames.v1 (parallelism and granularity of gateway tailing).
     delivery_partitions: int = Field(default=16, ge=1)
+    # Partitions of notifier.commands.v1 (parallelism of the notifier).
+    notifier_partitions: int = Field(default=8, ge=1)
+    # Partitions of jobs.events.v1 and applications.events.v1 when we create them (the teams
+    # publishing there may have created them first; an existing topic is left as it is).
+    jobs_partitions: int = Field(default=8, ge=1)
+    applications_partitions: int = Field(default=8, ge=1)
     # Replication factor of created topics (1 for the local single broker).
     kafka_replication_factor: int = Field(default=1, ge=1)
 

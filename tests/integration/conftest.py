@@ -79,6 +79,10 @@ async def system(
         "GATEWAY_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
         "CHAT_PARTITIONS": "4",
         "DELIVERY_PARTITIONS": "8",
+        # Topics nothing reads yet (the notifier's): few partitions, a lighter broker to crash.
+        "NOTIFIER_PARTITIONS": "2",
+        "JOBS_PARTITIONS": "3",
+        "APPLICATIONS_PARTITIONS": "2",
         "OUTBOX_RELAY_GRACE_MS": "1000",
         "OUTBOX_RELAY_INTERVAL_MS": "200",
     }

@@ -1,0 +1,49 @@
+"""Every topic of the system, created at start with explicit partition counts (pure)."""
+
+from __future__ import annotations
+
+from schemas import topics
+from services.runtime.kafka import TopicNames, standard_topics
+from services.runtime.settings import KafkaSettings
+
+
+# Every value is passed: settings also read the environment.
+def kafka(*, notifier: int = 8, jobs: int = 8, applications: int = 8) -> KafkaSettings:
+    return KafkaSettings(
+        kafka_bootstrap_servers="k:9092",
+        kafka_topic_prefix="it1.",
+        chat_partitions=4,
+        presence_partitions=4,
+        delivery_partitions=16,
+        notifier_partitions=notifier,
+        jobs_partitions=jobs,
+        applications_partitions=applications,
+    )
+
+
+def test_the_notifiers_topics_are_named_with_the_deployments_prefix() -> None:
+    names = TopicNames.with_prefix("it1.")
+    assert (
+        names.notifier_commands == "it1." + topics.NOTIFIER_COMMANDS == "it1.notifier.commands.v1"
+    )
+    assert names.jobs_events == "it1.jobs.events.v1"
+    assert names.applications_events == "it1.applications.events.v1"
+
+
+def test_the_notifiers_topics_have_their_partition_counts_and_dead_letter_queues() -> None:
+    specs = {
+        spec.name: spec.partitions
+        for spec in standard_topics(kafka(notifier=3, jobs=5, applications=7))
+    }
+    assert specs["it1.notifier.commands.v1"] == 3
+    assert specs["it1.jobs.events.v1"] == 5
+    assert specs["it1.applications.events.v1"] == 7
+    for name in ("notifier.commands.v1", "jobs.events.v1", "applications.events.v1"):
+        assert specs[f"it1.{name}.dlq"] == 1
+
+
+def test_every_topic_has_a_dead_letter_queue() -> None:
+    names = {spec.name for spec in standard_topics(kafka())}
+    sources = {name for name in names if not name.endswith(".dlq")}
+    assert {topics.dlq_topic(name) for name in sources} == names - sources
+    assert len(sources) == 9
