@@ -54,7 +54,7 @@ class OffsetStore:
             self._group_id,
             list(topics),
         )
-        return {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+        return _by_partition(rows)
 
     async def fence(
         self, conn: Connection, partitions: Sequence[TopicPartition]
@@ -74,7 +74,7 @@ class OffsetStore:
             [tp.topic for tp in partitions],
             [tp.partition for tp in partitions],
         )
-        return {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+        return _by_partition(rows)
 
     def store(self, offsets: Mapping[TopicPartition, int]) -> Cte:
         """The statement part that stores next offsets (never moving one back), for the
@@ -92,3 +92,7 @@ class OffsetStore:
                 list(offsets.values()),
             ),
         )
+
+
+def _by_partition(rows: Sequence[asyncpg.Record]) -> dict[TopicPartition, int]:
+    return {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}

@@ -111,22 +111,23 @@ def typing(frame: Typing, sender: Requester) -> Command:
 
 def connection_opened(connection: Requester) -> Command:
     """A device connected to this gateway (for presence), keyed by user."""
-    event = ConnectionOpened(
-        user_id=connection.user_id,
-        connection_id=connection.connection_id,
-        gateway_id=connection.gateway_id,
-    )
-    return Command(topics.PRESENCE_COMMANDS, topics.CONNECTION_OPENED, connection.user_id, event)
+    return _connection_event(ConnectionOpened, topics.CONNECTION_OPENED, connection)
 
 
 def connection_closed(connection: Requester) -> Command:
     """A device disconnected from this gateway (for presence), keyed by user."""
-    event = ConnectionEnded(
+    return _connection_event(ConnectionEnded, topics.CONNECTION_CLOSED, connection)
+
+
+def _connection_event(
+    model: type[ConnectionOpened | ConnectionEnded], event_type: str, connection: Requester
+) -> Command:
+    event = model(
         user_id=connection.user_id,
         connection_id=connection.connection_id,
         gateway_id=connection.gateway_id,
     )
-    return Command(topics.PRESENCE_COMMANDS, topics.CONNECTION_CLOSED, connection.user_id, event)
+    return Command(topics.PRESENCE_COMMANDS, event_type, connection.user_id, event)
 
 
 def heartbeat(gateway_id: str, *, connections: int) -> Command:
