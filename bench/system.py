@@ -1,7 +1,8 @@
-"""The system under test: chat and gateway processes of the bench's own, and who uses the CPU.
+"""The system under test: service processes of the bench's own, and who uses the CPU.
 
-The bench never reuses the services that ``make up`` started: it runs its own chat and gateway
-(``python -m services.<name>``, like tests/integration/conftest.py) against the local Kafka and
+The bench never reuses the services that ``make up`` started: it runs its own chat, presence
+and gateway (``python -m services.<name>`` through deploy/local/launcher.py, as
+tests/integration/conftest.py does) against the local Kafka and
 Postgres, with a fresh database and topic prefix, settings suited to load (no per-connection
 rate limit in the way, a deep send queue) and a raised open-file limit.
 """

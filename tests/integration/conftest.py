@@ -1,6 +1,7 @@
 """Fixtures of the integration tests: a fresh database and topic prefix per run, and the
-chat and gateway services started as real processes against the local Kafka and Postgres
-(``make test`` starts those and exports KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL)."""
+chat, presence and gateway services started as real processes (deploy/local/launcher.py)
+against the local Kafka and Postgres (``make test`` starts those and exports
+KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ async def database_url() -> AsyncIterator[str]:
 async def system(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[System]:
-    """chat and gateway processes on ephemeral ports, with topics of their own."""
+    """chat, presence and gateway processes on ephemeral ports, with topics of their own."""
     kafka = _required_env("KAFKA_BOOTSTRAP_SERVERS")
     prefix = f"it{uuid.uuid4().hex[:8]}."
     logs = Path(tmp_path_factory.mktemp("logs"))
