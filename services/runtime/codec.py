@@ -156,11 +156,6 @@ class EventBuilder:
         self._now = now
         self._new_id = new_id
 
-    @property
-    def source(self) -> str:
-        """The CloudEvents source of every event built here."""
-        return self._source
-
     def record(
         self,
         topic: str,

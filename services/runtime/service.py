@@ -67,7 +67,6 @@ class Kit(Generic[SettingsT]):
         outbox: the service's outbox (publishing what consumers' handlers stage).
         events: builds the service's events (source ``/<service>/<instance id>``).
         delivery: builds delivery frames for users.
-        streams: the per-user streams the service owns, by name.
         http: the internal FastAPI app; add the service's routes to it.
         now: the clock to inject into domain code; new_id: ids to inject.
     """
@@ -93,7 +92,6 @@ class Kit(Generic[SettingsT]):
             source=f"/{service.name}/{settings.instance_id}", now=self.now, new_id=self.new_id
         )
         self.delivery = DeliveryWriter(topic=self.topics.delivery, events=self.events)
-        self.streams = {stream.name: stream for stream in service.streams}
         self.http = internal_app(
             title=f"{service.name} (internal)",
             readiness=readiness,

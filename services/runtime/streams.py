@@ -171,9 +171,6 @@ class Appends:
         self._seqs.append(seq)
         self._frames.append(frame.decode())
 
-    def __len__(self) -> int:
-        return len(self._users)
-
     def advance_args(self) -> list[object]:
         """Parameters of :meth:`Stream.advance_sql`: users and their new last seqs."""
         return [list(self._last), list(self._last.values())]

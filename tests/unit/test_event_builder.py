@@ -54,10 +54,6 @@ def test_pre_encoded_data_is_embedded_as_is() -> None:
     assert codec.decode(record.value, codec.STRUCTURED_HEADERS).data == {"a": [1, {"b": None}]}
 
 
-def test_builder_exposes_its_source() -> None:
-    assert builder().source == "/svc/i-1"
-
-
 def test_delivery_record_keyed_by_user_with_frame_untouched() -> None:
     frame = b'{"type":"pong","id":"p1"}'
     record = DeliveryWriter(topic="d.v1", events=builder()).frame(
