@@ -118,7 +118,8 @@ async def consuming(
 async def publish(
     system: System, topic: str, events: Sequence[tuple[str, str, dict[str, object]]]
 ) -> None:
-    """Binary-mode CloudEvents (source, id, data), each a new record, keyed by id."""
+    """Binary-mode CloudEvents (source, id, data), each a new record, all keyed by one job id:
+    one partition, so a test that waits for a later event knows the earlier ones were read."""
     producer = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap)
     await producer.start()
     try:
@@ -126,7 +127,7 @@ async def publish(
             await producer.send_and_wait(
                 topic,
                 orjson.dumps(data),
-                key=event_id.encode(),
+                key=b"job-1",
                 headers=[
                     ("ce_specversion", b"1.0"),
                     ("ce_id", event_id.encode()),
