@@ -19,7 +19,12 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: venv up down status lint schemas schemas-check test unit bench
+# Node packages: the interop suite mints session cookies with the real next-auth and @auth/core
+# (pinned by package-lock.json; `npm ci` reinstalls exactly that when the lockfile changes).
+INTEROP := tests/interop/nextauth
+INTEROP_STAMP := $(INTEROP)/node_modules/.installed
+
+.PHONY: venv up down status lint schemas schemas-check test unit bench node-deps
 
 venv: $(STAMP)
 
@@ -27,6 +32,12 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
+
+node-deps: $(INTEROP_STAMP)
+
+$(INTEROP_STAMP): $(INTEROP)/package-lock.json
+	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 up: venv
 	$(STACK) up
@@ -51,7 +62,7 @@ schemas-check: venv
 
 # PYTHONASYNCIODEBUG=1 makes asyncio report never-awaited coroutines and slow callbacks; with
 # pytest's filterwarnings=error those fail the run instead of scrolling by.
-test: venv lint schemas-check
+test: venv lint schemas-check node-deps
 	$(STACK) up --infra-only
 	eval "$$($(STACK) env)" && PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests $(PYTEST_ARGS)
 

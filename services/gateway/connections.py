@@ -125,6 +125,7 @@ class Endpoint:
                 allowed_origins=self._allowed_origins,
                 secret=self._settings.auth_secret,
                 now=self._now().timestamp(),
+                cookie_headers=request.headers.get_all("Cookie"),
             )
         except AuthError as exc:
             UPGRADES_REFUSED.labels(str(exc.status)).inc()

@@ -1,18 +1,29 @@
 """Authentication of the upgrade request (protocol.md, "Connecting"). Pure: the clock is passed in.
 
 Token sources, in order: ``Authorization: Bearer <token>``, then a ``bearer.<token>`` entry in
-``Sec-WebSocket-Protocol`` (browsers cannot set headers on a WebSocket). Origin is checked
-first: a browser page from a foreign site is refused before its token is even read.
+``Sec-WebSocket-Protocol`` (browsers cannot set headers on a WebSocket), then the site's
+NextAuth session cookie (``session_cookie``). Origin is checked first: a browser page from a
+foreign site is refused before its token is even read. A cookie is sent by the browser whatever
+page opens the socket, so a cookie-authenticated upgrade also REQUIRES an Origin, and an allowed
+one (cross-site WebSocket hijacking): a request without Origin is not a browser page we can vouch
+for, and gets 403.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
 from services.gateway.domain.errors import AuthError
+from services.gateway.domain.session_cookie import (
+    SessionCookie,
+    decrypt_session,
+    parse_cookie_header,
+    session_cookies,
+)
 
 SUBPROTOCOL = "chat.v1"
 _BEARER_SUBPROTOCOL_PREFIX = "bearer."
@@ -87,6 +98,15 @@ def verify_token(token: str, *, secret: str, now: float) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise AuthError(401, f"invalid token: {type(exc).__name__}") from exc
+    return principal_from_claims(claims, now=now)
+
+
+def principal_from_claims(claims: dict[str, Any], *, now: float) -> Principal:
+    """Check the claims every token source shares (``sub``, ``exp``, ``nbf``) against ``now``.
+
+    Raises:
+        AuthError: 401 for a missing or malformed claim, an expired or not yet valid token.
+    """
     sub = claims.get("sub")
     if not isinstance(sub, str) or not 1 <= len(sub) <= 128:
         raise AuthError(401, "invalid token: sub must be a string of 1..128 characters")
@@ -109,6 +129,22 @@ def verify_token(token: str, *, secret: str, now: float) -> Principal:
     )
 
 
+def verify_session_cookie(found: list[SessionCookie], *, secret: str, now: float) -> Principal:
+    """The principal of the first session cookie that decrypts to a valid session.
+
+    Raises:
+        AuthError: 401 when none is valid (the first one's problem is reported).
+    """
+    first_error = AuthError(401, "missing token")
+    for index, cookie in enumerate(found):
+        try:
+            return principal_from_claims(decrypt_session(cookie, secret=secret), now=now)
+        except AuthError as exc:
+            if index == 0:
+                first_error = exc
+    raise first_error
+
+
 def authenticate(
     *,
     origin: str | None,
@@ -117,14 +153,27 @@ def authenticate(
     allowed_origins: Collection[str],
     secret: str,
     now: float,
+    cookie_headers: Sequence[str] = (),
 ) -> Principal:
-    """The whole upgrade decision: origin, then token.
+    """The whole upgrade decision: origin, then the token from the header, the subprotocol
+    list or, failing both, the session cookie (which needs an allowed Origin).
 
     Raises:
-        AuthError: 403 for a foreign origin, 401 for any token problem.
+        AuthError: 403 for a foreign origin, or a cookie without Origin; 401 for any token
+            problem.
     """
     check_origin(origin, allowed_origins)
-    token = extract_token(authorization, parse_subprotocols(subprotocol_headers))
+    subprotocols = parse_subprotocols(subprotocol_headers)
+    if authorization is None and not any(
+        entry.startswith(_BEARER_SUBPROTOCOL_PREFIX) for entry in subprotocols
+    ):
+        found = session_cookies(parse_cookie_header(cookie_headers))
+        if not found:
+            raise AuthError(401, "missing token")
+        if origin is None:
+            raise AuthError(403, "a session cookie needs an allowed Origin")
+        return verify_session_cookie(found, secret=secret, now=now)
+    token = extract_token(authorization, subprotocols)
     return verify_token(token, secret=secret, now=now)
 
 
