@@ -1,0 +1,383 @@
+/**
+ * `createClient`: what a page uses. It finds (or becomes) the one engine of this user in this
+ * browser, keeps a replica of its state, and offers actions and typed events.
+ *
+ *   const client = createClient({ url: "wss://rt.example.org/v1/ws", token: fetchToken, key: userId });
+ *   client.subscribe((state) => render(state));
+ *   client.on("message.new", (frame) => ...);
+ *   await client.send("@bob", "hello");            // optimistic: pending until acked
+ */
+
+import { RequestError, type Command } from "./engine.js";
+import { EngineHost, Replica, type FromHost, type HostConfig, type ToHost } from "./hub.js";
+import { newClientMsgId, type OutboxEntry } from "./outbox.js";
+import type {
+  Ack,
+  AppliedFrame,
+  Conversation,
+  ConversationId,
+  PresenceStatus,
+  PushSubscriptionJson,
+} from "./protocol.js";
+import { initialState, lastIncomingSeq, resolveChat, type Event, type State } from "./state.js";
+import { memoryPersistence, openIndexedDb, type Persistence } from "./storage.js";
+
+export type MultiTabMode = "auto" | "shared-worker" | "leader" | "none";
+
+export interface ClientOptions {
+  /** The gateway's WebSocket URL, e.g. `wss://rt.example.org/v1/ws`. */
+  url: string;
+  /**
+   * Returns a fresh token; called for every connection (after a 4001 too). Without it the
+   * browser's session cookie signs in (the page's origin must be allowed by the gateway).
+   */
+  token?: () => Promise<string>;
+  /**
+   * Names the shared connection and the IndexedDB database: use the signed-in user's id, so
+   * two users of one browser never share. Default `"default"`.
+   */
+  key?: string;
+  /** How tabs share one connection (default `auto`: SharedWorker, else leader election). */
+  multiTab?: MultiTabMode;
+  /** Where `worker.js` of this package is served (default: beside this module). */
+  workerUrl?: string | URL;
+}
+
+/** How this tab reaches the engine. */
+export type LinkMode = "shared-worker" | "leader" | "follower" | "single";
+
+type FrameType = AppliedFrame["type"];
+type FrameOf<T extends FrameType> = Extract<AppliedFrame, { type: T }>;
+
+export interface RealtimeClient {
+  /** The current state (immutable: compare by reference to re-render). */
+  getState(): State;
+  /** Called with the new state after every change; returns the unsubscribe function. */
+  subscribe(listener: (state: State) => void): () => void;
+  /** Typed server frames, in the order they were applied (repeats already dropped). */
+  on<T extends FrameType>(type: T, handler: (frame: FrameOf<T>) => void): () => void;
+  /** How this tab is linked to the shared engine right now. */
+  readonly mode: LinkMode;
+  /**
+   * Send a text message to a chat (`@<user id>` for a direct one, or a conversation id).
+   * Resolves once it is in the persisted outbox (shown as pending), with its client_msg_id.
+   */
+  send(chat: string, body: string, options?: { replyTo?: string }): Promise<string>;
+  retry(clientMsgId: string): Promise<void>;
+  discard(clientMsgId: string): Promise<void>;
+  /** The user sees this conversation: a read receipt up to its last incoming message. */
+  markRead(conversationId: ConversationId): void;
+  /** A keystroke in a conversation's input (start/refresh/stop are derived). */
+  typing(conversationId: ConversationId): void;
+  stopTyping(conversationId: ConversationId): void;
+  setPresence(status: PresenceStatus): Promise<void>;
+  /** Page older messages in (servers with `history`). */
+  loadOlder(conversationId: ConversationId): Promise<void>;
+  reloadConversations(): Promise<void>;
+  createGroup(title: string, members: string[]): Promise<Conversation | null>;
+  markNotificationsRead(ids: string[] | "all"): Promise<void>;
+  loadMoreNotifications(): Promise<void>;
+  pushSubscribe(subscription: PushSubscriptionJson): Promise<void>;
+  /** Any other request (message.edit, reaction.set, search, ...): resolves with its ack. */
+  request(frame: Record<string, unknown>): Promise<Ack>;
+  /** Detach this tab (the shared connection lives on while other tabs do). */
+  close(): void;
+}
+
+const COMMAND_TIMEOUT_MS = 30_000;
+
+export function createClient(options: ClientOptions): RealtimeClient {
+  return new TabClient(options);
+}
+
+class TabClient implements RealtimeClient {
+  mode: LinkMode = "single";
+  private readonly tab = Math.random().toString(36).slice(2);
+  private readonly key: string;
+  private readonly config: HostConfig;
+  private readonly persistence: Persistence;
+  private readonly replica: Replica;
+  private readonly listeners = new Set<(state: State) => void>();
+  private readonly handlers = new Map<string, Set<(frame: AppliedFrame) => void>>();
+  private readonly replies = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextRid = 0;
+  private post: (message: ToHost) => void = () => undefined;
+  private teardown: Array<() => void> = [];
+
+  constructor(private readonly options: ClientOptions) {
+    this.key = options.key ?? "default";
+    this.config = {
+      url: options.url,
+      auth: options.token ? "token" : "cookie",
+      dbName: `realtime:${this.key}`,
+    };
+    this.persistence = typeof indexedDB === "undefined" ? memoryPersistence() : openIndexedDb(this.config.dbName);
+    this.replica = new Replica(
+      initialState(),
+      this.tab,
+      () => this.post({ k: "attach", tab: this.tab, config: this.config }),
+      (state, event) => this.changed(state, event),
+    );
+    const wanted = options.multiTab ?? "auto";
+    if ((wanted === "auto" || wanted === "shared-worker") && typeof SharedWorker === "function") {
+      this.linkSharedWorker();
+    } else if (
+      (wanted === "auto" || wanted === "leader") &&
+      typeof BroadcastChannel === "function" &&
+      typeof navigator !== "undefined" &&
+      navigator.locks
+    ) {
+      this.linkLeaderElection();
+    } else {
+      this.linkSingle();
+    }
+    this.watchEnvironment();
+    this.post({ k: "attach", tab: this.tab, config: this.config });
+  }
+
+  // -- links ---------------------------------------------------------------------------------
+
+  private linkSharedWorker(): void {
+    this.mode = "shared-worker";
+    const url = this.options.workerUrl ?? new URL("./worker.js", import.meta.url);
+    const worker = new SharedWorker(url, { type: "module", name: `realtime:${this.key}` });
+    worker.port.onmessage = (event: MessageEvent<FromHost>) => this.fromHost(event.data);
+    worker.port.start();
+    this.post = (message) => worker.port.postMessage(message);
+    this.teardown.push(() => {
+      worker.port.postMessage({ k: "detach", tab: this.tab } satisfies ToHost);
+      worker.port.close();
+    });
+  }
+
+  private linkLeaderElection(): void {
+    this.mode = "follower";
+    const channel = new BroadcastChannel(`realtime:${this.key}`);
+    let host: EngineHost | null = null;
+    let releaseLock: () => void = () => undefined;
+    channel.onmessage = (event: MessageEvent<ToHost | FromHost>) => {
+      const message = event.data;
+      if (isToHost(message)) host?.handle(message);
+      else if (!host) this.fromHost(message);
+    };
+    this.post = (message) => (host ? host.handle(message) : channel.postMessage(message));
+    void navigator.locks.request(`realtime:${this.key}:leader`, async () => {
+      if (this.closed) return;
+      this.mode = "leader";
+      const started = new EngineHost(
+        this.config,
+        this.persistence,
+        (message) => {
+          this.fromHost(message);
+          channel.postMessage(message);
+        },
+        this.options.token,
+      );
+      // A follower that takes over carries on from what it shows (its replica); a first
+      // leader starts from what the last session persisted.
+      const initial = this.replica.state.me !== null ? this.replica.state : await this.persistence.loadState();
+      host = started;
+      started.start(initial ?? initialState());
+      started.snapshot(null);
+      await new Promise<void>((resolve) => {
+        releaseLock = resolve;
+      });
+    });
+    this.teardown.push(() => {
+      host?.engine.stop();
+      releaseLock();
+      channel.close();
+    });
+  }
+
+  private linkSingle(): void {
+    this.mode = "single";
+    const host = new EngineHost(this.config, this.persistence, (message) => this.fromHost(message), this.options.token);
+    this.post = (message) => host.handle(message);
+    void this.persistence.loadState().then((saved) => {
+      host.start(saved ?? initialState());
+      host.snapshot(null);
+    });
+    this.teardown.push(() => host.engine.stop());
+  }
+
+  private closed = false;
+
+  private fromHost(message: FromHost): void {
+    switch (message.k) {
+      case "reply": {
+        if (message.to !== this.tab) return;
+        const waiter = this.replies.get(message.rid);
+        this.replies.delete(message.rid);
+        if (!waiter) return;
+        if (message.ok) waiter.resolve(message.value);
+        else waiter.reject(new RequestError((message.error?.code ?? "internal") as never, message.error?.message ?? ""));
+        return;
+      }
+      case "token?":
+        if (this.options.token) {
+          this.options.token().then(
+            (token) => this.post({ k: "token", rid: message.rid, token }),
+            () => this.post({ k: "token", rid: message.rid, token: null }),
+          );
+        }
+        return;
+      default:
+        this.replica.receive(message);
+    }
+  }
+
+  private watchEnvironment(): void {
+    if (typeof window === "undefined") return;
+    const online = () => void this.command({ c: "env", online: true }).catch(() => undefined);
+    const offline = () => void this.command({ c: "env", online: false }).catch(() => undefined);
+    const visibility = () => {
+      if (document.visibilityState === "visible") {
+        void this.command({ c: "env", visible: true }).catch(() => undefined);
+      }
+    };
+    const hide = () => this.close();
+    window.addEventListener("online", online);
+    window.addEventListener("offline", offline);
+    document.addEventListener("visibilitychange", visibility);
+    window.addEventListener("pagehide", hide);
+    this.teardown.push(() => {
+      window.removeEventListener("online", online);
+      window.removeEventListener("offline", offline);
+      document.removeEventListener("visibilitychange", visibility);
+      window.removeEventListener("pagehide", hide);
+    });
+    // The engine may have started before this tab knew: tell it how the browser is now.
+    if (navigator.onLine === false) offline();
+  }
+
+  private changed(state: State, event: Event | null): void {
+    if (event?.t === "frame") {
+      for (const handler of this.handlers.get(event.frame.type) ?? []) handler(event.frame);
+    }
+    for (const listener of this.listeners) listener(state);
+  }
+
+  private command(cmd: Command): Promise<unknown> {
+    const rid = ++this.nextRid;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.replies.delete(rid)) reject(new RequestError("unavailable", "no answer from the connection"));
+      }, COMMAND_TIMEOUT_MS);
+      this.replies.set(rid, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      this.post({ k: "cmd", tab: this.tab, rid, cmd });
+    });
+  }
+
+  // -- public API ----------------------------------------------------------------------------
+
+  getState(): State {
+    return this.replica.state;
+  }
+
+  subscribe(listener: (state: State) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  on<T extends FrameType>(type: T, handler: (frame: FrameOf<T>) => void): () => void {
+    const handlers = this.handlers.get(type) ?? new Set();
+    handlers.add(handler as (frame: AppliedFrame) => void);
+    this.handlers.set(type, handlers);
+    return () => handlers.delete(handler as (frame: AppliedFrame) => void);
+  }
+
+  async send(chat: string, body: string, options?: { replyTo?: string }): Promise<string> {
+    if (body.length === 0) throw new RequestError("bad_request", "empty message");
+    const entry: OutboxEntry = {
+      client_msg_id: newClientMsgId(crypto.getRandomValues(new Uint8Array(16))),
+      body,
+      created_at: Date.now(),
+      attempts: 0,
+      state: "pending",
+    };
+    const conversationId = resolveChat(this.replica.state, chat);
+    if (conversationId !== null) entry.conversation_id = conversationId;
+    else entry.to = chat.slice(1);
+    if (options?.replyTo) entry.reply_to = options.replyTo;
+    // Persisted first: whatever happens to this tab or the engine now, it will be sent.
+    await this.persistence.putOutbox(entry);
+    this.command({ c: "send", entry }).catch(() => undefined);
+    return entry.client_msg_id;
+  }
+
+  async retry(clientMsgId: string): Promise<void> {
+    await this.command({ c: "retry", clientMsgId });
+  }
+
+  async discard(clientMsgId: string): Promise<void> {
+    await this.command({ c: "discard", clientMsgId });
+  }
+
+  markRead(conversationId: ConversationId): void {
+    const state = this.replica.state;
+    const seq = lastIncomingSeq(state, conversationId);
+    if (seq > (state.conversations[conversationId]?.readUpTo ?? 0)) {
+      this.command({ c: "read", conversationId, seq }).catch(() => undefined);
+    }
+  }
+
+  typing(conversationId: ConversationId): void {
+    this.command({ c: "typing", conversationId, state: "key" }).catch(() => undefined);
+  }
+
+  stopTyping(conversationId: ConversationId): void {
+    this.command({ c: "typing", conversationId, state: "stop" }).catch(() => undefined);
+  }
+
+  async setPresence(status: PresenceStatus): Promise<void> {
+    await this.command({ c: "presence", status });
+  }
+
+  async loadOlder(conversationId: ConversationId): Promise<void> {
+    await this.command({ c: "history", conversationId });
+  }
+
+  async reloadConversations(): Promise<void> {
+    await this.command({ c: "conversations.reload" });
+  }
+
+  async createGroup(title: string, members: string[]): Promise<Conversation | null> {
+    return (await this.command({ c: "group.create", title, members })) as Conversation | null;
+  }
+
+  async markNotificationsRead(ids: string[] | "all"): Promise<void> {
+    await this.command(ids === "all" ? { c: "notifications.read", all: true } : { c: "notifications.read", ids });
+  }
+
+  async loadMoreNotifications(): Promise<void> {
+    await this.command({ c: "notifications.more" });
+  }
+
+  async pushSubscribe(subscription: PushSubscriptionJson): Promise<void> {
+    await this.command({ c: "push.subscribe", subscription });
+  }
+
+  async request(frame: Record<string, unknown>): Promise<Ack> {
+    return (await this.command({ c: "request", frame })) as Ack;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const undo of this.teardown.splice(0)) undo();
+  }
+}
+
+function isToHost(message: ToHost | FromHost): message is ToHost {
+  return message.k === "attach" || message.k === "cmd" || message.k === "token" || message.k === "detach";
+}

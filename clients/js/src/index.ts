@@ -1,0 +1,46 @@
+/**
+ * Browser SDK of the realtime protocol v1 (shared/protocol.md).
+ *
+ * Module map:
+ *   client    createClient: the page's API (actions, state, typed events)
+ *   hub       multi-tab: EngineHost (SharedWorker or leader tab), Replica (every tab)
+ *   worker    the SharedWorker entry
+ *   engine    the connection: auth, backoff, heartbeat, sync, gaps, outbox, receipts, typing
+ *   state     the stores: one immutable state, a pure reducer, selectors for UIs
+ *   streams   cursors, dedupe, gap detection (pure)
+ *   outbox    outbox entries and their rules (pure)
+ *   backoff   full-jitter exponential backoff (pure)
+ *   heartbeat dead-connection detection (pure)
+ *   typing    typing throttle and lapse rules (pure)
+ *   storage   IndexedDB persistence
+ *   push      enablePush (+ sw.js, the service worker)
+ *   protocol  frame types
+ */
+
+export { createClient } from "./client.js";
+export type { ClientOptions, LinkMode, MultiTabMode, RealtimeClient } from "./client.js";
+export { RequestError } from "./engine.js";
+export { enablePush, fetchVapidKey, PushUnavailable } from "./push.js";
+export type { PushOptions } from "./push.js";
+export {
+  conversationList,
+  lastIncomingSeq,
+  resolveChat,
+  statusOf,
+  timeline,
+  typists,
+  unreadCount,
+} from "./state.js";
+export type {
+  Capabilities,
+  ConnectionState,
+  ConnectionStatus,
+  ConversationView,
+  MessageStatusView,
+  NotificationsView,
+  PresenceView,
+  State,
+  TimelineItem,
+} from "./state.js";
+export type * from "./protocol.js";
+export type { OutboxEntry } from "./outbox.js";
