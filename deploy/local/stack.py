@@ -836,8 +836,12 @@ def vapid_keys(cfg: Config) -> Vapid:
 
 
 def stack_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
-    """Environment of the services: the caller's, plus where everything is and the VAPID pair."""
-    return service_env(
+    """Environment of the services: the caller's, plus where everything is and the VAPID pair.
+
+    The local dev stack also serves the SDK demo and mints development tokens (both off in the
+    gateway's own defaults; the caller's environment wins), and allows the demo's origin.
+    """
+    env = service_env(
         os.environ,
         kafka_bootstrap=cfg.kafka_bootstrap,
         database_url=cfg.database_url,
@@ -848,6 +852,13 @@ def stack_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
         "VAPID_PUBLIC_KEY": vapid.public_key,
         "VAPID_SUBJECT": vapid.subject,
     }
+    env.setdefault("GATEWAY_DEV_PAGE", "1")
+    env.setdefault("GATEWAY_DEV_TOKENS", "1")
+    env.setdefault(
+        "GATEWAY_ALLOWED_ORIGINS",
+        f"http://127.0.0.1:{cfg.gateway_port},http://localhost:{cfg.gateway_port}",
+    )
+    return env
 
 
 def service_up(name: str, port: int, cfg: Config, env: dict[str, str]) -> None:
@@ -923,6 +934,7 @@ def print_summary(cfg: Config, vapid: Vapid | None) -> None:
         prefix = f"AUTH_SECRET={DEV_AUTH_SECRET} " if default_secret else ""
         lines[:0] = [
             f"WebSocket:        ws://127.0.0.1:{cfg.gateway_port}/v1/ws",
+            f"demo:             http://127.0.0.1:{cfg.gateway_port}/dev/?user=alice",
             f"dev token:        {prefix}.venv/bin/python -m services.gateway token --sub alice",
             f"VAPID public key: {vapid.public_key}",
         ]

@@ -17,6 +17,7 @@ from websockets.asyncio.server import serve as ws_serve
 
 from services.gateway.connections import Endpoint
 from services.gateway.delivery import DeliveryTail
+from services.gateway.devpage import dev_page_from_settings
 from services.gateway.domain import commands
 from services.gateway.domain.registry import Registry
 from services.gateway.presence import PresenceClient
@@ -113,6 +114,7 @@ async def serve(settings: GatewaySettings) -> None:
         presence=presence,
         readiness=readiness,
         now=utc_now,
+        dev_page=dev_page_from_settings(settings),
     )
     stopping = stop_signal()
 

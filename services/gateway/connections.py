@@ -1,7 +1,7 @@
 """The WebSocket endpoint: upgrade checks, ``hello``, and the per-connection frame loop.
 
-    HTTP request --process_request--> health/metrics | GET /v1/presence | 404 | 401/403 |
-                                      upgrade (the principal kept on its GatewayConnection)
+    HTTP request --process_request--> health/metrics | /dev/ (when on) | GET /v1/presence | 404
+                                      | 401/403 | upgrade (the principal kept on its GatewayConnection)
     upgrade --handle--> registry.add, delivery.hold(partition), hello, presence snapshot,
                         connection.opened
         frame loop: rate limit -> parse -> ROUTES[frame type] (services/gateway/routes.py)
@@ -32,6 +32,7 @@ from websockets.typing import Subprotocol
 
 from schemas.frames import Hello, Limits
 from services.gateway.delivery import DeliveryTail
+from services.gateway.devpage import PREFIX as DEV_PREFIX, DevPage
 from services.gateway.domain import commands
 from services.gateway.domain.auth import SUBPROTOCOL, Principal, authenticate
 from services.gateway.domain.commands import Requester
@@ -71,6 +72,7 @@ class Endpoint:
         presence: reads presence (snapshot after hello, the HTTP read API).
         readiness: checks behind ``/readyz``.
         now: wall clock (token expiry, server_time).
+        dev_page: the development page under ``/dev/`` (None: off, the default).
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class Endpoint:
         presence: PresenceClient,
         readiness: Readiness,
         now: Callable[[], datetime],
+        dev_page: DevPage | None = None,
     ) -> None:
         self._settings = settings
+        self._dev_page = dev_page
         self._allowed_origins = settings.allowed_origins()
         self._registry = registry
         self._delivery = delivery
@@ -115,6 +119,8 @@ class Endpoint:
             return _response(status, body, "application/json")
         if path == "/metrics":
             return _response(HTTPStatus.OK, metrics_body(), METRICS_CONTENT_TYPE)
+        if self._dev_page is not None and (path == DEV_PREFIX or path.startswith(DEV_PREFIX + "/")):
+            return self._dev_page.respond(request.path)
         if path not in (WS_PATH, PRESENCE_PATH):
             return _response(HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
         try:

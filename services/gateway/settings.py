@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -61,6 +62,12 @@ class GatewaySettings(KafkaSettings, AuthSettings):
     # How long shutdown waits for queued frames to flush.
     drain_timeout_ms: int = Field(default=5000, ge=0)
     log_level: str = "INFO"
+    # Development only (services/gateway/devpage.py): serve the SDK demo under /dev/ ...
+    gateway_dev_page: bool = False
+    # ... and mint a token for any user at /dev/token. Never on in a deployment.
+    gateway_dev_tokens: bool = False
+    # Where the SDK and its demo are (built by `make sdk`).
+    gateway_dev_root: Path = Path(__file__).resolve().parents[2] / "clients" / "js"
 
     def stream_owners(self) -> dict[str, str]:
         """Base URL of the owner of each durable stream this deployment serves, by stream."""
