@@ -213,6 +213,7 @@ function render(state: State): void {
   }
 
   const footer = $("#sync-info");
+  footer.dataset.held = JSON.stringify(state.cursor);
   if (state.lastSync) {
     footer.dataset.cursor = JSON.stringify(state.lastSync.cursor);
     footer.dataset.events = String(state.lastSync.events);

@@ -100,7 +100,6 @@ interface ReceiptMarks {
 
 const SYNC_PAGE = 200;
 const RECEIPT_DELAY_MS = 50;
-const SAVE_DELAY_MS = 200;
 const TYPING_TICK_MS = 1000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -120,12 +119,14 @@ export class Engine {
   private lastFrameAt = 0;
   private lastPingAt: number | null = null;
   private flushing = false;
+  private flushAgain = false;
   private outboxRetryTimer: ReturnType<typeof setTimeout> | null = null;
   private outboxFailures = 0;
   private wanted = new Map<ConversationId, ReceiptMarks>();
   private confirmed = new Map<ConversationId, ReceiptMarks>();
   private receiptTimer: ReturnType<typeof setTimeout> | null = null;
-  private saveTimer: ReturnType<typeof setTimeout> | null = null;
+  private saving = false;
+  private saveAgain = false;
   private typingOut = new Map<ConversationId, OutgoingTyping>();
   private typingTimer: ReturnType<typeof setInterval> | null = null;
   private readonly now: () => number;
@@ -534,41 +535,56 @@ export class Engine {
 
   // -- outbox ------------------------------------------------------------------------------
 
-  /** Send pending entries one after another, in the order they were written. */
+  /**
+   * Send pending entries one after another, in the order they were written. A send that
+   * comes while a pass runs makes another pass follow (the running one had its list already).
+   */
   private async flushOutbox(): Promise<void> {
-    if (this.flushing || this.state.connection.status !== "open") return;
+    if (this.state.connection.status !== "open") return;
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
     this.flushing = true;
     try {
-      await this.adoptStoredOutbox();
-      for (const entry of pendingInOrder(Object.values(this.state.outbox))) {
-        if (this.state.connection.status !== "open") break;
-        if (this.state.outbox[entry.client_msg_id]?.state !== "pending") continue;
-        this.dispatch({ t: "outbox.attempt", clientMsgId: entry.client_msg_id });
-        try {
-          const ack = await this.request(sendFrame(entry));
-          const message = ack.message as Message;
-          this.dispatch({ t: "outbox.acked", message });
-          await this.options.persistence.deleteOutbox(entry.client_msg_id);
-          this.outboxFailures = 0;
-        } catch (error) {
-          if (error instanceof RequestError && error.code !== "disconnected" && !isTransient(error.code)) {
-            this.dispatch({
-              t: "outbox.failed",
-              clientMsgId: entry.client_msg_id,
-              code: error.code,
-              message: error.message,
-            });
-            const failed = this.state.outbox[entry.client_msg_id];
-            if (failed) await this.options.persistence.putOutbox(failed);
-            continue;
-          }
-          if (error instanceof RequestError && error.code !== "disconnected") this.retryOutboxLater();
-          break;
-        }
-      }
+      do {
+        this.flushAgain = false;
+        if (!(await this.flushPass())) break;
+      } while (this.flushAgain);
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** One pass over the outbox; false when it stopped early (disconnected, or a retry waits). */
+  private async flushPass(): Promise<boolean> {
+    await this.adoptStoredOutbox();
+    for (const entry of pendingInOrder(Object.values(this.state.outbox))) {
+      if (this.state.connection.status !== "open") return false;
+      if (this.state.outbox[entry.client_msg_id]?.state !== "pending") continue;
+      this.dispatch({ t: "outbox.attempt", clientMsgId: entry.client_msg_id });
+      try {
+        const ack = await this.request(sendFrame(entry));
+        this.dispatch({ t: "outbox.acked", message: ack.message as Message });
+        await this.options.persistence.deleteOutbox(entry.client_msg_id);
+        this.outboxFailures = 0;
+      } catch (error) {
+        if (error instanceof RequestError && error.code !== "disconnected" && !isTransient(error.code)) {
+          this.dispatch({
+            t: "outbox.failed",
+            clientMsgId: entry.client_msg_id,
+            code: error.code,
+            message: error.message,
+          });
+          const failed = this.state.outbox[entry.client_msg_id];
+          if (failed) await this.options.persistence.putOutbox(failed);
+          continue;
+        }
+        if (error instanceof RequestError && error.code !== "disconnected") this.retryOutboxLater();
+        return false;
+      }
+    }
+    return true;
   }
 
   private retryOutboxLater(): void {
@@ -758,12 +774,24 @@ export class Engine {
     this.dispatch({ t: "connection", connection: { ...this.state.connection, ...change } });
   }
 
+  /**
+   * Write-behind with one write in flight: a change starts a write at once, changes during
+   * it make one more write follow. The persisted cursor stays close behind the held one (a
+   * reload re-syncs only the little it missed), and a burst of frames costs a few writes.
+   */
   private scheduleSave(): void {
-    if (this.saveTimer) return;
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = null;
-      void this.save();
-    }, SAVE_DELAY_MS);
+    if (this.saving) {
+      this.saveAgain = true;
+      return;
+    }
+    this.saving = true;
+    void (async () => {
+      do {
+        this.saveAgain = false;
+        await this.save();
+      } while (this.saveAgain);
+      this.saving = false;
+    })();
   }
 
   private async save(): Promise<void> {
@@ -783,11 +811,11 @@ export class Engine {
   private clearTimers(): void {
     this.clearRetry();
     this.stopHeartbeat();
-    for (const timer of [this.outboxRetryTimer, this.receiptTimer, this.saveTimer]) {
+    for (const timer of [this.outboxRetryTimer, this.receiptTimer]) {
       if (timer) clearTimeout(timer);
     }
     if (this.typingTimer) clearInterval(this.typingTimer);
-    this.outboxRetryTimer = this.receiptTimer = this.saveTimer = null;
+    this.outboxRetryTimer = this.receiptTimer = null;
     this.typingTimer = null;
   }
 }
