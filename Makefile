@@ -23,8 +23,15 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # (pinned by package-lock.json; `npm ci` reinstalls exactly that when the lockfile changes).
 INTEROP := tests/interop/nextauth
 INTEROP_STAMP := $(INTEROP)/node_modules/.installed
+# The browser SDK (TypeScript from npm, pinned by its package-lock.json) and its demo.
+SDK := clients/js
+SDK_STAMP := $(SDK)/node_modules/.installed
+SDK_BUILT := $(SDK)/dist/.built
+SDK_SOURCES := $(wildcard $(SDK)/src/*.ts $(SDK)/demo/*) $(wildcard $(SDK)/tsconfig*.json)
+# Browser tests drive Debian's Chromium (Playwright's own browser downloads cannot work here).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv up down status lint schemas schemas-check test unit bench node-deps
+.PHONY: venv up down status lint schemas schemas-check test unit bench node-deps sdk sdk-test chromium
 
 venv: $(STAMP)
 
@@ -39,7 +46,25 @@ $(INTEROP_STAMP): $(INTEROP)/package-lock.json
 	cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-up: venv
+$(SDK_STAMP): $(SDK)/package-lock.json
+	cd $(SDK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(SDK_BUILT): $(SDK_STAMP) $(SDK_SOURCES)
+	cd $(SDK) && npm run --silent build
+	touch $@
+
+sdk: $(SDK_BUILT)
+
+# The SDK's pure parts (backoff, cursors, outbox, reducers) with Node's own test runner.
+sdk-test: $(SDK_STAMP)
+	cd $(SDK) && npm test --silent
+
+# Installs Debian's chromium when missing (CI runs as root; elsewhere sudo may be needed).
+chromium:
+	test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+up: venv sdk
 	$(STACK) up
 
 down:
@@ -62,7 +87,7 @@ schemas-check: venv
 
 # PYTHONASYNCIODEBUG=1 makes asyncio report never-awaited coroutines and slow callbacks; with
 # pytest's filterwarnings=error those fail the run instead of scrolling by.
-test: venv lint schemas-check node-deps
+test: venv lint schemas-check node-deps sdk sdk-test chromium
 	$(STACK) up --infra-only
 	eval "$$($(STACK) env)" && PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests $(PYTEST_ARGS)
 

@@ -18,7 +18,7 @@ import {
 const params = new URLSearchParams(location.search);
 const $ = <T extends HTMLElement>(selector: string): T => document.querySelector(selector) as T;
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`;
-const TICKS: Record<string, string> = { pending: "🕓", failed: "⚠ not sent", sent: "✓", delivered: "✓✓", read: "✓✓" };
+const TICKS: Record<string, string> = { pending: "sending…", failed: "not sent", sent: "✓", delivered: "✓✓", read: "✓✓" };
 
 let client: RealtimeClient;
 let openChat: string | null = params.get("chat") ?? params.get("conversation");

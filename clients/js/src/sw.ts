@@ -7,8 +7,8 @@
  * (telling it which notification was clicked) or opens the page the notification is about.
  */
 
-export {};
-declare const self: ServiceWorkerGlobalScope;
+// A classic script (no import/export): every browser with Web Push runs it as a service worker.
+const worker = self as unknown as ServiceWorkerGlobalScope;
 
 interface PushedNotification {
   id: string;
@@ -26,7 +26,7 @@ interface PushPayload {
 
 /** The page a notification opens, inside this worker's scope. */
 function targetUrl(notification: PushedNotification): string {
-  const url = new URL(self.registration.scope);
+  const url = new URL(worker.registration.scope);
   const data = notification.data ?? {};
   if (notification.kind === "message" && typeof data.conversation_id === "string") {
     url.searchParams.set("conversation", data.conversation_id);
@@ -48,7 +48,7 @@ function tagOf(notification: PushedNotification): string {
     : `notification:${notification.id}`;
 }
 
-self.addEventListener("push", (event) => {
+worker.addEventListener("push", (event) => {
   let payload: PushPayload;
   try {
     payload = event.data?.json() as PushPayload;
@@ -58,7 +58,7 @@ self.addEventListener("push", (event) => {
   if (!payload?.notification) return;
   const notification = payload.notification;
   event.waitUntil(
-    self.registration.showNotification(notification.title, {
+    worker.registration.showNotification(notification.title, {
       body: notification.body,
       tag: tagOf(notification),
       data: { url: targetUrl(notification), notification, unread_count: payload.unread_count ?? null },
@@ -66,19 +66,19 @@ self.addEventListener("push", (event) => {
   );
 });
 
-self.addEventListener("notificationclick", (event) => {
+worker.addEventListener("notificationclick", (event) => {
   event.notification.close();
   const data = event.notification.data as { url: string; notification: PushedNotification };
   event.waitUntil(
     (async () => {
-      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-      const open = windows.find((client) => client.url.startsWith(self.registration.scope));
+      const windows = await worker.clients.matchAll({ type: "window", includeUncontrolled: true });
+      const open = windows.find((client) => client.url.startsWith(worker.registration.scope));
       if (open) {
         await open.focus();
         open.postMessage({ type: "notification.click", url: data.url, notification: data.notification });
         return;
       }
-      await self.clients.openWindow(data.url);
+      await worker.clients.openWindow(data.url);
     })(),
   );
 });

@@ -51,11 +51,11 @@ async def test_ticks_typing_presence_and_bell(
         # Typing shows while Bob types, and stops when he sends.
         await b.page.locator("#text").press_sequentially("typing a reply", delay=20)
         await expect(a.page.locator("#typing")).to_have_attribute("data-typing", bob)
+        await a.page.screenshot(path=str(screenshots / "two-users-alice.png"))
         await b.page.click("#send")
         await a.wait_bodies(["hello bob", "typing a reply"])
         await expect(a.page.locator("#typing")).to_have_attribute("data-typing", "")
         await b.wait_message_status("typing a reply", "read")
-        await a.page.screenshot(path=str(screenshots / "two-users-alice.png"))
         await b.page.screenshot(path=str(screenshots / "two-users-bob.png"))
 
         # Bob leaves: Alice sees him offline (after the presence grace period).
