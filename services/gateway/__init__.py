@@ -1,8 +1,8 @@
 """Gateway: the thin, stateless WebSocket edge (``GET /v1/ws``).
 
 Module map:
-    domain/      protocol core without I/O: auth, frame parsing, commands made of frames,
-                 rate limit, session registry
+    domain/      protocol core without I/O: auth (tokens, session cookies), frame parsing,
+                 commands made of frames, rate limit, session registry
     connections  the endpoint: upgrade checks, hello, frame loop, health and metrics over HTTP
     routes       ROUTES: one table from client frame type to its handler (publish a command,
                  or answer here: ping, sync)
@@ -12,6 +12,7 @@ Module map:
     publisher    publishes commands (chat, presence, typing, connection events) to Kafka
     sync         reads durable streams from their owners over internal HTTP
     presence     reads presence (snapshot after hello, GET /v1/presence) from its owner
+    devpage      development only (off by default): the SDK demo under /dev/, dev tokens
     app          composition root and graceful shutdown (close 1001, flush)
     settings     GatewaySettings, from the environment
 

@@ -2,7 +2,9 @@
 
 Module map:
     auth       upgrade authentication: origin allow-list, bearer token from header or
-               subprotocol, HS256 JWT verified against an injected clock
+               subprotocol, else the session cookie; HS256 JWT verified against an injected clock
+    session_cookie  NextAuth v4 / Auth.js v5 session cookies: parsing, chunk joining, name
+               selection, key derivation (HKDF) and JWE decryption (joserfc)
     frames     client text frame -> typed frame, or FrameError with the protocol code
     commands   what a frame (or a connection event) becomes for the service that applies it:
                topic, key, data
