@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.integration.harness import ServiceProcess, seconds
+from tests.integration.harness import ServiceProcess, metric_value, seconds
 
 #: Playwright timeouts in ms, scaled like every other wait of the tests.
 TIMEOUT_MS = seconds(20) * 1000
+
+
+async def wait_connections(gateway: ServiceProcess, expected: int) -> None:
+    """Until the gateway counts exactly ``expected`` open WebSockets."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds(20)
+    while await metric_value(gateway, "realtime_gateway_connections") != expected:
+        assert loop.time() < deadline, f"the gateway never counted {expected} connections"
+        await asyncio.sleep(0.1)
 
 
 def demo_url(gateway: ServiceProcess, host: str = "127.0.0.1", **params: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser
 
-from tests.integration.browser.demo import Demo
+from tests.integration.browser.demo import Demo, wait_connections
 from tests.integration.harness import (
     Client,
     ServiceProcess,
@@ -135,8 +135,10 @@ async def test_a_reload_resumes_from_the_cursor_in_indexeddb(
         assert held.get("chat", 0) >= 2
         await _until(lambda: g.persisted_cursor(gina), held)
 
-        # Every tab of the user closes (the shared connection ends), a message arrives meanwhile.
+        # Every tab of the user closes, a message arrives meanwhile. (The SharedWorker may
+        # outlive its last tab a moment: wait until its connection is gone.)
         await g.page.close()
+        await wait_connections(web_gateway, 0)
         answer = await peer.request(send_frame(to=gina, client_msg_id=unique("m"), body="three"))
         assert answer["type"] == "ack", answer
         g = await Demo.open(context, web_gateway, user=gina)

@@ -3,31 +3,18 @@ tab that opened the connection (the leader, in the fallback mode) loses nothing.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.integration.browser.demo import Demo
+from tests.integration.browser.demo import Demo, wait_connections
 from tests.integration.harness import (
     Client,
     ServiceProcess,
     System,
-    metric_value,
     of_type,
-    seconds,
     send_frame,
     unique,
 )
-
-
-async def _connections(gateway: ServiceProcess, expected: int) -> None:
-    """Until the gateway counts exactly ``expected`` open WebSockets."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds(20)
-    while await metric_value(gateway, "realtime_gateway_connections") != expected:
-        assert loop.time() < deadline, f"the gateway never counted {expected} connections"
-        await asyncio.sleep(0.1)
 
 
 async def _modes(demos: list[Demo]) -> list[str]:
@@ -52,7 +39,7 @@ async def test_three_tabs_share_one_socket_and_survive_the_first_closing(
         for demo in others:
             expected_mode = "follower" if tabs == "leader" else "shared-worker"
             await expect(demo.page.locator("#mode")).to_have_attribute("data-mode", expected_mode)
-        await _connections(web_gateway, 1)
+        await wait_connections(web_gateway, 1)
 
         # Every tab shows what arrives, and what any tab sends.
         answer = await peer.request(send_frame(to=carol, client_msg_id=unique("m"), body="d1"))
@@ -76,7 +63,7 @@ async def test_three_tabs_share_one_socket_and_survive_the_first_closing(
         await peer.settle()
         assert not peer.matching(of_type("message.new", message_body="c2")), "c2 arrived twice"
         assert got["message"]["sender_id"] == carol
-        await _connections(web_gateway, 1)
+        await wait_connections(web_gateway, 1)
         if tabs == "leader":
             # One of the two remaining tabs took the lock over and holds the connection now.
             assert await _modes(others) == ["follower", "leader"]
