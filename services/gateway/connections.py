@@ -1,7 +1,7 @@
 """The WebSocket endpoint: upgrade checks, ``hello``, and the per-connection frame loop.
 
     HTTP request --process_request--> health/metrics | /dev/ (when on) | GET /v1/presence | 404
-                                      | 401/403 | upgrade (the principal kept on its GatewayConnection)
+                                      | 401/403 | upgrade (the principal kept on its connection)
     upgrade --handle--> registry.add, delivery.hold(partition), hello, presence snapshot,
                         connection.opened
         frame loop: rate limit -> parse -> ROUTES[frame type] (services/gateway/routes.py)
