@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from schemas.base import ConversationId, RequestId, UserId, WireModel
-from schemas.frames import ClientMsgId, Message, PresenceStatus, ReceiptStatus
+from schemas.frames import (
+    MAX_GROUP_MEMBERS,
+    ClientMsgId,
+    ConversationKind,
+    Emoji,
+    Message,
+    MessageId,
+    PresenceStatus,
+    ReceiptStatus,
+    Role,
+    Title,
+)
 
 
 class ReplyTo(WireModel):
@@ -37,6 +50,8 @@ class MessageSendCommand(WireModel):
     kind: Literal["text"]
     # Message text.
     body: str
+    # The message of the same conversation this one answers (the frame's ``reply_to``).
+    reply_to_message_id: MessageId | None = None
 
 
 class ReceiptCommand(WireModel):
@@ -52,6 +67,120 @@ class ReceiptCommand(WireModel):
     seq: int
     # delivered or read.
     status: ReceiptStatus
+
+
+class ConversationCreateCommand(WireModel):
+    """data of ``chat.conversation.create``."""
+
+    # The creator (token sub), the group's first admin.
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The new group's id, minted by the gateway (so the command can be keyed by it).
+    conversation_id: ConversationId
+    # The group's name.
+    title: Title
+    # The other members.
+    member_ids: Annotated[list[UserId], Field(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
+
+
+class MembersAddCommand(WireModel):
+    """data of ``chat.members.add``."""
+
+    # Who adds (token sub).
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The group.
+    conversation_id: ConversationId
+    # Users to add.
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
+
+
+class MembersRemoveCommand(WireModel):
+    """data of ``chat.members.remove``."""
+
+    # Who removes (token sub); the same as member_id to leave.
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The group.
+    conversation_id: ConversationId
+    # Who leaves the group.
+    member_id: UserId
+
+
+class RoleSetCommand(WireModel):
+    """data of ``chat.role.set``."""
+
+    # Who changes the role (token sub).
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The group.
+    conversation_id: ConversationId
+    # Whose role changes.
+    member_id: UserId
+    # The new role.
+    role: Role
+
+
+class ConversationUpdateCommand(WireModel):
+    """data of ``chat.conversation.update``."""
+
+    # Who renames (token sub).
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The group.
+    conversation_id: ConversationId
+    # The new name.
+    title: Title
+
+
+class MessageEditCommand(WireModel):
+    """data of ``chat.message.edit``."""
+
+    # Who edits (token sub).
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The message's conversation.
+    conversation_id: ConversationId
+    # The message.
+    message_id: MessageId
+    # The new text.
+    body: str
+
+
+class MessageDeleteCommand(WireModel):
+    """data of ``chat.message.delete``."""
+
+    # Who deletes (token sub).
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The message's conversation.
+    conversation_id: ConversationId
+    # The message.
+    message_id: MessageId
+
+
+class ReactionSetCommand(WireModel):
+    """data of ``chat.reaction.set``."""
+
+    # Who reacts (token sub).
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The message's conversation.
+    conversation_id: ConversationId
+    # The message.
+    message_id: MessageId
+    # The reaction.
+    emoji: Emoji
+    # Put on (true) or taken back (false).
+    on: bool
 
 
 class MessageCreated(WireModel):
@@ -71,6 +200,41 @@ class ConversationCreated(WireModel):
     # direct (two members; group conversations come later).
     kind: Literal["direct"]
     # Every member, in id order.
+    member_ids: list[UserId]
+
+
+class ConversationChanged(WireModel):
+    """data of ``chat.conversation.updated``: a group's state after a change (its creation
+    included), on chat.conversations.v1 (compacted: the latest fact of each conversation is its
+    truth) and on chat.events.v1."""
+
+    # The group.
+    conversation_id: ConversationId
+    # Always group today: direct conversations cannot change.
+    kind: ConversationKind
+    # The group's name.
+    title: str | None = None
+    # Counts the conversation's changes from 1 (creation): a fact with a version at or below one
+    # already applied is stale (the outbox relay may publish an older fact after a newer one).
+    version: int
+    # Every member now, in id order (empty when the last member left).
+    member_ids: list[UserId]
+    # The admins among them, in id order.
+    admin_ids: list[UserId]
+    # Members this change added (every member, for a creation).
+    added_ids: list[UserId] = Field(default_factory=list)
+    # Members this change removed (they left or were removed).
+    removed_ids: list[UserId] = Field(default_factory=list)
+
+
+class MessageChanged(WireModel):
+    """data of ``chat.message.updated`` on chat.events.v1."""
+
+    # What happened.
+    change: Literal["edited", "deleted", "reaction"]
+    # The message after the change (a deleted one has an empty body).
+    message: Message
+    # Every member of the conversation now.
     member_ids: list[UserId]
 
 

@@ -8,9 +8,18 @@ unknown frame *types* are errors. Server frames are built by services and forbid
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    TypeAdapter,
+    model_serializer,
+    model_validator,
+)
 
 from schemas.base import ConversationId, RequestId, UserId, WireModel
 
@@ -18,8 +27,29 @@ from schemas.base import ConversationId, RequestId, UserId, WireModel
 MAX_BODY_CHARS = 4000
 #: Upper bound of the ``limit`` of one ``sync`` answer.
 MAX_SYNC_LIMIT = 1000
+#: Members of one group at most, the creator included.
+MAX_GROUP_MEMBERS = 256
+#: Longest group title, in characters.
+MAX_TITLE_CHARS = 200
+#: Longest reaction emoji, in characters (code points: a flag or a skin tone takes several).
+MAX_EMOJI_CHARS = 16
+#: Distinct emoji on one message at most.
+MAX_REACTION_KINDS = 32
+#: Longest search query, in characters.
+MAX_QUERY_CHARS = 200
+#: Page sizes: (default, maximum) of conversations.list, history and search.
+CONVERSATIONS_PAGE = (30, 100)
+HISTORY_PAGE = (50, 200)
+SEARCH_PAGE = (20, 50)
 
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: Message ids are server-made (32 hex digits); clients only send back ids they were given.
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE_CHARS)]
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EMOJI_CHARS)]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS)]
+Role = Literal["admin", "member"]
+ConversationKind = Literal["direct", "group"]
 StreamName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 ReceiptStatus = Literal["delivered", "read"]
 PresenceStatus = Literal["online", "away", "busy", "offline"]
@@ -58,7 +88,9 @@ class MessageSend(ClientFrame):
     # Only text exists in v1.
     kind: Literal["text"]
     # Message text; the gateway also enforces its configured max_body_chars.
-    body: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS)]
+    body: Body
+    # A message of the same conversation this one answers.
+    reply_to: MessageId | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> MessageSend:
@@ -125,6 +157,130 @@ class NotificationReadRequest(ClientFrame):
         return self
 
 
+class ConversationCreate(ClientFrame):
+    """Create a group; the creator is its first admin."""
+
+    type: Literal["conversation.create"]
+    # Only groups are created explicitly (a direct conversation starts with its first message).
+    kind: Literal["group"]
+    # The group's name.
+    title: Title
+    # The other members (the creator is added anyway).
+    members: Annotated[list[UserId], Field(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
+
+
+class ConversationMembersAdd(ClientFrame):
+    """Add members to a group (admins only)."""
+
+    type: Literal["conversation.members.add"]
+    # The group.
+    conversation_id: ConversationId
+    # Users to add; those already members are left as they are.
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
+
+
+class ConversationMembersRemove(ClientFrame):
+    """Remove a member from a group (admins), or leave it (anyone, naming themself)."""
+
+    type: Literal["conversation.members.remove"]
+    # The group.
+    conversation_id: ConversationId
+    # Who leaves.
+    user_id: UserId
+
+
+class ConversationRoleSet(ClientFrame):
+    """Make a member an admin, or an admin a plain member (admins only)."""
+
+    type: Literal["conversation.role.set"]
+    # The group.
+    conversation_id: ConversationId
+    # Whose role changes.
+    user_id: UserId
+    # The new role.
+    role: Role
+
+
+class ConversationUpdate(ClientFrame):
+    """Rename a group (admins only)."""
+
+    type: Literal["conversation.update"]
+    # The group.
+    conversation_id: ConversationId
+    # The new name.
+    title: Title
+
+
+class ConversationsList(ClientFrame):
+    """A page of the user's conversations, latest activity first."""
+
+    type: Literal["conversations.list"]
+    # Opaque cursor from the previous answer; absent for the first page.
+    before: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    # Conversations per page; the server's default (30) when absent.
+    limit: Annotated[int, Field(ge=1, le=CONVERSATIONS_PAGE[1])] | None = None
+
+
+class History(ClientFrame):
+    """A page of a conversation's messages, newest first, in their current state."""
+
+    type: Literal["history"]
+    # The conversation.
+    conversation_id: ConversationId
+    # Only messages with a lower seq (exclusive); the newest when absent.
+    before_seq: Annotated[int, Field(ge=1)] | None = None
+    # Messages per page; the server's default (50) when absent.
+    limit: Annotated[int, Field(ge=1, le=HISTORY_PAGE[1])] | None = None
+
+
+class MessageEdit(ClientFrame):
+    """Replace the text of one's own message."""
+
+    type: Literal["message.edit"]
+    # The message's conversation.
+    conversation_id: ConversationId
+    # The message.
+    message_id: MessageId
+    # The new text; the gateway also enforces its configured max_body_chars.
+    body: Body
+
+
+class MessageDelete(ClientFrame):
+    """Delete a message (its sender, or an admin of the group): the text is erased."""
+
+    type: Literal["message.delete"]
+    # The message's conversation.
+    conversation_id: ConversationId
+    # The message.
+    message_id: MessageId
+
+
+class ReactionSet(ClientFrame):
+    """Put a reaction on a message, or take it back."""
+
+    type: Literal["reaction.set"]
+    # The message's conversation.
+    conversation_id: ConversationId
+    # The message.
+    message_id: MessageId
+    # The reaction.
+    emoji: Emoji
+    # True puts it on, false takes it back; either is a no-op when already so.
+    on: bool
+
+
+class Search(ClientFrame):
+    """Full-text search over the messages of the user's conversations, best match first."""
+
+    type: Literal["search"]
+    # Words, "quoted phrases", -excluded words, or (web search syntax).
+    query: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS)]
+    # Only this conversation; all of the user's when absent.
+    conversation_id: ConversationId | None = None
+    # Messages per answer; the server's default (20) when absent.
+    limit: Annotated[int, Field(ge=1, le=SEARCH_PAGE[1])] | None = None
+
+
 class Ping(ClientFrame):
     """Application-level ping; answered with pong."""
 
@@ -132,7 +288,24 @@ class Ping(ClientFrame):
 
 
 AnyClientFrame = Annotated[
-    MessageSend | Receipt | Typing | PresenceSet | Sync | NotificationReadRequest | Ping,
+    MessageSend
+    | Receipt
+    | Typing
+    | PresenceSet
+    | Sync
+    | NotificationReadRequest
+    | Ping
+    | ConversationCreate
+    | ConversationMembersAdd
+    | ConversationMembersRemove
+    | ConversationRoleSet
+    | ConversationUpdate
+    | ConversationsList
+    | History
+    | MessageEdit
+    | MessageDelete
+    | ReactionSet
+    | Search,
     Field(discriminator="type"),
 ]
 #: Validates one client frame from raw JSON text.
@@ -145,9 +318,20 @@ CLIENT_FRAME_MODELS: tuple[type[ClientFrame], ...] = (
     Sync,
     NotificationReadRequest,
     Ping,
+    ConversationCreate,
+    ConversationMembersAdd,
+    ConversationMembersRemove,
+    ConversationRoleSet,
+    ConversationUpdate,
+    ConversationsList,
+    History,
+    MessageEdit,
+    MessageDelete,
+    ReactionSet,
+    Search,
 )
-CLIENT_FRAME_TYPES = frozenset(
-    ["message.send", "receipt", "typing", "presence.set", "sync", "notification.read", "ping"]
+CLIENT_FRAME_TYPES: frozenset[str] = frozenset(
+    get_args(model.model_fields["type"].annotation)[0] for model in CLIENT_FRAME_MODELS
 )
 
 
@@ -160,6 +344,20 @@ class Limits(WireModel):
     max_body_chars: int
     # Sustained frames per second allowed per connection.
     rate_per_s: int
+    # Members of a group at most, the creator included.
+    max_group_members: int | None = None
+    # Longest group title, in characters.
+    max_title_chars: int | None = None
+    # Longest reaction emoji, in characters (Unicode code points).
+    max_emoji_chars: int | None = None
+    # Distinct emoji on one message at most.
+    max_reaction_kinds: int | None = None
+    # Longest search query, in characters.
+    max_query_chars: int | None = None
+    # Largest ``limit`` of conversations.list, history and search.
+    max_conversations_page: int | None = None
+    max_history_page: int | None = None
+    max_search_page: int | None = None
 
 
 class Hello(WireModel):
@@ -179,7 +377,13 @@ class Hello(WireModel):
 
 
 class Message(WireModel):
-    """A stored message as clients see it."""
+    """A stored message as clients see it, in its current state.
+
+    The fields of rich messages (``edited_at``, ``deleted``, ``reply_to``, ``reactions``) are
+    left out of the wire while they hold their default (null, false, null, empty): a client
+    reads an absent one as its default, which is also how it reads frames stored before they
+    existed, and a plain message keeps exactly the shape it always had.
+    """
 
     # Server-assigned message id.
     id: str
@@ -197,6 +401,60 @@ class Message(WireModel):
     client_msg_id: str
     # When the chat service stored it.
     created_at: datetime
+    # When the text was last edited; null when never.
+    edited_at: datetime | None = None
+    # True once deleted: the body is then empty, erased from storage.
+    deleted: bool = False
+    # The message of the same conversation this one answers.
+    reply_to: str | None = None
+    # Emoji -> users who reacted with it, in the order they did.
+    reactions: dict[str, list[UserId]] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _leave_out_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("deleted", True):
+            del data["deleted"]
+        if not data.get("reactions", True):
+            del data["reactions"]
+        return data
+
+
+class Member(WireModel):
+    """A member of a conversation."""
+
+    # The member.
+    user_id: UserId
+    # admin (may change a group) or member; every member of a direct conversation is a member.
+    role: Role
+
+
+class Conversation(WireModel):
+    """A conversation as one member sees it.
+
+    ``last_message`` is always on the wire (null when there is none); ``title`` only for groups.
+    """
+
+    # Conversation id (``dm_…`` for direct ones).
+    id: ConversationId
+    # direct (two users, unchangeable) or group.
+    kind: ConversationKind
+    # A group's name; absent for a direct conversation.
+    title: str | None = None
+    # Every member, longest-standing first.
+    members: list[Member]
+    # When it was created.
+    created_at: datetime
+    # The latest message in its current state; null when there is none.
+    last_message: Message | None = None
+    # Messages of others after this member's read watermark, deleted ones excluded.
+    unread_count: int
+
+    @model_serializer(mode="wrap")
+    def _keep_null_last_message(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        data.setdefault("last_message", None)
+        return data
 
 
 class Ack(WireModel):
@@ -205,14 +463,21 @@ class Ack(WireModel):
     type: Literal["ack"] = "ack"
     # The request's id.
     id: RequestId
-    # message.send: the stored message.
+    # message.send, message.edit: the stored message.
     message: Message | None = None
     # sync: frames oldest first.
     events: list[dict[str, Any]] | None = None
-    # sync: stream -> last seq included (or the request's cursor when nothing new).
-    cursor: dict[str, int] | None = None
-    # sync: more frames wait beyond this answer.
+    # sync: stream -> last seq included (or the request's cursor when nothing new);
+    # conversations.list: the opaque cursor of the next page (``before``).
+    cursor: dict[str, int] | str | None = None
+    # sync, conversations.list, history: more wait beyond this answer.
     has_more: bool | None = None
+    # conversation.create: the new group.
+    conversation: Conversation | None = None
+    # conversations.list: latest activity first.
+    conversations: list[Conversation] | None = None
+    # history: newest first; search: best match first.
+    messages: list[Message] | None = None
     # notification.read: unread notifications left.
     unread_count: int | None = None
 
@@ -247,6 +512,35 @@ class MessageNew(WireModel):
     seq: int
     # The message.
     message: Message
+
+
+class MessageUpdated(WireModel):
+    """A message was edited, deleted or reacted to: its whole current state, to every member.
+
+    It supersedes the message's ``message.new`` (and any earlier ``message.updated``), which
+    keep their seqs; a deletion also rewrites those stored frames (``deleted``, empty body).
+    """
+
+    type: Literal["message.updated"] = "message.updated"
+    # Durable stream name.
+    stream: Literal["chat"] = "chat"
+    # Per-user position in the chat stream.
+    seq: int
+    # The message, changes applied.
+    message: Message
+
+
+class ConversationUpdated(WireModel):
+    """A group was created or changed (members, roles, title): the whole conversation, to every
+    member and to a member just removed (whose last frame of the conversation it is)."""
+
+    type: Literal["conversation.updated"] = "conversation.updated"
+    # Durable stream name.
+    stream: Literal["chat"] = "chat"
+    # Per-user position in the chat stream.
+    seq: int
+    # The conversation after the change, as the recipient sees it.
+    conversation: Conversation
 
 
 class MessageStatus(WireModel):
@@ -355,4 +649,6 @@ SERVER_FRAMES: tuple[type[WireModel], ...] = (
     Presence,
     NotificationNew,
     NotificationReadEvent,
+    MessageUpdated,
+    ConversationUpdated,
 )

@@ -6,7 +6,8 @@ from typing import Final
 
 #: Client commands for the chat service, keyed by conversation id (one conversation in order).
 CHAT_COMMANDS: Final = "chat.commands.v1"
-#: Facts the chat service established (message created, watermark moved), keyed by conversation.
+#: Facts the chat service established (message created, edited, deleted or reacted to, watermark
+#: moved, conversation changed), keyed by conversation.
 CHAT_EVENTS: Final = "chat.events.v1"
 #: Conversations and their members, keyed by conversation id; compacted, so the latest fact of
 #: every conversation stays (each fact carries the whole member list).
@@ -28,12 +29,33 @@ APPLICATIONS_EVENTS: Final = "applications.events.v1"
 MESSAGE_SEND: Final = "chat.message.send"
 #: chat.commands.v1: a receipt frame accepted by a gateway.
 RECEIPT_POST: Final = "chat.receipt.post"
+#: chat.commands.v1: conversation.create (the gateway minted the new group's id).
+CONVERSATION_CREATE: Final = "chat.conversation.create"
+#: chat.commands.v1: conversation.members.add.
+MEMBERS_ADD: Final = "chat.members.add"
+#: chat.commands.v1: conversation.members.remove (or leave).
+MEMBERS_REMOVE: Final = "chat.members.remove"
+#: chat.commands.v1: conversation.role.set.
+ROLE_SET: Final = "chat.role.set"
+#: chat.commands.v1: conversation.update (rename).
+CONVERSATION_UPDATE: Final = "chat.conversation.update"
+#: chat.commands.v1: message.edit.
+MESSAGE_EDIT: Final = "chat.message.edit"
+#: chat.commands.v1: message.delete.
+MESSAGE_DELETE: Final = "chat.message.delete"
+#: chat.commands.v1: reaction.set.
+REACTION_SET: Final = "chat.reaction.set"
 #: chat.events.v1: a message was stored.
 MESSAGE_CREATED: Final = "chat.message.created"
 #: chat.events.v1: a member's delivered/read watermark moved.
 WATERMARK_MOVED: Final = "chat.watermark.moved"
+#: chat.events.v1: a message was edited, deleted or reacted to (its whole current state).
+MESSAGE_UPDATED: Final = "chat.message.updated"
 #: chat.conversations.v1: a conversation was created, with its members.
 CONVERSATION_CREATED: Final = "chat.conversation.created"
+#: chat.conversations.v1 and chat.events.v1: a group was created or changed, with its whole
+#: current member list and a version (a consumer ignores a version it already passed).
+CONVERSATION_UPDATED: Final = "chat.conversation.updated"
 #: delivery.frames.v1: one frame for one user (or one of their connections).
 DELIVERY_FRAME: Final = "delivery.frame"
 #: presence.commands.v1: a device connected to a gateway.

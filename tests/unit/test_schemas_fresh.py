@@ -66,12 +66,25 @@ def test_asyncapi_topic_messages() -> None:
     assert set(by_address[topics.CHAT_COMMANDS]["messages"]) == {
         "chat_message_send",
         "chat_receipt_post",
+        "chat_conversation_create",
+        "chat_members_add",
+        "chat_members_remove",
+        "chat_role_set",
+        "chat_conversation_update",
+        "chat_message_edit",
+        "chat_message_delete",
+        "chat_reaction_set",
     }
     assert set(by_address[topics.CHAT_EVENTS]["messages"]) == {
         "chat_message_created",
+        "chat_message_updated",
         "chat_watermark_moved",
+        "chat_conversation_updated",
     }
-    assert set(by_address[topics.CHAT_CONVERSATIONS]["messages"]) == {"chat_conversation_created"}
+    assert set(by_address[topics.CHAT_CONVERSATIONS]["messages"]) == {
+        "chat_conversation_created",
+        "chat_conversation_updated",
+    }
     assert set(by_address[topics.DELIVERY]["messages"]) == {"delivery_frame"}
     assert set(by_address[topics.PRESENCE_COMMANDS]["messages"]) == {
         "presence_connection_opened",
@@ -103,6 +116,8 @@ def test_asyncapi_ws_channel_lists_client_and_every_server_frame() -> None:
         "presence",
         "notification_new",
         "notification_read",
+        "message_updated",
+        "conversation_updated",
     }
 
 
