@@ -1,7 +1,11 @@
-"""Pure chat logic (no I/O): addressing, idempotency decisions, watermarks.
+"""Pure chat logic (no I/O): addressing, idempotency decisions, watermarks, groups, edits.
 
 Module map:
     messages    resolve_target (direct pair -> conversation), check_send (new, repeat, refused)
     watermarks  apply_receipt: fold a receipt into delivered/read watermarks
-    errors      ChatError > Forbidden | Conflict | BadRequest, each with its protocol code
+    groups      create_group, add_members, remove_member, set_role, rename: who may change a
+                group, admin succession, member limit
+    edits       edit, delete, react, check_reply: who may change a message, and how
+    errors      ChatError > Forbidden | NotFound | Conflict | TooLarge | BadRequest, each with
+                its protocol code
 """
