@@ -25,6 +25,7 @@ from schemas.events import (
 )
 from schemas.frames import Ack, Error, Message, MessageNew, MessageStatus
 from services.chat import storage
+from services.chat.domain.edits import check_reply
 from services.chat.domain.errors import ChatError, Conflict, Forbidden
 from services.chat.domain.messages import Target, check_send, resolve_target
 from services.chat.domain.watermarks import apply_receipt
@@ -144,6 +145,9 @@ class ChatCommandHandler:
                 for (cmd, _), target in zip(sends, targets, strict=True)
                 if isinstance(target, Target)
             ],
+            reply_to=[
+                cmd.reply_to_message_id for cmd, _ in sends if cmd.reply_to_message_id is not None
+            ],
         )
         members = state.members
         for conversation in state.created:
@@ -185,6 +189,11 @@ class ChatCommandHandler:
                 repeat = check_send(
                     is_member=is_member, existing=existing.get(key), conversation_id=conversation
                 )
+                if repeat is None and cmd.reply_to_message_id is not None:
+                    check_reply(
+                        reply_to_conversation=state.replied.get(cmd.reply_to_message_id),
+                        conversation_id=conversation,
+                    )
             except ChatError as exc:
                 decisions.append(exc)
                 continue
@@ -220,13 +229,14 @@ class ChatCommandHandler:
                 body=cmd.body,
                 client_msg_id=cmd.client_msg_id,
                 created_at=self._now(),
+                reply_to=cmd.reply_to_message_id,
             )
             created[position] = message
             users = members[conversation]
             for user in users:
                 user_seq = appends.next_seq(user)
                 frame = MessageNew(seq=user_seq, message=message).to_wire()
-                appends.add(user, user_seq, frame)
+                appends.add(user, user_seq, frame, message.id)
                 out.append(self._delivery.frame(user, frame, origin=origin))
             self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
             fact = MessageCreated(message=message, member_ids=users)

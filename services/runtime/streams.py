@@ -22,6 +22,11 @@ Two ways to append, the same numbering:
   Python, :meth:`Stream.advance_sql` and :meth:`Stream.insert_sql` in the statement that
   writes (chat applies a batch of sends in two statements this way).
 
+A frame may name its *subject* (what it carries: chat gives the id of the message in it). The
+frames of a subject can later be rewritten in place (:meth:`Stream.rewrite`: same users, same
+seqs), so a replay shows what the subject became — a deleted message's text is erased from
+every frame that carried it.
+
 Reads (:meth:`Stream.read`) run as the reader role with ``app.user_id`` set, so the policy
 hides every other user's frames whatever the query says; :func:`services.runtime.http.
 add_stream_route` serves them to gateways as ``/internal/v1/streams/{stream}/{user_id}``.
@@ -30,6 +35,9 @@ add_stream_route` serves them to gateways as ``/internal/v1/streams/{stream}/{us
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
 
 from services.runtime.db import Connection, read_as, reader_role
 
@@ -52,7 +60,12 @@ class Stream:
         self._events = f'"{schema}".user_events'
 
     async def append_each(
-        self, conn: Connection, users: Sequence[str], frame: Callable[[str, int], bytes]
+        self,
+        conn: Connection,
+        users: Sequence[str],
+        frame: Callable[[str, int], bytes],
+        *,
+        subject: str | None = None,
     ) -> list[tuple[str, int, bytes]]:
         """Append one frame to the stream of each of ``users``, in the caller's transaction.
 
@@ -63,6 +76,7 @@ class Stream:
             conn: a connection in the caller's transaction.
             users: distinct user ids.
             frame: builds the frame of a user from its seq (the frame carries its seq).
+            subject: what every one of these frames carries, for :meth:`rewrite`.
 
         Returns:
             (user id, seq, frame) of each user, in the order of ``users``, to deliver live.
@@ -80,12 +94,45 @@ class Stream:
         seqs: dict[str, int] = {row["user_id"]: row["last_seq"] for row in rows}
         appended = [(user, seqs[user], frame(user, seqs[user])) for user in users]
         await conn.execute(
-            self.insert_sql(1),
+            self.insert_sql(1, subjects=True),
             [user for user, _, _ in appended],
             [seq for _, seq, _ in appended],
             [data.decode() for _, _, data in appended],
+            [subject] * len(appended),
         )
         return appended
+
+    async def rewrite(
+        self,
+        conn: Connection,
+        subject: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> int:
+        """Rewrite in place every stored frame of ``subject``, in the caller's transaction.
+
+        Each frame is parsed, given to ``change`` and written back with orjson, which keeps its
+        key order and compact form: a rewritten frame is what the service would push today.
+        The rows are locked in (user, seq) order.
+
+        Returns:
+            How many frames were rewritten.
+        """
+        rows = await conn.fetch(
+            f"SELECT user_id, seq, frame FROM {self._events} WHERE subject = $1"
+            " ORDER BY user_id, seq FOR UPDATE",
+            subject,
+        )
+        if not rows:
+            return 0
+        await conn.execute(
+            f"UPDATE {self._events} AS e SET frame = n.frame"
+            " FROM unnest($1::text[], $2::bigint[], $3::text[]) AS n (user_id, seq, frame)"
+            " WHERE e.user_id = n.user_id AND e.seq = n.seq",
+            [row["user_id"] for row in rows],
+            [row["seq"] for row in rows],
+            [orjson.dumps(change(orjson.loads(row["frame"]))).decode() for row in rows],
+        )
+        return len(rows)
 
     async def read(
         self, conn: Connection, *, user_id: str, after_seq: int, limit: int
@@ -129,12 +176,19 @@ class Stream:
             " WHERE s.user_id = n.user_id"
         )
 
-    def insert_sql(self, first: int) -> str:
+    def insert_sql(self, first: int, *, subjects: bool = False) -> str:
         """A statement storing frames, taking :meth:`Appends.insert_args` as parameters
-        ``$first`` to ``$first+2``."""
+        ``$first`` to ``$first+2`` (to ``$first+3`` with ``subjects``: their subjects too)."""
+        if not subjects:
+            return (
+                f"INSERT INTO {self._events} (user_id, seq, frame)"
+                f" SELECT * FROM unnest(${first}::text[], ${first + 1}::bigint[],"
+                f" ${first + 2}::text[])"
+            )
         return (
-            f"INSERT INTO {self._events} (user_id, seq, frame)"
-            f" SELECT * FROM unnest(${first}::text[], ${first + 1}::bigint[], ${first + 2}::text[])"
+            f"INSERT INTO {self._events} (user_id, seq, frame, subject)"
+            f" SELECT * FROM unnest(${first}::text[], ${first + 1}::bigint[],"
+            f" ${first + 2}::text[], ${first + 3}::text[])"
         )
 
 
@@ -146,7 +200,7 @@ class Appends:
         locked: each user's last seq as locked (every user a frame may go to).
     """
 
-    __slots__ = ("_frames", "_last", "_locked", "_seqs", "_users")
+    __slots__ = ("_frames", "_last", "_locked", "_seqs", "_subjects", "_users")
 
     def __init__(self, locked: Mapping[str, int]) -> None:
         self._locked = locked
@@ -154,6 +208,7 @@ class Appends:
         self._users: list[str] = []
         self._seqs: list[int] = []
         self._frames: list[str] = []
+        self._subjects: list[str | None] = []
 
     def next_seq(self, user_id: str) -> int:
         """Hand out the user's next seq (the one after the last handed out, or locked).
@@ -165,16 +220,22 @@ class Appends:
         self._last[user_id] = seq
         return seq
 
-    def add(self, user_id: str, seq: int, frame: bytes) -> None:
-        """Record the frame that carries ``seq`` (from :meth:`next_seq`) for storage."""
+    def add(self, user_id: str, seq: int, frame: bytes, subject: str | None = None) -> None:
+        """Record the frame that carries ``seq`` (from :meth:`next_seq`) for storage, and what
+        it carries (for :meth:`Stream.rewrite`)."""
         self._users.append(user_id)
         self._seqs.append(seq)
         self._frames.append(frame.decode())
+        self._subjects.append(subject)
 
     def advance_args(self) -> list[object]:
         """Parameters of :meth:`Stream.advance_sql`: users and their new last seqs."""
         return [list(self._last), list(self._last.values())]
 
-    def insert_args(self) -> list[object]:
-        """Parameters of :meth:`Stream.insert_sql`: users, seqs and frames, as added."""
-        return [self._users, self._seqs, self._frames]
+    def insert_args(self, *, subjects: bool = False) -> list[object]:
+        """Parameters of :meth:`Stream.insert_sql`: users, seqs and frames, as added (and their
+        subjects, for the statement with ``subjects``)."""
+        args: list[object] = [self._users, self._seqs, self._frames]
+        if subjects:
+            args.append(self._subjects)
+        return args
