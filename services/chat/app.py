@@ -2,7 +2,7 @@
 
 The runtime's start-up (:mod:`services.runtime.service`) does the rest: topics, migrations,
 pool, producer, outbox, the consumer's run, the read route of the ``chat`` stream, readiness,
-HTTP and ordered shutdown.
+HTTP and ordered shutdown. The service adds its own reads (list, history, search) to that HTTP.
 
     chat.commands.v1 --consumer--> ChatCommandHandler --tx--> Postgres --outbox--> Kafka
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from services.chat import storage
 from services.chat.handlers import ChatCommandHandler
+from services.chat.http import add_read_routes
 from services.chat.settings import ChatSettings
 from services.runtime.service import Kit, Service
 
@@ -23,6 +24,7 @@ async def compose(kit: Kit[ChatSettings]) -> None:
         topic_names=kit.topics,
         events=kit.events,
         delivery=kit.delivery,
+        outbox=kit.outbox,
         now=kit.now,
         new_id=kit.new_id,
     )
@@ -32,6 +34,7 @@ async def compose(kit: Kit[ChatSettings]) -> None:
         handler=handler,
         max_batch_records=kit.settings.chat_max_batch_records,
     )
+    add_read_routes(kit.http, pool=kit.pool, now=kit.now)
 
 
 SERVICE = Service(

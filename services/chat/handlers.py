@@ -1,9 +1,11 @@
 """Applies chat commands inside the consumer's transaction (Synapse's handler layer).
 
 Each command: check with the pure domain, write through :mod:`services.chat.storage`, and stage
-what must leave the service: one delivery frame per recipient user (keyed by user id), the
-answer to the requesting connection, and a fact on ``chat.events.v1``; a conversation created
-by a send is also announced, with its members, on ``chat.conversations.v1``.
+what must leave the service (:class:`~services.chat.emit.Emitter`): one delivery frame per
+recipient user (keyed by user id), the answer to the requesting connection, and a fact on
+``chat.events.v1``; a conversation created by a send is also announced, with its members, on
+``chat.conversations.v1``. Sends and receipts are applied here; group changes by
+:mod:`services.chat.conversations`, message changes by :mod:`services.chat.changes`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-
-import orjson
 
 from schemas import topics
 from schemas.events import (
@@ -23,20 +23,22 @@ from schemas.events import (
     ReplyTo,
     WatermarkMoved,
 )
-from schemas.frames import Ack, Error, Message, MessageNew, MessageStatus
-from services.chat import storage
+from schemas.frames import Message, MessageNew, MessageStatus
+from services.chat import changes, conversations, storage
+from services.chat.changes import MessageCommands
+from services.chat.conversations import ConversationCommands
 from services.chat.domain.edits import check_reply
 from services.chat.domain.errors import ChatError, Conflict, Forbidden
 from services.chat.domain.messages import Target, check_send, resolve_target
 from services.chat.domain.watermarks import apply_receipt
+from services.chat.emit import Emitter
 from services.runtime.codec import EventBuilder, parse_data
 from services.runtime.consumer import InboundRecord
 from services.runtime.db import Connection
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
-from services.runtime.metrics import ERRORS
-from services.runtime.outbox import OutboundRecord
+from services.runtime.outbox import OutboundRecord, Outbox
 from services.runtime.streams import Appends
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class ChatCommandHandler:
         topic_names: topic names of this deployment.
         events: builds what we emit (source ``/chat/<instance>``).
         delivery: builds frames for users.
+        outbox: the service's outbox (group changes withdraw superseded facts from it).
         now: the clock (injected so tests control it).
         new_id: makes message ids.
     """
@@ -59,14 +62,18 @@ class ChatCommandHandler:
         topic_names: TopicNames,
         events: EventBuilder,
         delivery: DeliveryWriter,
+        outbox: Outbox,
         now: Callable[[], datetime],
         new_id: Callable[[], str],
     ) -> None:
         self._topics = topic_names
-        self._events = events
         self._now = now
         self._new_id = new_id
-        self._delivery = delivery
+        self._emit = Emitter(events=events, delivery=delivery)
+        self._conversations = ConversationCommands(
+            emit=self._emit, topic_names=topic_names, outbox=outbox, now=now
+        )
+        self._messages = MessageCommands(emit=self._emit, topic_names=topic_names, now=now)
 
     async def apply(
         self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
@@ -88,6 +95,10 @@ class ChatCommandHandler:
                 out,
                 self._receipt(conn, receipt, envelope.time, out),
             )
+        elif envelope.type in conversations.COMMAND_TYPES:
+            await self._conversations.apply(conn, envelope, out)
+        elif envelope.type in changes.COMMAND_TYPES:
+            await self._messages.apply(conn, envelope, out)
         else:
             raise RecordRejected(f"unknown_type:{envelope.type[:64]}")
 
@@ -156,7 +167,7 @@ class ChatCommandHandler:
                 conversation_id=conversation, kind="direct", member_ids=members[conversation]
             )
             out.append(
-                self._fact(
+                self._emit.fact(
                     self._topics.chat_conversations,
                     topics.CONVERSATION_CREATED,
                     conversation,
@@ -209,13 +220,13 @@ class ChatCommandHandler:
         for position, decision in enumerate(decisions):
             cmd, origin = sends[position]
             if isinstance(decision, ChatError):
-                self._refuse(out, cmd.sender_id, cmd.reply_to, origin, decision)
+                self._emit.refuse(out, cmd.sender_id, cmd.reply_to, origin, decision)
                 continue
             if isinstance(decision, Message):
-                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=decision)
+                self._emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=decision)
                 continue
             if isinstance(decision, int):
-                self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=created[decision])
+                self._emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=created[decision])
                 continue
             conversation = cmd.conversation_id
             seq = last_seq.get(conversation, state.last_seq[conversation]) + 1
@@ -237,11 +248,11 @@ class ChatCommandHandler:
                 user_seq = appends.next_seq(user)
                 frame = MessageNew(seq=user_seq, message=message).to_wire()
                 appends.add(user, user_seq, frame, message.id)
-                out.append(self._delivery.frame(user, frame, origin=origin))
-            self._ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
+                out.append(self._emit.delivery.frame(user, frame, origin=origin))
+            self._emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
             fact = MessageCreated(message=message, member_ids=users)
             out.append(
-                self._fact(
+                self._emit.fact(
                     self._topics.chat_events, topics.MESSAGE_CREATED, conversation, fact.to_wire()
                 )
             )
@@ -249,19 +260,6 @@ class ChatCommandHandler:
             await storage.store_sends(
                 conn, messages=list(created.values()), last_seq=last_seq, appends=appends
             )
-
-    def _refuse(
-        self,
-        out: list[OutboundRecord],
-        user_id: str,
-        reply_to: ReplyTo,
-        origin: datetime,
-        exc: ChatError,
-    ) -> None:
-        """Answer a refused command with an ``error`` frame to the requesting connection."""
-        ERRORS.labels(exc.code).inc()
-        error = Error(id=reply_to.request_id, code=exc.code, message=exc.message)
-        self._reply(out, user_id, reply_to, origin, error.to_wire())
 
     async def _guarded(
         self,
@@ -279,7 +277,7 @@ class ChatCommandHandler:
         try:
             await work
         except ChatError as exc:
-            self._refuse(out, user_id, reply_to, origin, exc)
+            self._emit.refuse(out, user_id, reply_to, origin, exc)
 
     async def _receipt(
         self,
@@ -299,7 +297,7 @@ class ChatCommandHandler:
                 conn, cmd.conversation_id, cmd.user_id, change.watermarks
             )
             others = [user for user in members if user != cmd.user_id]
-            frames = await storage.STREAM.append_each(
+            await self._emit.append_and_deliver(
                 conn,
                 others,
                 lambda _, seq: MessageStatus(
@@ -309,9 +307,8 @@ class ChatCommandHandler:
                     status=status,
                     up_to_seq=up_to,
                 ).to_wire(),
-            )
-            out.extend(
-                self._delivery.frame(user, frame, origin=origin) for user, _, frame in frames
+                origin,
+                out,
             )
             fact = WatermarkMoved(
                 conversation_id=cmd.conversation_id,
@@ -320,47 +317,11 @@ class ChatCommandHandler:
                 up_to_seq=up_to,
             )
             out.append(
-                self._fact(
+                self._emit.fact(
                     self._topics.chat_events,
                     topics.WATERMARK_MOVED,
                     cmd.conversation_id,
                     fact.to_wire(),
                 )
             )
-        self._ack(out, cmd.user_id, cmd.reply_to, origin)
-
-    def _ack(
-        self,
-        out: list[OutboundRecord],
-        user_id: str,
-        reply_to: ReplyTo,
-        origin: datetime,
-        *,
-        message: Message | None = None,
-    ) -> None:
-        """Acknowledge a request that carried an id; a request without one gets no answer."""
-        if reply_to.request_id is not None:
-            ack = Ack(id=reply_to.request_id, message=message)
-            self._reply(out, user_id, reply_to, origin, ack.to_wire())
-
-    def _reply(
-        self,
-        out: list[OutboundRecord],
-        user_id: str,
-        reply_to: ReplyTo,
-        origin: datetime,
-        frame: bytes,
-    ) -> None:
-        """Stage a frame for the one connection that made the request."""
-        out.append(
-            self._delivery.frame(
-                user_id, frame, origin=origin, connection_id=reply_to.connection_id
-            )
-        )
-
-    def _fact(
-        self, topic: str, event_type: str, conversation_id: str, data: bytes
-    ) -> OutboundRecord:
-        return self._events.record(
-            topic, event_type, key=conversation_id, data=orjson.Fragment(data)
-        )
+        self._emit.ack(out, cmd.user_id, cmd.reply_to, origin)

@@ -2,7 +2,7 @@
 
     settings --> producer --> command publisher --\\
              --> consumer --> delivery tail ---> Endpoint (frames: routes.ROUTES) --> websockets
-             --> httpx    --> sync client, presence client --/
+             --> httpx    --> sync client, chat reads, presence client --/
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from services.gateway.domain import commands
 from services.gateway.domain.registry import Registry
 from services.gateway.presence import PresenceClient
 from services.gateway.publisher import CommandPublisher
+from services.gateway.reads import ChatReads
 from services.gateway.routes import Upstream
 from services.gateway.session import CLOSE_GOING_AWAY, GatewayConnection, Session
 from services.gateway.settings import GatewaySettings
@@ -92,6 +93,9 @@ async def serve(settings: GatewaySettings) -> None:
     sync_client = SyncClient(
         client=http, stream_urls=settings.stream_owners(), internal_token=settings.internal_token
     )
+    reads = ChatReads(
+        client=http, base_url=settings.chat_url, internal_token=settings.internal_token
+    )
     presence = PresenceClient(
         client=http, base_url=settings.presence_url, internal_token=settings.internal_token
     )
@@ -110,7 +114,7 @@ async def serve(settings: GatewaySettings) -> None:
         settings=settings,
         registry=registry,
         delivery=delivery,
-        upstream=Upstream(publisher=publisher, sync=sync_client),
+        upstream=Upstream(publisher=publisher, sync=sync_client, reads=reads),
         presence=presence,
         readiness=readiness,
         now=utc_now,

@@ -30,7 +30,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from schemas.frames import Hello, Limits
+from schemas.frames import (
+    CONVERSATIONS_PAGE,
+    HISTORY_PAGE,
+    MAX_EMOJI_CHARS,
+    MAX_GROUP_MEMBERS,
+    MAX_QUERY_CHARS,
+    MAX_REACTION_KINDS,
+    MAX_TITLE_CHARS,
+    SEARCH_PAGE,
+    Hello,
+    Limits,
+)
 from services.gateway.delivery import DeliveryTail
 from services.gateway.devpage import PREFIX as DEV_PREFIX, DevPage
 from services.gateway.domain import commands
@@ -100,6 +111,14 @@ class Endpoint:
             max_frame_bytes=settings.max_frame_bytes,
             max_body_chars=settings.max_body_chars,
             rate_per_s=settings.rate_per_s,
+            max_group_members=MAX_GROUP_MEMBERS,
+            max_title_chars=MAX_TITLE_CHARS,
+            max_emoji_chars=MAX_EMOJI_CHARS,
+            max_reaction_kinds=MAX_REACTION_KINDS,
+            max_query_chars=MAX_QUERY_CHARS,
+            max_conversations_page=CONVERSATIONS_PAGE[1],
+            max_history_page=HISTORY_PAGE[1],
+            max_search_page=SEARCH_PAGE[1],
         )
 
     # -- HTTP, before the upgrade -------------------------------------------------------

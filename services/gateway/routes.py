@@ -3,26 +3,31 @@
 A frame is either handed on as a command to the service that applies it, which answers it
 through the delivery topic (:class:`Publish`, built by :mod:`services.gateway.domain.commands`;
 the gateway answers only when Kafka does not take it: ``unavailable``), or answered here
-(ping, sync, a frame whose service is not deployed yet). Adding a frame type is an entry here
+(ping; sync, conversations.list, history and search, read from their owner over internal HTTP;
+a frame whose service is not deployed yet). Adding a frame type is an entry here
 and its model in :mod:`schemas.frames`; a unit test holds the table and the models together.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import orjson
 from aiokafka.errors import KafkaError
 
 from schemas.frames import Ack, AnyClientFrame, ClientFrame, Ping, Pong, Sync
 from services.gateway.domain import commands
 from services.gateway.domain.commands import Command, Requester
-from services.gateway.domain.errors import UpstreamUnavailable
+from services.gateway.domain.errors import FrameError, UpstreamUnavailable
 from services.gateway.publisher import CommandPublisher
+from services.gateway.reads import ChatReads, ReadFrame
 from services.gateway.session import Session
 from services.gateway.sync import SyncClient
+from services.runtime.lifecycle import new_id
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +36,12 @@ FrameT = TypeVar("FrameT", bound=ClientFrame)
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """What frame handlers reach beyond the connection: Kafka, and the owners of streams."""
+    """What frame handlers reach beyond the connection: Kafka, the owners of streams, chat's
+    reads."""
 
     publisher: CommandPublisher
     sync: SyncClient
+    reads: ChatReads
 
 
 #: Handles one parsed client frame of a connection.
@@ -81,6 +88,21 @@ async def sync(upstream: Upstream, session: Session, frame: Sync) -> None:
     session.send("ack", ack.to_wire())
 
 
+async def read(upstream: Upstream, session: Session, frame: ReadFrame) -> None:
+    """conversations.list, history, search: chat's answer, acknowledged here."""
+    try:
+        fields = await upstream.reads.read(frame, user_id=session.user_id)
+    except FrameError as exc:
+        session.refuse(frame.id, exc.code, exc.message)
+        return
+    except UpstreamUnavailable as exc:
+        log.warning("read failed", extra={"error": str(exc)})
+        session.refuse(frame.id, "unavailable", "try again shortly")
+        return
+    if frame.id is not None:
+        session.send("ack", orjson.dumps({"type": "ack", "id": frame.id, **fields}))
+
+
 async def not_deployed(upstream: Upstream, session: Session, frame: AnyClientFrame) -> None:
     """A frame of a service not deployed yet (``notification.read`` until the notifier)."""
     session.refuse(frame.id, "unavailable", f"{frame.type} is not available yet")
@@ -91,7 +113,18 @@ ROUTES: dict[str, Route] = {
     "receipt": Publish(commands.receipt),
     "presence.set": Publish(commands.status_set),
     "typing": Publish(commands.typing),
+    "conversation.create": Publish(functools.partial(commands.conversation_create, new_id=new_id)),
+    "conversation.members.add": Publish(commands.members_add),
+    "conversation.members.remove": Publish(commands.members_remove),
+    "conversation.role.set": Publish(commands.role_set),
+    "conversation.update": Publish(commands.conversation_update),
+    "message.edit": Publish(commands.message_edit),
+    "message.delete": Publish(commands.message_delete),
+    "reaction.set": Publish(commands.reaction_set),
     "sync": sync,
+    "conversations.list": read,
+    "history": read,
+    "search": read,
     "ping": ping,
     "notification.read": not_deployed,
 }

@@ -3,6 +3,11 @@
 A change of a user's shown status is announced with a ``presence`` frame to every user who
 shares a conversation with them and to the user's own devices, through the outbox (so an
 announcement exists exactly when the change committed).
+
+Contacts are recomputed from memberships whenever a conversation's members change: people who
+start sharing a conversation learn each other's presence at once; people who no longer share
+any conversation are each told the other is ``offline`` with no ``last_seen`` — what a user
+presence knows nothing about looks like — and hear nothing more of each other.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from schemas import topics
 from schemas.events import (
     ConnectionEnded,
     ConnectionOpened,
+    ConversationChanged,
     ConversationCreated,
     GatewayHeartbeat,
     OfflineDue,
@@ -55,22 +61,27 @@ class PresenceHandler:
         self._delivery = delivery
         self._grace = grace
         self._now = now
-        # Conversations whose members presence has stored (memberships are never deleted): a
-        # repeat of their fact (the outbox publishes at least once) is then a no-op, and the
-        # consumer skips its transaction. Bounded; an evicted entry only costs one idempotent
-        # statement.
-        self._remembered: dict[str, frozenset[str]] = {}
+        # Conversations whose members presence has stored: the members of a direct one (never
+        # change), the version applied of a group. A repeat of their fact (the outbox publishes
+        # at least once), or an older one, is then a no-op, and the consumer skips its
+        # transaction. Bounded; an evicted entry only costs one idempotent statement.
+        self._remembered: dict[str, frozenset[str] | int] = {}
 
     def needs_transaction(self, record: InboundRecord) -> bool:
         """Whether applying ``record`` may change anything (see ``SkippingRecordHandler``)."""
-        if record.envelope.type != topics.CONVERSATION_CREATED:
-            return True
+        kind = record.envelope.type
         try:
-            created = parse_data(record.envelope, ConversationCreated)
+            if kind == topics.CONVERSATION_CREATED:
+                created = parse_data(record.envelope, ConversationCreated)
+                known = self._remembered.get(created.conversation_id)
+                return not (isinstance(known, frozenset) and known.issuperset(created.member_ids))
+            if kind == topics.CONVERSATION_UPDATED:
+                changed = parse_data(record.envelope, ConversationChanged)
+                applied = self._remembered.get(changed.conversation_id)
+                return not (isinstance(applied, int) and applied >= changed.version)
         except RecordRejected:
             return True
-        known = self._remembered.get(created.conversation_id)
-        return known is None or not known.issuperset(created.member_ids)
+        return True
 
     async def apply(
         self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
@@ -138,15 +149,47 @@ class PresenceHandler:
             # Only now: a failure above leaves the record to be applied again, never skipped.
             # The transaction may still roll back, but the consumer then retries this batch
             # until it commits (or the process, and this memory, is gone).
-            self._remember(created.conversation_id, created.member_ids)
+            self._remember(created.conversation_id, frozenset(created.member_ids))
+        elif kind == topics.CONVERSATION_UPDATED:
+            changed = parse_data(envelope, ConversationChanged)
+            diff = await storage.replace_members(
+                conn, changed.conversation_id, version=changed.version, user_ids=changed.member_ids
+            )
+            if diff is not None:
+                added, removed = diff
+                if added:
+                    await self._introduce(
+                        conn, changed.member_ids, set(added), out, visible_only=True
+                    )
+                if removed:
+                    await self._part(conn, changed.member_ids, removed, out)
+            self._remember(changed.conversation_id, changed.version)
         else:
             raise RecordRejected(f"unknown_type:{kind[:64]}")
 
-    def _remember(self, conversation_id: str, members: list[str]) -> None:
+    def _remember(self, conversation_id: str, known: frozenset[str] | int) -> None:
         if len(self._remembered) >= _REMEMBERED_MAX:
             # Oldest first (dicts keep insertion order): a cheap approximation of LRU.
             del self._remembered[next(iter(self._remembered))]
-        self._remembered[conversation_id] = frozenset(members)
+        self._remembered[conversation_id] = known
+
+    async def _part(
+        self, conn: Connection, members: list[str], removed: list[str], out: list[OutboundRecord]
+    ) -> None:
+        """People who no longer share any conversation each see the other go offline, with no
+        last_seen: what a user presence knows nothing about looks like. Nothing more of the
+        other reaches them (contacts are read from memberships for every announcement)."""
+        pairs = [
+            (gone, other) for gone in removed for other in [*members, *removed] if other != gone
+        ]
+        frame_of = {
+            user: Presence(user_id=user, status="offline", last_seen=None).to_wire()
+            for user in {*members, *removed}
+        }
+        for gone, other in await storage.strangers(conn, pairs):
+            out.append(self._delivery.frame(gone, frame_of[other]))
+            if other not in removed:
+                out.append(self._delivery.frame(other, frame_of[gone]))
 
     async def _introduce(
         self,
@@ -154,16 +197,27 @@ class PresenceHandler:
         members: list[str],
         added: set[str],
         out: list[OutboundRecord],
+        *,
+        visible_only: bool = False,
     ) -> None:
-        """New contacts learn each other's presence at once, not at the next change."""
+        """New contacts learn each other's presence at once, not at the next change.
+
+        ``visible_only`` (groups): only members shown online, away or busy are introduced. A
+        group of 256 brings up to 65,280 new pairs at once; a client shows a member it has
+        heard nothing about as offline anyway, so offline members cost no frame.
+        """
         known = await storage.peek_users(conn, members)
         now = self._now()
+        frames: dict[str, bytes] = {}
+        for subject in members:
+            state = known.get(subject) or UserPresence.unknown(subject)
+            if not (visible_only and state.shown == "offline"):
+                frames[subject] = presence_frame(state, now=now).to_wire()
         for viewer in members:
-            for subject in members:
+            for subject, frame in frames.items():
                 if subject == viewer or (subject not in added and viewer not in added):
                     continue
-                state = known.get(subject) or UserPresence.unknown(subject)
-                out.append(self._delivery.frame(viewer, presence_frame(state, now=now).to_wire()))
+                out.append(self._delivery.frame(viewer, frame))
 
     async def _commit(
         self, conn: Connection, transition: Transition, out: list[OutboundRecord]

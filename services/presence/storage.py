@@ -99,6 +99,49 @@ async def remember_members(
     return [row["user_id"] for row in rows]
 
 
+async def replace_members(
+    conn: Connection, conversation_id: str, *, version: int, user_ids: Sequence[str]
+) -> tuple[list[str], list[str]] | None:
+    """Make a conversation's members ``user_ids`` if ``version`` is newer than the one applied
+    (one statement).
+
+    Returns:
+        (members added, members removed), or None when the fact is stale (nothing changed).
+    """
+    rows = await conn.fetch(
+        "WITH v AS (INSERT INTO presence.conversations AS c (conversation_id, version)"
+        "   VALUES ($1, $2) ON CONFLICT (conversation_id) DO UPDATE SET version = $2"
+        "   WHERE c.version < $2 RETURNING 1),"
+        " gone AS (DELETE FROM presence.memberships WHERE conversation_id = $1"
+        "   AND NOT (user_id = ANY($3::text[])) AND EXISTS (SELECT 1 FROM v) RETURNING user_id),"
+        " new AS (INSERT INTO presence.memberships (conversation_id, user_id)"
+        "   SELECT $1, u FROM unnest($3::text[]) AS u WHERE EXISTS (SELECT 1 FROM v)"
+        "   ON CONFLICT DO NOTHING RETURNING user_id)"
+        " SELECT 'v' AS row, NULL AS user_id FROM v"
+        " UNION ALL SELECT 'g', user_id FROM gone UNION ALL SELECT 'n', user_id FROM new",
+        conversation_id,
+        version,
+        list(user_ids),
+    )
+    if not any(row["row"] == "v" for row in rows):
+        return None
+    added = sorted(row["user_id"] for row in rows if row["row"] == "n")
+    removed = sorted(row["user_id"] for row in rows if row["row"] == "g")
+    return added, removed
+
+
+async def strangers(conn: Connection, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs of users among ``pairs`` who share no conversation (any more)."""
+    rows = await conn.fetch(
+        "SELECT a, b FROM unnest($1::text[], $2::text[]) AS p (a, b) WHERE NOT EXISTS ("
+        "   SELECT 1 FROM presence.memberships x JOIN presence.memberships y"
+        "   USING (conversation_id) WHERE x.user_id = p.a AND y.user_id = p.b)",
+        [a for a, _ in pairs],
+        [b for _, b in pairs],
+    )
+    return [(row["a"], row["b"]) for row in rows]
+
+
 async def peek_users(conn: Connection, user_ids: Sequence[str]) -> dict[str, UserPresence]:
     """Current presence of users, unlocked (for telling new contacts); unknown users are absent."""
     rows = await conn.fetch(
@@ -132,12 +175,16 @@ async def contacts(conn: Connection, user_id: str) -> list[str]:
     return [row["user_id"] for row in rows]
 
 
-async def members(conn: Connection, conversation_id: str) -> list[str]:
-    """Members of a conversation as presence knows them."""
+async def members_of(
+    conn: Connection, conversation_ids: Sequence[str]
+) -> dict[str, frozenset[str]]:
+    """Members of each conversation as presence knows them (absent: no member known)."""
     rows = await conn.fetch(
-        "SELECT user_id FROM presence.memberships WHERE conversation_id = $1", conversation_id
+        "SELECT conversation_id, array_agg(user_id) AS users FROM presence.memberships"
+        " WHERE conversation_id = ANY($1::text[]) GROUP BY conversation_id",
+        list(conversation_ids),
     )
-    return [row["user_id"] for row in rows]
+    return {row["conversation_id"]: frozenset(row["users"]) for row in rows}
 
 
 async def visible_presence(

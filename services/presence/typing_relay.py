@@ -1,9 +1,15 @@
 """Fans typing indicators out to the other members of a conversation. Never stored.
 
 Typing is worth nothing seconds later, so this path skips Postgres transactions and the outbox
-entirely: records are read with auto-committed offsets (at most once is right here), members
-come from a short-lived cache of the memberships presence learned, and frames go straight to
-the producer. Lapsed starts (no refresh for 6 s) end with a ``stop`` sent on the typist's behalf.
+entirely: records are read with auto-committed offsets (at most once is right here) and frames
+go straight to the producer. Lapsed starts (no refresh for 6 s) end with a ``stop`` sent on the
+typist's behalf.
+
+Members are read from the memberships presence keeps (learned from chat.conversations.v1),
+once per batch of records for every conversation the batch concerns, never cached: a member
+removed from a group stops receiving typing, and may no longer type, as soon as presence has
+applied the membership fact, on every presence instance alike (a cache, even a short-lived
+one, kept a removed member in the audience for its lifetime).
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Literal
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from schemas.envelope import Envelope
 from schemas.events import TypingCommand
 from schemas.frames import Ack, Error, TypingEvent
 from services.presence import storage
@@ -41,7 +48,6 @@ class TypingRelay:
         pool: Postgres pool (membership reads only).
         delivery: builds delivery records.
         tracker: live starts and their lapse.
-        members_ttl_s: how long a conversation's members are cached.
         monotonic: clock for lapses, injected.
     """
 
@@ -54,7 +60,6 @@ class TypingRelay:
         pool: asyncpg.Pool,
         delivery: DeliveryWriter,
         tracker: TypingTracker,
-        members_ttl_s: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
@@ -63,9 +68,7 @@ class TypingRelay:
         self._pool = pool
         self._delivery = delivery
         self._tracker = tracker
-        self._members_ttl_s = members_ttl_s
         self._monotonic = monotonic
-        self._members: dict[str, tuple[float, frozenset[str]]] = {}
 
     async def start(self) -> None:
         """Join the typing group."""
@@ -77,31 +80,51 @@ class TypingRelay:
         try:
             while True:
                 batches = await self._consumer.getmany(timeout_ms=100, max_records=500)
+                commands = [
+                    decoded
+                    for records in batches.values()
+                    for record in records
+                    if (decoded := self._decode(record.value, record.headers)) is not None
+                ]
+                lapsed = self._tracker.lapse(self._monotonic())
+                if not commands and not lapsed:
+                    continue
+                members = await self._members_of(
+                    {command.conversation_id for _, command in commands}
+                    | {conversation_id for conversation_id, _ in lapsed}
+                )
                 out: list[OutboundRecord] = []
-                for records in batches.values():
-                    for record in records:
-                        await self._relay(record.value, record.headers, out)
-                for key in self._tracker.lapse(self._monotonic()):
-                    await self._announce(key, "stop", out)
+                for envelope, command in commands:
+                    self._relay(envelope, command, members, out)
+                for key in lapsed:
+                    self._announce(key, "stop", members.get(key[0], frozenset()), out)
                 await self._send(out)
         finally:
             await self._consumer.stop()
 
-    async def _relay(
-        self, value: bytes | None, headers: list[tuple[str, bytes]], out: list[OutboundRecord]
-    ) -> None:
+    def _decode(
+        self, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> tuple[Envelope, TypingCommand] | None:
         try:
             envelope = codec.decode(value, headers)
-            command = codec.parse_data(envelope, TypingCommand)
+            return envelope, codec.parse_data(envelope, TypingCommand)
         except RecordRejected as exc:
             # Typing is disposable: count and log it; it is not worth a dead letter.
             ERRORS.labels("typing_record_invalid").inc()
             log.warning("typing record dropped", extra={"reason": exc.reason})
-            return
+            return None
+
+    def _relay(
+        self,
+        envelope: Envelope,
+        command: TypingCommand,
+        members: Mapping[str, frozenset[str]],
+        out: list[OutboundRecord],
+    ) -> None:
         key: TypingKey = (command.conversation_id, command.user_id)
-        members = await self._members_of(command.conversation_id)
+        audience = members.get(command.conversation_id, frozenset())
         reply = command.reply_to
-        if command.user_id not in members:
+        if command.user_id not in audience:
             error = Error(
                 id=reply.request_id, code="forbidden", message="not a member of this conversation"
             )
@@ -113,9 +136,9 @@ class TypingRelay:
             return
         if command.state == "start":
             self._tracker.start(key, self._monotonic())
-            await self._announce(key, "start", out, origin=envelope.time, members=members)
+            self._announce(key, "start", audience, out, origin=envelope.time)
         elif self._tracker.stop(key):
-            await self._announce(key, "stop", out, origin=envelope.time, members=members)
+            self._announce(key, "stop", audience, out, origin=envelope.time)
         if reply.request_id is not None:
             ack = Ack(id=reply.request_id)
             out.append(
@@ -124,17 +147,16 @@ class TypingRelay:
                 )
             )
 
-    async def _announce(
+    def _announce(
         self,
         key: TypingKey,
         state: Literal["start", "stop"],
+        audience: frozenset[str],
         out: list[OutboundRecord],
         *,
         origin: datetime | None = None,
-        members: frozenset[str] | None = None,
     ) -> None:
         conversation_id, user_id = key
-        audience = members if members is not None else await self._members_of(conversation_id)
         frame = TypingEvent(conversation_id=conversation_id, user_id=user_id, state=state).to_wire()
         out.extend(
             self._delivery.frame(member, frame, origin=origin)
@@ -142,16 +164,10 @@ class TypingRelay:
             if member != user_id
         )
 
-    async def _members_of(self, conversation_id: str) -> frozenset[str]:
-        now = self._monotonic()
-        cached = self._members.get(conversation_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+    async def _members_of(self, conversation_ids: set[str]) -> dict[str, frozenset[str]]:
+        """Current members of each conversation (absent: none known), in one statement."""
         async with self._pool.acquire() as conn:
-            members = frozenset(await storage.members(conn, conversation_id))
-        if members:
-            self._members[conversation_id] = (now + self._members_ttl_s, members)
-        return members
+            return await storage.members_of(conn, sorted(conversation_ids))
 
     async def _send(self, out: list[OutboundRecord]) -> None:
         if not out:

@@ -10,6 +10,7 @@ Flow::
                   --acked--> ids noted as published
     relay (every interval): DELETE published rows no batch came to delete;
                             rows older than the grace period --send, acked--> DELETE
+    withdraw (in a handler's transaction): DELETE rows a record about to be staged supersedes
 
 Every statement on the outbox table is in this module. A row is deleted only after Kafka
 acknowledged it, so a crash between commit and publish loses nothing; it can duplicate a
@@ -210,6 +211,22 @@ class Outbox:
         """Wait for every background confirmation (used at shutdown)."""
         if self._confirms:
             await asyncio.gather(*self._confirms, return_exceptions=True)
+
+    async def withdraw(self, conn: Connection, *, topic: str, key: str) -> None:
+        """Delete the staged, unpublished records of ``key`` on ``topic``, in the caller's
+        transaction, before staging a record that supersedes them.
+
+        For a compacted topic whose records each carry a whole state: the relay publishes
+        leftovers of a crashed instance late, possibly after a newer record, and compaction
+        would then keep the older state as the key's last word. Rows the relay is publishing
+        right now (locked) are left to it rather than waited for.
+        """
+        await conn.execute(
+            f"DELETE FROM {self._table} WHERE id IN (SELECT id FROM {self._table}"
+            " WHERE topic = $1 AND key = $2 FOR UPDATE SKIP LOCKED)",
+            topic,
+            key.encode(),
+        )
 
     async def relay_once(self, pool: asyncpg.Pool, *, older_than_ms: int, limit: int = 1000) -> int:
         """Publish rows left behind (a crash after commit, a Kafka outage); returns the count.

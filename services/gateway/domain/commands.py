@@ -1,5 +1,10 @@
 """What the gateway hands on to other services: each client frame that is a command, and the
-gateway's own connection events, as a topic, a key and data. Pure.
+gateway's own connection events, as a topic, a key and data. Pure (ids are injected).
+
+Every change to a conversation goes to chat.commands.v1 keyed by its id, so one
+conversation's messages, membership changes and message changes apply in the order they were
+accepted. A new group has no id yet: the gateway mints one (``grp_`` + a random id) so that its
+creation is keyed like every later change of the group.
 
 The routing table (:mod:`services.gateway.routes`) says which frame type is built by which
 function here; :class:`services.gateway.publisher.CommandPublisher` publishes the result.
@@ -7,6 +12,7 @@ function here; :class:`services.gateway.publisher.CommandPublisher` publishes th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from schemas import topics
@@ -14,15 +20,39 @@ from schemas.base import WireModel
 from schemas.events import (
     ConnectionEnded,
     ConnectionOpened,
+    ConversationCreateCommand,
+    ConversationUpdateCommand,
     GatewayHeartbeat,
+    MembersAddCommand,
+    MembersRemoveCommand,
+    MessageDeleteCommand,
+    MessageEditCommand,
     MessageSendCommand,
+    ReactionSetCommand,
     ReceiptCommand,
     ReplyTo,
+    RoleSetCommand,
     StatusSet,
     TypingCommand,
 )
-from schemas.frames import MessageSend, PresenceSet, Receipt, Typing
+from schemas.frames import (
+    ConversationCreate,
+    ConversationMembersAdd,
+    ConversationMembersRemove,
+    ConversationRoleSet,
+    ConversationUpdate,
+    MessageDelete,
+    MessageEdit,
+    MessageSend,
+    PresenceSet,
+    ReactionSet,
+    Receipt,
+    Typing,
+)
 from schemas.ids import direct_conversation_id
+
+#: Prefix of group ids (direct conversations have ``dm_``).
+GROUP_PREFIX = "grp_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +104,105 @@ def message_send(frame: MessageSend, sender: Requester) -> Command:
         client_msg_id=frame.client_msg_id,
         kind=frame.kind,
         body=frame.body,
+        reply_to_message_id=frame.reply_to,
     )
     return Command(topics.CHAT_COMMANDS, topics.MESSAGE_SEND, conversation_id, command)
+
+
+def conversation_create(
+    frame: ConversationCreate, sender: Requester, *, new_id: Callable[[], str]
+) -> Command:
+    """``chat.conversation.create``, keyed by the id minted here for the new group."""
+    conversation_id = GROUP_PREFIX + new_id()
+    command = ConversationCreateCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=conversation_id,
+        title=frame.title,
+        member_ids=frame.members,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.CONVERSATION_CREATE, conversation_id, command)
+
+
+def members_add(frame: ConversationMembersAdd, sender: Requester) -> Command:
+    """``chat.members.add``, keyed by conversation."""
+    command = MembersAddCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        user_ids=frame.user_ids,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.MEMBERS_ADD, frame.conversation_id, command)
+
+
+def members_remove(frame: ConversationMembersRemove, sender: Requester) -> Command:
+    """``chat.members.remove`` (or leave), keyed by conversation."""
+    command = MembersRemoveCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        member_id=frame.user_id,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.MEMBERS_REMOVE, frame.conversation_id, command)
+
+
+def role_set(frame: ConversationRoleSet, sender: Requester) -> Command:
+    """``chat.role.set``, keyed by conversation."""
+    command = RoleSetCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        member_id=frame.user_id,
+        role=frame.role,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.ROLE_SET, frame.conversation_id, command)
+
+
+def conversation_update(frame: ConversationUpdate, sender: Requester) -> Command:
+    """``chat.conversation.update`` (rename), keyed by conversation."""
+    command = ConversationUpdateCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        title=frame.title,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.CONVERSATION_UPDATE, frame.conversation_id, command)
+
+
+def message_edit(frame: MessageEdit, sender: Requester) -> Command:
+    """``chat.message.edit``, keyed by conversation."""
+    command = MessageEditCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        message_id=frame.message_id,
+        body=frame.body,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.MESSAGE_EDIT, frame.conversation_id, command)
+
+
+def message_delete(frame: MessageDelete, sender: Requester) -> Command:
+    """``chat.message.delete``, keyed by conversation."""
+    command = MessageDeleteCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        message_id=frame.message_id,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.MESSAGE_DELETE, frame.conversation_id, command)
+
+
+def reaction_set(frame: ReactionSet, sender: Requester) -> Command:
+    """``chat.reaction.set``, keyed by conversation."""
+    command = ReactionSetCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        message_id=frame.message_id,
+        emoji=frame.emoji,
+        on=frame.on,
+    )
+    return Command(topics.CHAT_COMMANDS, topics.REACTION_SET, frame.conversation_id, command)
 
 
 def receipt(frame: Receipt, sender: Requester) -> Command:

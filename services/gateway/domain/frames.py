@@ -13,6 +13,8 @@ from schemas.frames import CLIENT_FRAME, CLIENT_FRAME_MODELS, CLIENT_FRAME_TYPES
 from services.gateway.domain.errors import FrameError
 
 _MAX_REQUEST_ID = 64
+#: Frames whose ``body`` is a message text, bounded by the configured max_body_chars.
+_BODY_TYPES = frozenset({"message.send", "message.edit"})
 
 
 def parse_client_frame(text: str, *, max_body_chars: int) -> AnyClientFrame:
@@ -39,7 +41,7 @@ def parse_client_frame(text: str, *, max_body_chars: int) -> AnyClientFrame:
     if frame_type not in CLIENT_FRAME_TYPES:
         raise FrameError("bad_request", "unknown frame type", request_id)
     body = raw.get("body")
-    if frame_type == "message.send" and isinstance(body, str) and len(body) > max_body_chars:
+    if frame_type in _BODY_TYPES and isinstance(body, str) and len(body) > max_body_chars:
         raise FrameError("too_large", f"body exceeds {max_body_chars} characters", request_id)
     try:
         return CLIENT_FRAME.validate_python(raw, strict=True)
