@@ -18,13 +18,14 @@ from typing import Any
 
 import uvloop
 
-from bench import hops, profile, scenarios
+from bench import groups, hops, profile, scenarios
+from bench.chatdata import DataSizes
 from bench.load import PairLoad
 from bench.progress import Progress
 from bench.report import plot, say, table, write_json
 from bench.system import ROOT, BenchError, CpuMeter, System, machine, raise_nofile
 
-SCENARIOS = ("latency", "sustained", "idle", "fanout", "hops")
+SCENARIOS = ("latency", "sustained", "idle", "fanout", "hops", "groupfanout", "reads")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -64,6 +65,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fanout-messages", type=int, default=d.fanout_messages)
     parser.add_argument("--hops-messages", type=int, default=d.hops_messages)
     parser.add_argument("--hops-rate", type=float, default=d.hops_rate, help="msgs/s")
+    parser.add_argument("--group-members", type=int, default=d.group_members)
+    parser.add_argument("--group-messages", type=int, default=d.group_messages)
+    parser.add_argument("--group-rate", type=float, default=d.group_rate, help="msgs/s")
+    parser.add_argument(
+        "--group-settle-s", type=float, default=d.group_settle_s, help="quiet before sending"
+    )
+    parser.add_argument(
+        "--read-messages", type=int, default=d.read_messages, help="stored with COPY (reads)"
+    )
+    parser.add_argument(
+        "--read-conversations",
+        type=int,
+        default=d.read_conversations,
+        help="conversations besides the heavy user's (reads)",
+    )
+    parser.add_argument("--read-users", type=int, default=d.read_users)
+    parser.add_argument("--read-requests", type=int, default=d.read_requests, help="per read")
     parser.add_argument(
         "--profile-rate",
         type=int,
@@ -106,6 +124,14 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
         fanout_messages=args.fanout_messages,
         hops_messages=args.hops_messages,
         hops_rate=args.hops_rate,
+        group_members=args.group_members,
+        group_messages=args.group_messages,
+        group_rate=args.group_rate,
+        group_settle_s=args.group_settle_s,
+        read_messages=args.read_messages,
+        read_conversations=args.read_conversations,
+        read_users=args.read_users,
+        read_requests=args.read_requests,
     )
 
 
@@ -184,6 +210,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if "hops" in chosen:
             result["hops"] = await hops.hops(
                 system, progress, messages=sizes.hops_messages, rate=sizes.hops_rate
+            )
+        if "groupfanout" in chosen:
+            result["groupfanout"] = await groups.group_fanout(
+                system,
+                meter,
+                progress,
+                members=sizes.group_members,
+                messages=sizes.group_messages,
+                rate=sizes.group_rate,
+                settle_s=sizes.group_settle_s,
+            )
+        if "reads" in chosen:
+            result["reads"] = await groups.reads(
+                system,
+                meter,
+                progress,
+                data=DataSizes(
+                    messages=sizes.read_messages,
+                    users=sizes.read_users,
+                    other_conversations=sizes.read_conversations,
+                ),
+                requests=sizes.read_requests,
             )
         if "idle" in chosen:
             result["idle"] = await scenarios.idle(system, meter, sizes, progress)

@@ -79,6 +79,27 @@ def table(result: Result) -> str:
             f"fan-out to {fanout['devices']} devices: p50 {fanout['p50_ms']} ms,"
             f" p99 {fanout['p99_ms']} ms (last device p99 {fanout['last_device_p99_ms']} ms)"
         )
+    group = result.get("groupfanout")
+    if group:
+        every, last = group["every_member"], group["last_member"]
+        lines.append(
+            f"group fan-out to {group['members']} members at {group['rate']:g} msgs/s:"
+            f" p50 {every['p50_ms']} ms, p99 {every['p99_ms']} ms;"
+            f" last member p50 {last['p50_ms']} ms, p99 {last['p99_ms']} ms"
+            f" ({group['incomplete']} incomplete)"
+        )
+    stored = result.get("reads")
+    if stored:
+        lines.append(
+            f"reads over {stored['messages']:,} messages ({stored['messages_table_mib']} MiB),"
+            f" {stored['requests']} of each, one at a time:"
+        )
+        for name in ("list", "history", "search"):
+            row = stored[name]
+            lines.append(
+                f"  {name:<8} p50 {row['p50_ms']:>6} ms  p99 {row['p99_ms']:>6} ms"
+                f"  max {row['max_ms']:>6} ms  refused {row['refused']}"
+            )
     return "\n".join(lines)
 
 

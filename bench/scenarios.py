@@ -1,4 +1,5 @@
-"""The four scenarios of ``python -m bench`` (issue 4), each returning its part of the result.
+"""The scenarios of ``python -m bench`` (issue 4), each returning its part of the result; the
+group and read scenarios of issue 9 are in bench/groups.py.
 
 latency    pairs at 100 .. 5,000 msgs/s; stops at the first step the system cannot keep up
 sustained  highest rate with p99 < 100 ms for the whole probe and nothing lost (sync check)
@@ -52,6 +53,16 @@ class Sizes:
     fanout_rate: int = 30  # msgs/s
     hops_messages: int = 200  # traced hop by hop, one sender to one recipient
     hops_rate: float = 20.0  # msgs/s: low load, where the hops are not hidden by queueing
+    # Group fan-out (bench/groups.py): every member connected, one sender.
+    group_members: int = 256
+    group_messages: int = 200
+    group_rate: float = 5.0  # msgs/s: each one is 256 frames out
+    group_settle_s: float = 20.0  # presence traffic of 256 members connecting passes first
+    # Reads (bench/groups.py) over a data set written with COPY (bench/chatdata.py).
+    read_messages: int = 1_000_000
+    read_conversations: int = 20_000
+    read_users: int = 20_000
+    read_requests: int = 500
 
 
 @dataclass
