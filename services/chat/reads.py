@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+
 from schemas.frames import Conversation, Member, Message
 from services.chat.domain.cursors import ListCursor
 from services.chat.domain.errors import Forbidden
@@ -34,10 +36,9 @@ LIST_SQL = (
     "   WHERE $3::timestamptz IS NULL OR (activity, id) < ($3, $4)"
     "   ORDER BY activity DESC, id DESC LIMIT $5)"
     " SELECT p.id, p.kind, p.title, p.created_at, p.activity,"
-    "   ARRAY(SELECT mm.user_id FROM chat.members mm WHERE mm.conversation_id = p.id"
-    "     ORDER BY mm.joined_at, mm.user_id) AS users,"
-    "   ARRAY(SELECT mm.role FROM chat.members mm WHERE mm.conversation_id = p.id"
-    "     ORDER BY mm.joined_at, mm.user_id) AS roles,"
+    "   (SELECT coalesce(json_agg(json_build_object('user_id', mm.user_id, 'role', mm.role)"
+    "     ORDER BY mm.joined_at, mm.user_id), '[]') FROM chat.members mm"
+    "     WHERE mm.conversation_id = p.id)::text AS members,"
     "   (SELECT row_to_json(x)::text FROM ("
     f"     SELECT {MESSAGE_COLUMNS} FROM chat.messages"
     "     WHERE conversation_id = p.id AND seq = p.last_seq) x) AS last_message,"
@@ -107,10 +108,7 @@ async def list_conversations(
             id=row["id"],
             kind=row["kind"],
             title=row["title"],
-            members=[
-                Member(user_id=user, role=role)
-                for user, role in zip(row["users"], row["roles"], strict=True)
-            ],
+            members=[Member.model_validate(member) for member in orjson.loads(row["members"])],
             created_at=row["created_at"],
             last_message=(
                 None if row["last_message"] is None else message_from_json(row["last_message"])
