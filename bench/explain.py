@@ -50,7 +50,9 @@ async def explain(
     return text
 
 
-async def plans(conn: Connection, *, query: str = "interview") -> dict[str, str]:
+async def plans(
+    conn: Connection, *, query: str = "interview", rare: str = "polygraph"
+) -> dict[str, str]:
     """Plans of every read for typical users of the generated data set."""
     heavy = "heavy"
     busy = await conn.fetchrow(
@@ -59,8 +61,12 @@ async def plans(conn: Connection, *, query: str = "interview") -> dict[str, str]
         " ORDER BY c.last_seq DESC LIMIT 1"
     )
     assert busy is not None, "no data: run python -m bench.chatdata first"
+    # A typical user: the median number of conversations among users in more than one.
     searcher = await conn.fetchval(
-        "SELECT user_id FROM chat.members GROUP BY user_id ORDER BY count(*) DESC LIMIT 1"
+        "SELECT user_id FROM (SELECT user_id, count(*) AS n FROM chat.members"
+        " WHERE user_id <> 'heavy' GROUP BY user_id HAVING count(*) > 1) u"
+        " ORDER BY n, user_id OFFSET (SELECT count(DISTINCT user_id) / 4 FROM chat.members)"
+        " LIMIT 1"
     )
     now = datetime.now(UTC)
     return {
@@ -79,8 +85,11 @@ async def plans(conn: Connection, *, query: str = "interview") -> dict[str, str]
             statement=reads.HISTORY_SQL,
             args=(busy["id"], busy["last_seq"] // 2, 51),
         ),
-        f"search ({query!r}, every conversation of the user)": await explain(
+        f"search ({query!r}, a typical user)": await explain(
             conn, user_id=searcher, statement=reads.SEARCH_SQL, args=(query, None, 20)
+        ),
+        f"search ({rare!r}, the heavy user)": await explain(
+            conn, user_id=heavy, statement=reads.SEARCH_SQL, args=(rare, None, 20)
         ),
         f"search ({query!r}, the heavy user)": await explain(
             conn, user_id=heavy, statement=reads.SEARCH_SQL, args=(query, None, 20)

@@ -5,12 +5,14 @@ Module map:
                  commands made of frames, rate limit, session registry
     connections  the endpoint: upgrade checks, hello, frame loop, health and metrics over HTTP
     routes       ROUTES: one table from client frame type to its handler (publish a command,
-                 or answer here: ping, sync)
+                 or answer here: ping, sync, conversations.list, history, search)
     session      one connection: the principal on it before the upgrade, then its bounded
                  send queue (close 4009), close codes
     delivery     tails delivery.frames.v1 on the partitions of connected users
-    publisher    publishes commands (chat, presence, typing, connection events) to Kafka
+    publisher    publishes commands (chat: sends, receipts, group and message changes;
+                 presence, typing, connection events) to Kafka
     sync         reads durable streams from their owners over internal HTTP
+    reads        conversations.list, history, search: chat's internal HTTP reads
     presence     reads presence (snapshot after hello, GET /v1/presence) from its owner
     devpage      development only (off by default): the SDK demo under /dev/, dev tokens
     app          composition root and graceful shutdown (close 1001, flush)
@@ -19,5 +21,6 @@ Module map:
 Frame flow::
 
     browser --frame--> connections --routes--> publisher --> chat.commands.v1 --> chat
+    browser --sync/list/history/search--> connections --routes--> HTTP --> chat (under RLS)
     chat --> delivery.frames.v1 (key: user) --delivery--> session queue --> browser
 """

@@ -2,8 +2,10 @@
 
 Module map:
     domain/       pure rules: device aggregation, grace debounce, gateway expiry, typing lapse
-    handlers      applies presence commands and conversation facts in the consumer's transaction
-    typing_relay  typing indicators: members only, never stored, lapsed starts end with stop
+    handlers      applies presence commands and conversation facts in the consumer's transaction;
+                  contacts follow memberships (introduced, and told when they part)
+    typing_relay  typing indicators: current members only (read per batch), never stored,
+                  lapsed starts end with stop
     sweeper       timers as commands: grace ended, gateway dead, old rows purged
     storage       every SQL statement (schema ``presence``)
     http          internal reads for gateways (RLS-filtered), beside the runtime's health
@@ -13,7 +15,7 @@ Module map:
 Event flow::
 
     gateway --connection.opened/closed, status.set, heartbeat--> presence.commands.v1 (key: user)
-    chat.conversations.v1 (conversation.created: members) --\\
+    chat.conversations.v1 (conversation.created / .updated: members, version) --\\
     presence.commands.v1 --consumer--> handlers --tx--> Postgres --outbox-->
         delivery.frames.v1: presence frames to contacts and the user's own devices
     gateway --typing--> presence.typing.v1 (key: conversation) --typing_relay--> delivery.frames.v1

@@ -74,20 +74,40 @@ CREATE POLICY messages_of_member ON chat.messages FOR SELECT TO chat_reader
 -- Search candidates. Under Row Level Security Postgres only uses an index for operators that
 -- are LEAKPROOF, and the text match operator (@@) is not: as chat_reader, a search would read
 -- every message of the table. This function runs as the tables' owner, restricted by the same
--- rule as the policies (the caller's conversations now), so the planner combines the search
--- index with the (conversation_id, seq) index; the caller then reads the messages it returns
--- under RLS like any other read.
+-- rule as the policies (the caller's conversations now); the caller then reads the messages it
+-- returns under RLS like any other read. Two ways to find them, by the volume of the caller's
+-- conversations (their messages, counted by seq): up to 5,000, read them all through the
+-- (conversation, seq) index and test each, which costs less than the search index's bitmap of
+-- a common word over the whole table; beyond, AND that bitmap with the conversations' one.
 CREATE FUNCTION chat.search_hits(query tsquery, only_conversation text, max_hits integer)
     RETURNS TABLE (message_id text, rank real)
-    LANGUAGE sql STABLE SECURITY DEFINER ROWS 20
+    LANGUAGE plpgsql STABLE SECURITY DEFINER ROWS 20
     SET search_path = pg_catalog, pg_temp
     AS $$
-        SELECT m.id, ts_rank(m.search, query) FROM chat.messages m
-        WHERE m.conversation_id = ANY (ARRAY(SELECT chat.my_conversations()))
-          AND (only_conversation IS NULL OR m.conversation_id = only_conversation)
-          AND m.search @@ query
-        ORDER BY 2 DESC, m.created_at DESC, m.id
-        LIMIT max_hits
+    DECLARE
+        mine text[];
+        volume bigint;
+    BEGIN
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(sum(c.last_seq), 0)
+            INTO mine, volume
+            FROM chat.conversations c
+            WHERE c.id IN (SELECT chat.my_conversations())
+              AND (only_conversation IS NULL OR c.id = only_conversation);
+        IF volume <= 5000 THEN
+            RETURN QUERY
+                WITH candidates AS MATERIALIZED (
+                    SELECT m.id, m.search, m.created_at FROM chat.messages m
+                    WHERE m.conversation_id = ANY (mine))
+                SELECT x.id, ts_rank(x.search, query) FROM candidates x
+                WHERE x.search @@ query
+                ORDER BY 2 DESC, x.created_at DESC, x.id LIMIT max_hits;
+        ELSE
+            RETURN QUERY
+                SELECT m.id, ts_rank(m.search, query) FROM chat.messages m
+                WHERE m.conversation_id = ANY (mine) AND m.search @@ query
+                ORDER BY 2 DESC, m.created_at DESC, m.id LIMIT max_hits;
+        END IF;
+    END
     $$;
 REVOKE ALL ON FUNCTION chat.search_hits(tsquery, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION chat.search_hits(tsquery, text, integer) TO chat_reader;
