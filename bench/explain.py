@@ -16,8 +16,9 @@ import asyncpg
 from services.chat import reads
 from services.runtime.db import Connection
 
-#: The statement of chat.search_hits (migrations/0002_groups.sql), which EXPLAIN of the
-#: function call shows as one opaque Function Scan.
+#: The statement chat.search_hits (migrations/0002_groups.sql) runs for a caller whose
+#: conversations hold more than 5,000 messages; EXPLAIN of the function call shows one opaque
+#: Function Scan.
 _SEARCH_HITS_BODY = (
     "SELECT m.id, ts_rank(m.search, q) FROM chat.messages m,"
     " (SELECT websearch_to_tsquery('english'::regconfig, $1)"
@@ -94,7 +95,7 @@ async def plans(
         f"search ({query!r}, the heavy user)": await explain(
             conn, user_id=heavy, statement=reads.SEARCH_SQL, args=(query, None, 20)
         ),
-        f"search candidates ({query!r}, the heavy user: inside chat.search_hits)": await explain(
+        f"search candidates ({query!r}, heavy user, chat.search_hits' large branch)": await explain(
             conn, user_id=heavy, statement=_SEARCH_HITS_BODY, args=(query, None, 20), owner=True
         ),
     }

@@ -26,6 +26,12 @@ async def test_group_of_four_from_creation_to_succession(system: System) -> None
     d = await Client.connect(system.ws_url, dan)
     e = await Client.connect(system.ws_url, eve)
     everyone = (a_1, a_2, b_1, b_2, c, d)
+    limits = a_1.hello["limits"]
+    assert (limits["max_group_members"], limits["max_title_chars"], limits["max_emoji_chars"]) == (
+        256,
+        200,
+        16,
+    )
 
     # Created: the creator is admin; every device of every member (the creator's included)
     # gets the durable conversation.updated.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import orjson
 
 from tests.integration.conversations import (
     create_group,
@@ -18,6 +19,7 @@ from tests.integration.conversations import (
     updated,
 )
 from tests.integration.harness import Client, System, of_type, seconds, send_frame, unique
+from tests.integration.test_consumer_skips import read_topic
 
 
 def word() -> str:
@@ -129,6 +131,20 @@ async def test_edit_delete_react_reply_and_the_erased_text(system: System) -> No
         announced = [e for e in events if e["type"] == "message.updated"]
         assert sum(e["message"]["id"] == mid for e in announced) == changes
         await fresh.close()
+    # Facts for other services (the notifier) on chat.events.v1, in order.
+    records, _ = await read_topic(system, system.topic("chat.events.v1"))
+    facts = [orjson.loads(r.value) for r in records if r.key == gid.encode()]
+    changed = [f["data"] for f in facts if f["type"] == "chat.message.updated"]
+    assert [f["change"] for f in changed if f["message"]["id"] == mid] == [
+        "edited",
+        "reaction",
+        "reaction",
+        "reaction",
+        "deleted",
+    ]
+    assert changed[-1]["message"] == gone and set(changed[-1]["member_ids"]) == {ann, bob, cat, dan}
+    joined = [f["data"] for f in facts if f["type"] == "chat.conversation.updated"][-1]
+    assert joined["added_ids"] == [dan] and joined["removed_ids"] == []
     for client in (a, b, c, d):
         await client.close()
 
