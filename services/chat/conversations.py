@@ -28,7 +28,6 @@ from schemas.events import (
     ConversationUpdateCommand,
     MembersAddCommand,
     MembersRemoveCommand,
-    ReplyTo,
     RoleSetCommand,
 )
 from schemas.frames import Conversation, ConversationUpdated, Member, Message
@@ -162,19 +161,9 @@ class ConversationCommands:
         if change.changed:
             await storage.store_conversation(conn, change.state, last_seq=last_seq)
             mine = await self._announce(conn, change, last_seq, command.user_id, origin, out)
-        self._answer(command, command.reply_to, mine, origin, out)
-
-    def _answer(
-        self,
-        command: _Command,
-        reply_to: ReplyTo,
-        mine: Conversation | None,
-        origin: datetime,
-        out: list[OutboundRecord],
-    ) -> None:
-        """Acknowledge; a creation's ack carries the new group (protocol part 2)."""
-        conversation = mine if isinstance(command, ConversationCreateCommand) else None
-        self._emit.ack(out, command.user_id, reply_to, origin, conversation=conversation)
+        # A creation's ack carries the new group (protocol part 2); other changes a plain ack.
+        created = mine if isinstance(command, ConversationCreateCommand) else None
+        self._emit.ack(out, command.user_id, command.reply_to, origin, conversation=created)
 
     async def _announce(
         self,
