@@ -29,6 +29,17 @@ _SEARCH_HITS_BODY = (
 )
 
 
+#: The statement chat.search_hits runs for a caller whose conversations hold at most 5,000.
+_SEARCH_SMALL_BODY = (
+    "WITH candidates AS MATERIALIZED (SELECT m.id, m.search, m.created_at FROM chat.messages m"
+    "   WHERE m.conversation_id = ANY (ARRAY(SELECT chat.my_conversations())))"
+    " SELECT x.id, ts_rank(x.search, q) FROM candidates x,"
+    " (SELECT websearch_to_tsquery('english'::regconfig, $1)"
+    "   || websearch_to_tsquery('simple'::regconfig, $1) AS q) AS query"
+    " WHERE x.search @@ q ORDER BY 2 DESC, x.created_at DESC, x.id LIMIT $2"
+)
+
+
 async def explain(
     conn: Connection,
     *,
@@ -88,6 +99,15 @@ async def plans(
         ),
         f"search ({query!r}, a typical user)": await explain(
             conn, user_id=searcher, statement=reads.SEARCH_SQL, args=(query, None, 20)
+        ),
+        f"search candidates ({query!r}, typical user, chat.search_hits' small branch)": (
+            await explain(
+                conn,
+                user_id=searcher,
+                statement=_SEARCH_SMALL_BODY,
+                args=(query, 20),
+                owner=True,
+            )
         ),
         f"search ({rare!r}, the heavy user)": await explain(
             conn, user_id=heavy, statement=reads.SEARCH_SQL, args=(rare, None, 20)
