@@ -112,7 +112,7 @@ async def test_edit_delete_react_reply_and_the_erased_text(system: System) -> No
                 == 0
             )
         rewritten = await conn.fetchval(
-            "SELECT count(*) FROM chat.user_events WHERE message_id = $1", mid
+            "SELECT count(*) FROM chat.user_events WHERE subject = $1", mid
         )
     finally:
         await conn.close()

@@ -29,7 +29,20 @@ def test_every_client_frame_type_has_exactly_one_route() -> None:
 
 def test_commands_go_to_the_services_that_answer_them() -> None:
     published = {frame_type for frame_type, route in ROUTES.items() if isinstance(route, Publish)}
-    assert published == {"message.send", "receipt", "presence.set", "typing"}
+    assert published == {
+        "message.send",
+        "receipt",
+        "presence.set",
+        "typing",
+        "conversation.create",
+        "conversation.members.add",
+        "conversation.members.remove",
+        "conversation.role.set",
+        "conversation.update",
+        "message.edit",
+        "message.delete",
+        "reaction.set",
+    }
 
 
 def test_direct_message_is_keyed_by_the_pairs_conversation_and_sent_as_the_token_user() -> None:
