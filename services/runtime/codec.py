@@ -2,9 +2,19 @@
 
 Our producers write structured mode, one orjson call per record, and every one of them builds
 its events with an :class:`EventBuilder` (gateway commands, chat facts, delivery frames,
-presence timers). Other internal publishers may use either CloudEvents Kafka binding; binary
-mode (``ce_*`` headers) is read with the ``cloudevents`` SDK rather than hand-rolled header
-parsing.
+presence timers). Other internal publishers may use either CloudEvents Kafka binding
+(../shared/events.md); binary mode (``ce_*`` headers) is read with the ``cloudevents`` SDK
+rather than hand-rolled header parsing.
+
+What the binding allows, and nothing else:
+
+- structured: the value is the whole event; a ``content-type`` header, when present, must be
+  ``application/cloudevents+json`` (our own producers send none: a record without it and
+  without ``ce_specversion`` is structured);
+- binary: ``ce_specversion`` selects it; ``content-type`` (``datacontenttype``) must be
+  ``application/json`` or absent, since ``data`` must be a JSON object;
+- either: a ``charset`` parameter is allowed, and must say UTF-8 (JSON's encoding); ``time`` is
+  optional, and the record's timestamp stands in for a missing one.
 """
 
 from __future__ import annotations
@@ -39,8 +49,16 @@ def encode(envelope: Envelope) -> bytes:
     return envelope.to_wire()
 
 
-def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Envelope:
+def decode(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]], *, timestamp_ms: int | None = None
+) -> Envelope:
     """Parse a record value and headers into an envelope, whichever binding was used.
+
+    Args:
+        value: the record value.
+        headers: the record headers (names compared case-insensitively).
+        timestamp_ms: the record's timestamp: the event's ``time`` when it carries none
+            (CloudEvents makes ``time`` optional); when not given either, the time of reading.
 
     Raises:
         RecordRejected: the record is not a valid CloudEvent with a JSON object as data.
@@ -49,19 +67,64 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Envelop
         raise RecordRejected("empty_value")
     header_map = {name.lower(): raw for name, raw in headers}
     if "ce_specversion" in header_map:
-        return _decode_binary(value, header_map)
+        return _decode_binary(value, header_map, timestamp_ms)
+    if not _media_type_is(header_map.get("content-type"), STRUCTURED_CONTENT_TYPE):
+        raise RecordRejected("invalid_envelope:content_type")
     try:
         return Envelope.from_wire(value)
     except pydantic.ValidationError as exc:
+        if _only_time_missing(exc):
+            return _with_time(value, _record_time(timestamp_ms))
         raise RecordRejected(f"invalid_envelope:{_first_error(exc)}") from exc
 
 
-def _decode_binary(value: bytes, headers: dict[str, bytes]) -> Envelope:
+def _media_type_is(header: bytes | None, expected: str) -> bool:
+    """Whether a ``content-type`` header is absent or names ``expected`` (parameters aside, a
+    charset only if it is UTF-8). Media types and parameter names are case-insensitive."""
+    if header is None:
+        return True
+    try:
+        text = header.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    media_type, *parameters = (part.strip().lower() for part in text.split(";"))
+    if media_type != expected:
+        return False
+    for parameter in parameters:
+        name, _, setting = parameter.partition("=")
+        if name.strip() == "charset" and setting.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def _only_time_missing(exc: pydantic.ValidationError) -> bool:
+    errors = exc.errors(include_input=False, include_url=False)
+    return all(error["loc"] == ("time",) and error["type"] == "missing" for error in errors)
+
+
+def _record_time(timestamp_ms: int | None) -> datetime:
+    if timestamp_ms is None:
+        return datetime.now(UTC)
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+
+
+def _with_time(value: bytes, time: datetime) -> Envelope:
+    """A structured event without ``time``, the record's timestamp standing in. Only reached
+    when the rest of the event validated, so the value is a JSON object."""
+    try:
+        return Envelope.model_validate({**orjson.loads(value), "time": time})
+    except (pydantic.ValidationError, orjson.JSONDecodeError, TypeError) as exc:
+        raise RecordRejected("invalid_envelope:record:time") from exc
+
+
+def _decode_binary(value: bytes, headers: dict[str, bytes], timestamp_ms: int | None) -> Envelope:
     # The SDK would invent an id (breaking dedupe by id) and relabel 0.3 events as 1.0.
     if headers.get("ce_specversion") != b"1.0":
         raise RecordRejected("invalid_binary_event:specversion")
     if not headers.get("ce_id"):
         raise RecordRejected("invalid_binary_event:id")
+    if not _media_type_is(headers.get("content-type"), "application/json"):
+        raise RecordRejected("invalid_binary_event:content_type")
     try:
         event = from_binary(KafkaMessage(headers=headers, key=None, value=value), _JSON_FORMAT)
         data = event.get_data()
@@ -71,8 +134,9 @@ def _decode_binary(value: bytes, headers: dict[str, bytes]) -> Envelope:
             id=event.get_id(),
             source=event.get_source(),
             type=event.get_type(),
-            # time is optional in CloudEvents; an event without one happened when we read it.
-            time=event.get_time() or datetime.now(UTC),
+            # The SDK stamps an event without ce_time with the time of reading; the record's
+            # timestamp is closer to when it happened.
+            time=event.get_time() if "ce_time" in headers else _record_time(timestamp_ms),
             subject=event.get_subject(),
             data=data,
         )

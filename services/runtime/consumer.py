@@ -196,7 +196,7 @@ class _Outcome:
 def _event_key(record: ConsumerRecord) -> EventKey | None:
     """The CloudEvent identity of a record; None when it does not decode (the DLQ's then)."""
     try:
-        envelope = codec.decode(record.value, record.headers)
+        envelope = codec.decode(record.value, record.headers, timestamp_ms=record.timestamp)
     except RecordRejected:
         return None
     return envelope.source, envelope.id
@@ -213,7 +213,7 @@ def _inbound(record: ConsumerRecord) -> InboundRecord:
         partition=record.partition,
         offset=record.offset,
         key=record.key,
-        envelope=codec.decode(record.value, record.headers),
+        envelope=codec.decode(record.value, record.headers, timestamp_ms=record.timestamp),
     )
 
 

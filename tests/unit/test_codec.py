@@ -44,9 +44,11 @@ def binary_headers(**overrides: bytes | None) -> list[tuple[str, bytes]]:
     return [(name, value) for name, value in headers.items() if value is not None]
 
 
-def rejection(value: bytes | None, headers: list[tuple[str, bytes]]) -> str:
+def rejection(
+    value: bytes | None, headers: list[tuple[str, bytes]], *, timestamp_ms: int | None = None
+) -> str:
     with pytest.raises(RecordRejected) as info:
-        codec.decode(value, headers)
+        codec.decode(value, headers, timestamp_ms=timestamp_ms)
     assert info.value.retriable is False
     assert str(info.value) == info.value.reason
     return info.value.reason
@@ -174,6 +176,41 @@ def test_not_json_rejection_does_not_echo_input() -> None:
     assert reason == "invalid_envelope:record:json_invalid"
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        b"application/cloudevents+json",
+        b"application/cloudevents+json; charset=utf-8",
+        b"Application/CloudEvents+JSON;charset=UTF-8",
+        b'application/cloudevents+json; charset="utf-8"',
+    ],
+)
+def test_structured_content_type_may_carry_a_utf8_charset(content_type: bytes) -> None:
+    raw = codec.encode(envelope())
+    assert codec.decode(raw, [("content-type", content_type)]) == envelope()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [b"application/json", b"text/plain", b"application/cloudevents+json; charset=latin-1", b"\xff"],
+)
+def test_structured_record_with_another_content_type_is_rejected(content_type: bytes) -> None:
+    raw = codec.encode(envelope())
+    assert rejection(raw, [("content-type", content_type)]) == "invalid_envelope:content_type"
+
+
+def test_structured_event_without_time_takes_the_records_timestamp() -> None:
+    raw = orjson.dumps({"specversion": "1.0", "id": "e", "source": "/s", "type": "t", "data": {}})
+    decoded = codec.decode(raw, [], timestamp_ms=int(TIME.timestamp() * 1000))
+    assert decoded.time == TIME
+    assert (decoded.id, decoded.data) == ("e", {})
+
+
+def test_structured_event_without_time_and_with_other_errors_is_still_rejected() -> None:
+    raw = orjson.dumps({"specversion": "1.0", "id": "e", "source": "/s", "type": "t"})
+    assert rejection(raw, [], timestamp_ms=1).startswith("invalid_envelope:")
+
+
 # --- decode: binary ---------------------------------------------------------------------------
 
 
@@ -188,6 +225,32 @@ def test_decode_binary_mode() -> None:
         subject="u7",
         data={"invoice": "i-1", "amount": 12, "tags": ["é"]},
     )
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [b"application/json; charset=utf-8", b"Application/JSON", None],
+)
+def test_binary_content_type_is_json_with_an_optional_utf8_charset(
+    content_type: bytes | None,
+) -> None:
+    decoded = codec.decode(b'{"a":1}', binary_headers(**{"content-type": content_type}))
+    assert decoded.data == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "content_type", [b"text/plain", b"application/xml", b"application/json; charset=iso-8859-1"]
+)
+def test_binary_data_of_another_content_type_is_rejected(content_type: bytes) -> None:
+    reason = rejection(b'{"a":1}', binary_headers(**{"content-type": content_type}))
+    assert reason == "invalid_binary_event:content_type"
+
+
+def test_binary_event_without_time_takes_the_records_timestamp() -> None:
+    decoded = codec.decode(
+        b'{"a":1}', binary_headers(ce_time=None), timestamp_ms=int(TIME.timestamp() * 1000)
+    )
+    assert decoded.time == TIME
 
 
 def test_decode_binary_mode_header_names_are_case_insensitive() -> None:
