@@ -5,17 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
 
 from schemas.base import ConversationId, RequestId, UserId, WireModel
 from schemas.frames import (
     MAX_GROUP_MEMBERS,
+    MAX_READ_IDS,
     ClientMsgId,
     ConversationKind,
     Emoji,
     Message,
     MessageId,
+    NotificationId,
+    NotificationKind,
     PresenceStatus,
+    PushEndpoint,
     ReceiptStatus,
     Role,
     Title,
@@ -330,3 +334,158 @@ class TypingCommand(WireModel):
     state: Literal["start", "stop"]
     # Where the ack or error goes.
     reply_to: ReplyTo
+
+
+class ConnectivityChanged(WireModel):
+    """data of ``presence.connectivity.changed`` (keyed by user, on a compacted topic): a user's
+    first device connected, or their last one went away. The notifier pushes to users without
+    a live connection."""
+
+    # Whose devices.
+    user_id: UserId
+    # True: at least one live connection now; false: none.
+    connected: bool
+    # When presence applied the change; a fact older than one already applied is stale (the
+    # outbox relay may publish an older fact after a newer one).
+    changed_at: datetime
+
+
+# --- notifier.commands.v1 (keyed by user): client frames the notifier answers ------------------
+
+
+class NotificationReadCommand(WireModel):
+    """data of ``notifier.notification.read``."""
+
+    # Whose notifications (token sub).
+    user_id: UserId
+    # Where the ack goes.
+    reply_to: ReplyTo
+    # Notification ids to mark read; the user's own only count.
+    ids: Annotated[list[NotificationId], Field(min_length=1, max_length=MAX_READ_IDS)] | None = None
+    # True marks every notification of the user read.
+    all_: bool | None = Field(default=None, alias="all")
+
+
+class NotificationPrefsSetCommand(WireModel):
+    """data of ``notifier.prefs.set``."""
+
+    # Whose preferences (token sub).
+    user_id: UserId
+    # Where the ack goes.
+    reply_to: ReplyTo
+    # The kind concerned.
+    kind: NotificationKind
+    # New in-app setting, when given.
+    in_app: bool | None = None
+    # New push setting, when given.
+    push: bool | None = None
+
+
+class ConversationMuteCommand(WireModel):
+    """data of ``notifier.conversation.mute``."""
+
+    # Who mutes (token sub).
+    user_id: UserId
+    # Where the ack goes.
+    reply_to: ReplyTo
+    # The conversation.
+    conversation_id: ConversationId
+    # True mutes, false unmutes.
+    muted: bool
+
+
+class PushSubscribeCommand(WireModel):
+    """data of ``notifier.push.subscribe``."""
+
+    # Whose subscription (token sub).
+    user_id: UserId
+    # Where the ack or error goes.
+    reply_to: ReplyTo
+    # The browser's PushSubscription.toJSON(), shape-checked by the gateway; keys and the
+    # endpoint's host are checked by the notifier.
+    subscription: dict[str, Any]
+
+
+class PushUnsubscribeCommand(WireModel):
+    """data of ``notifier.push.unsubscribe``."""
+
+    # Whose subscription (token sub).
+    user_id: UserId
+    # Where the ack goes.
+    reply_to: ReplyTo
+    # The subscription's endpoint.
+    endpoint: PushEndpoint
+
+
+# --- published by other teams' services (../shared/events.md) ------------------------------------
+
+
+class PartnerEvent(WireModel):
+    """Base of the data other teams publish: frozen, strict about types; fields this version
+    does not know are ignored, so a publisher adding one does not dead-letter its events."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+#: Ids other teams' services make (jobs, applications): bounded, never empty.
+PartnerId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+#: Text shown to users: bounded, never empty.
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+ApplicationStatus = Literal[
+    "submitted",
+    "viewed",
+    "shortlisted",
+    "interview",
+    "offer",
+    "hired",
+    "rejected",
+    "withdrawn",
+]
+#: Most recipients of one job alert event (events.md).
+MAX_ALERT_RECIPIENTS = 1000
+
+
+class JobAlertMatched(PartnerEvent):
+    """data of ``job.alert.matched`` on ``jobs.events.v1`` (key: the job id): a new job matched
+    the saved alerts of some users. One ``job_alert`` notification per recipient."""
+
+    # The job.
+    job_id: PartnerId
+    # The job's title.
+    title: ShortText
+    # The hiring company.
+    company: ShortText | None = None
+    # Where the job is.
+    location: ShortText | None = None
+    # The job's page.
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^https?://")]
+    # Recipients, 1..1000 (a repeated id counts once).
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=MAX_ALERT_RECIPIENTS)]
+
+    @field_validator("user_ids")
+    @classmethod
+    def _once_each(cls, user_ids: list[str]) -> list[str]:
+        return list(dict.fromkeys(user_ids))
+
+
+class ApplicationStatusChanged(PartnerEvent):
+    """data of ``application.status.changed`` on ``applications.events.v1`` (key: the
+    application id). One ``application_status`` notification to the candidate, unless an event
+    of the same application with a later (or the same) ``changed_at`` was applied already."""
+
+    # The application.
+    application_id: PartnerId
+    # The job applied for.
+    job_id: PartnerId
+    # The job's title.
+    job_title: ShortText
+    # The candidate (a user id).
+    candidate_id: UserId
+    # The new status.
+    status: ApplicationStatus
+    # The status before, when there was one.
+    previous_status: ApplicationStatus | None = None
+    # When the status changed (with a time zone): orders the events of one application.
+    changed_at: AwareDatetime
+    # A note for the candidate.
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None

@@ -41,6 +41,13 @@ MAX_QUERY_CHARS = 200
 CONVERSATIONS_PAGE = (30, 100)
 HISTORY_PAGE = (50, 200)
 SEARCH_PAGE = (20, 50)
+#: Most notification ids one ``notification.read`` may name.
+MAX_READ_IDS = 500
+#: Upper bound and default of the ``limit`` of one ``notifications.list`` answer.
+MAX_NOTIFICATIONS_LIMIT = 100
+DEFAULT_NOTIFICATIONS_LIMIT = 50
+#: Longest push endpoint accepted (browsers' are a few hundred characters).
+MAX_ENDPOINT_CHARS = 2048
 
 ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 #: Message ids are server-made (32 hex digits); clients only send back ids they were given.
@@ -51,6 +58,11 @@ Body = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS)
 Role = Literal["admin", "member"]
 ConversationKind = Literal["direct", "group"]
 StreamName = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+NotificationId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: The kinds of notification a user can set preferences for (more may be added).
+NotificationKind = Literal["message", "job_alert", "application_status"]
+NOTIFICATION_KINDS: tuple[NotificationKind, ...] = ("message", "job_alert", "application_status")
+PushEndpoint = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ENDPOINT_CHARS)]
 ReceiptStatus = Literal["delivered", "read"]
 PresenceStatus = Literal["online", "away", "busy", "offline"]
 ErrorCode = Literal[
@@ -145,8 +157,8 @@ class NotificationReadRequest(ClientFrame):
     model_config = ConfigDict(populate_by_name=True)
 
     type: Literal["notification.read"]
-    # Notification ids to mark read.
-    ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = None
+    # Notification ids to mark read (1..500); ids that are not the user's are ignored.
+    ids: Annotated[list[NotificationId], Field(min_length=1, max_length=MAX_READ_IDS)] | None = None
     # True marks every notification read.
     all_: bool | None = Field(default=None, alias="all")
 
@@ -281,6 +293,86 @@ class Search(ClientFrame):
     limit: Annotated[int, Field(ge=1, le=SEARCH_PAGE[1])] | None = None
 
 
+class NotificationsList(ClientFrame):
+    """The bell: the user's notifications, newest first, a page at a time."""
+
+    type: Literal["notifications.list"]
+    # Only notifications older than this one (the last of the previous page).
+    before: NotificationId | None = None
+    # Most notifications in the answer (default 50).
+    limit: Annotated[int, Field(ge=1, le=MAX_NOTIFICATIONS_LIMIT)] | None = None
+    # Only unread notifications.
+    unread_only: bool | None = None
+
+
+class NotificationPrefsGet(ClientFrame):
+    """Read the user's notification preferences."""
+
+    type: Literal["notification.prefs.get"]
+
+
+class NotificationPrefsSet(ClientFrame):
+    """Turn in-app notifications and Web Push of one kind on or off."""
+
+    type: Literal["notification.prefs.set"]
+    # The kind of notification concerned.
+    kind: NotificationKind
+    # False: no notification of this kind is stored or pushed.
+    in_app: bool | None = None
+    # False: notifications of this kind are not pushed.
+    push: bool | None = None
+
+
+class ConversationMute(ClientFrame):
+    """Mute or unmute a conversation: a muted one makes no notification and no push."""
+
+    type: Literal["conversation.mute"]
+    # The conversation.
+    conversation_id: ConversationId
+    # True mutes, false unmutes.
+    muted: bool
+
+
+class PushSubscriptionKeys(BaseModel):
+    """``keys`` of a browser's PushSubscription."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    # The browser's ECDH public key (base64url, 65-byte uncompressed P-256 point).
+    p256dh: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    # The 16-byte authentication secret (base64url).
+    auth: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class PushSubscriptionJson(BaseModel):
+    """A browser's ``PushSubscription.toJSON()``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+    # The push resource URL (must be on the notifier's allow-list of push services).
+    endpoint: PushEndpoint
+    # When the subscription ends (milliseconds since the epoch), or null; the browser's name.
+    expirationTime: Annotated[float, Field(ge=0)] | None = None
+    # The subscription's keys.
+    keys: PushSubscriptionKeys
+
+
+class PushSubscribe(ClientFrame):
+    """Store a Web Push subscription for this user (the same endpoint again updates it)."""
+
+    type: Literal["push.subscribe"]
+    # The browser's subscription.
+    subscription: PushSubscriptionJson
+
+
+class PushUnsubscribe(ClientFrame):
+    """Forget one of the user's Web Push subscriptions."""
+
+    type: Literal["push.unsubscribe"]
+    # The subscription's endpoint.
+    endpoint: PushEndpoint
+
+
 class Ping(ClientFrame):
     """Application-level ping; answered with pong."""
 
@@ -305,7 +397,13 @@ AnyClientFrame = Annotated[
     | MessageEdit
     | MessageDelete
     | ReactionSet
-    | Search,
+    | Search
+    | NotificationsList
+    | NotificationPrefsGet
+    | NotificationPrefsSet
+    | ConversationMute
+    | PushSubscribe
+    | PushUnsubscribe,
     Field(discriminator="type"),
 ]
 #: Validates one client frame from raw JSON text.
@@ -317,6 +415,12 @@ CLIENT_FRAME_MODELS: tuple[type[ClientFrame], ...] = (
     PresenceSet,
     Sync,
     NotificationReadRequest,
+    NotificationsList,
+    NotificationPrefsGet,
+    NotificationPrefsSet,
+    ConversationMute,
+    PushSubscribe,
+    PushUnsubscribe,
     Ping,
     ConversationCreate,
     ConversationMembersAdd,
@@ -333,6 +437,8 @@ CLIENT_FRAME_MODELS: tuple[type[ClientFrame], ...] = (
 CLIENT_FRAME_TYPES: frozenset[str] = frozenset(
     get_args(model.model_fields["type"].annotation)[0] for model in CLIENT_FRAME_MODELS
 )
+#: Objects nested in client frames (their field names may appear in error messages).
+CLIENT_FRAME_PARTS: tuple[type[BaseModel], ...] = (PushSubscriptionJson, PushSubscriptionKeys)
 
 
 class Limits(WireModel):
@@ -360,6 +466,13 @@ class Limits(WireModel):
     max_search_page: int | None = None
 
 
+class HelloPush(WireModel):
+    """How a client subscribes to Web Push on this deployment."""
+
+    # The application server key for ``pushManager.subscribe`` (base64url, uncompressed P-256).
+    vapid_public_key: str
+
+
 class Hello(WireModel):
     """First frame of every connection."""
 
@@ -374,6 +487,8 @@ class Hello(WireModel):
     server_time: datetime
     # Limits in force.
     limits: Limits
+    # Present when Web Push is configured.
+    push: HelloPush | None = None
 
 
 class Message(WireModel):
@@ -457,6 +572,44 @@ class Conversation(WireModel):
         return data
 
 
+class Notification(WireModel):
+    """A stored notification."""
+
+    # Notification id.
+    id: str
+    # message, job_alert, application_status (more may be added).
+    kind: str
+    # Short title.
+    title: str
+    # Text shown under the title.
+    body: str
+    # Kind-specific fields (conversation_id, job_id, ...).
+    data: dict[str, Any]
+    # When it was created (an update in place keeps it).
+    created_at: datetime
+    # Whether it was read (always false in notification.new).
+    read: bool = False
+
+
+class KindPrefs(WireModel):
+    """A user's preferences for one kind of notification."""
+
+    # False: no notification of the kind is stored or pushed.
+    in_app: bool = True
+    # False: notifications of the kind are not pushed.
+    push: bool = True
+
+
+class NotificationPrefs(WireModel):
+    """Every notification preference of a user (defaults: everything on, nothing muted)."""
+
+    message: KindPrefs = KindPrefs()
+    job_alert: KindPrefs = KindPrefs()
+    application_status: KindPrefs = KindPrefs()
+    # Conversations that make no notification, in id order.
+    muted_conversations: list[ConversationId] = Field(default_factory=list)
+
+
 class Ack(WireModel):
     """Successful answer to a client frame that carried an id."""
 
@@ -478,8 +631,12 @@ class Ack(WireModel):
     conversations: list[Conversation] | None = None
     # history: newest first; search: best match first.
     messages: list[Message] | None = None
-    # notification.read: unread notifications left.
+    # notification.read, notifications.list: unread notifications (after the read).
     unread_count: int | None = None
+    # notifications.list: the page, newest first, each with its read flag.
+    notifications: list[Notification] | None = None
+    # notification.prefs.get / notification.prefs.set: every preference of the user.
+    prefs: NotificationPrefs | None = None
 
 
 class Error(WireModel):
@@ -587,25 +744,6 @@ class Presence(WireModel):
     def to_dict(self) -> dict[str, Any]:
         """As :meth:`WireModel.to_dict`, but ``last_seen`` stays, as null, when unknown."""
         return {**super().to_dict(), "last_seen": self.model_dump(mode="json")["last_seen"]}
-
-
-class Notification(WireModel):
-    """A stored notification."""
-
-    # Notification id.
-    id: str
-    # new_message, job_alert, application_status, ...
-    kind: str
-    # Short title.
-    title: str
-    # Text shown under the title.
-    body: str
-    # Kind-specific fields (conversation_id, job_id, ...).
-    data: dict[str, Any]
-    # When it was created.
-    created_at: datetime
-    # Always false when new.
-    read: bool = False
 
 
 class NotificationNew(WireModel):

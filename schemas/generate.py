@@ -46,7 +46,17 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     topics.STATUS_SET: events.StatusSet,
     topics.OFFLINE_DUE: events.OfflineDue,
     topics.TYPING: events.TypingCommand,
+    topics.CONNECTIVITY_CHANGED: events.ConnectivityChanged,
+    topics.NOTIFICATION_READ: events.NotificationReadCommand,
+    topics.PREFS_SET: events.NotificationPrefsSetCommand,
+    topics.CONVERSATION_MUTE: events.ConversationMuteCommand,
+    topics.PUSH_SUBSCRIBE: events.PushSubscribeCommand,
+    topics.PUSH_UNSUBSCRIBE: events.PushUnsubscribeCommand,
+    topics.JOB_ALERT_MATCHED: events.JobAlertMatched,
+    topics.APPLICATION_STATUS_CHANGED: events.ApplicationStatusChanged,
 }
+#: Events other teams publish (../shared/events.md): either CloudEvents Kafka binding.
+PARTNER_EVENTS = frozenset({topics.JOB_ALERT_MATCHED, topics.APPLICATION_STATUS_CHANGED})
 TOPIC_EVENTS: dict[str, list[str]] = {
     topics.CHAT_COMMANDS: [
         topics.MESSAGE_SEND,
@@ -76,6 +86,16 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         topics.OFFLINE_DUE,
     ],
     topics.PRESENCE_TYPING: [topics.TYPING],
+    topics.PRESENCE_CONNECTIVITY: [topics.CONNECTIVITY_CHANGED],
+    topics.NOTIFIER_COMMANDS: [
+        topics.NOTIFICATION_READ,
+        topics.PREFS_SET,
+        topics.CONVERSATION_MUTE,
+        topics.PUSH_SUBSCRIBE,
+        topics.PUSH_UNSUBSCRIBE,
+    ],
+    topics.JOBS_EVENTS: [topics.JOB_ALERT_MATCHED],
+    topics.APPLICATIONS_EVENTS: [topics.APPLICATION_STATUS_CHANGED],
 }
 
 
@@ -116,6 +136,12 @@ def asyncapi() -> dict[str, Any]:
             "contentType": "application/cloudevents+json",
             "payload": _envelope_with(event_model),
         }
+        if event_type in PARTNER_EVENTS:
+            messages[_binary_name(event_type)] = {
+                "contentType": "application/json",
+                "headers": _binary_headers(event_type),
+                "payload": TypeAdapter(event_model).json_schema(by_alias=True),
+            }
     channels: dict[str, Any] = {
         "ws": {
             "address": "/v1/ws",
@@ -128,6 +154,9 @@ def asyncapi() -> dict[str, Any]:
     }
     for topic, event_types in TOPIC_EVENTS.items():
         names = [event_type.replace(".", "_") for event_type in event_types]
+        names += [
+            _binary_name(event_type) for event_type in event_types if event_type in PARTNER_EVENTS
+        ]
         channels[topic.replace(".", "_")] = {
             "address": topic,
             "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names},
@@ -137,6 +166,36 @@ def asyncapi() -> dict[str, Any]:
         "info": {"title": "Real-time messaging", "version": "1.0.0"},
         "channels": channels,
         "components": {"messages": messages},
+    }
+
+
+def _binary_name(event_type: str) -> str:
+    return event_type.replace(".", "_") + "_binary"
+
+
+def _binary_headers(event_type: str) -> dict[str, Any]:
+    """The Kafka headers of an event in the binding's binary mode (the value is ``data``)."""
+    text = {"type": "string", "minLength": 1}
+    return {
+        "type": "object",
+        "required": ["ce_specversion", "ce_id", "ce_source", "ce_type"],
+        "properties": {
+            "ce_specversion": {"const": "1.0"},
+            "ce_id": {**text, "description": "unique per source; repeats are applied once"},
+            "ce_source": {**text, "description": "URI-reference of the publisher"},
+            "ce_type": {"const": event_type},
+            "ce_time": {
+                "type": "string",
+                "format": "date-time",
+                "description": "optional: the record's timestamp stands in",
+            },
+            "ce_subject": text,
+            "content-type": {
+                "type": "string",
+                "pattern": '^application/json(;\\s*charset="?utf-?8"?)?$',
+                "description": "application/json, optionally with charset=utf-8",
+            },
+        },
     }
 
 

@@ -18,6 +18,9 @@ DELIVERY: Final = "delivery.frames.v1"
 PRESENCE_COMMANDS: Final = "presence.commands.v1"
 #: Typing indicators, keyed by conversation id; short retention, never stored in Postgres.
 PRESENCE_TYPING: Final = "presence.typing.v1"
+#: Whether each user has a live connection, keyed by user id; compacted (the latest fact of
+#: every user stays). Written by presence, read by the notifier (Web Push goes to users without).
+PRESENCE_CONNECTIVITY: Final = "presence.connectivity.v1"
 #: Client commands for the notifier (notification.read and the like), keyed by user id.
 NOTIFIER_COMMANDS: Final = "notifier.commands.v1"
 #: Job events published by the job board's team (../shared/events.md), keyed by job id.
@@ -70,6 +73,22 @@ STATUS_SET: Final = "presence.status.set"
 OFFLINE_DUE: Final = "presence.offline.due"
 #: presence.typing.v1: a typing frame accepted by a gateway.
 TYPING: Final = "presence.typing"
+#: presence.connectivity.v1: a user's first device connected or last one went away.
+CONNECTIVITY_CHANGED: Final = "presence.connectivity.changed"
+#: notifier.commands.v1: notification.read.
+NOTIFICATION_READ: Final = "notifier.notification.read"
+#: notifier.commands.v1: notification.prefs.set.
+PREFS_SET: Final = "notifier.prefs.set"
+#: notifier.commands.v1: conversation.mute.
+CONVERSATION_MUTE: Final = "notifier.conversation.mute"
+#: notifier.commands.v1: push.subscribe.
+PUSH_SUBSCRIBE: Final = "notifier.push.subscribe"
+#: notifier.commands.v1: push.unsubscribe.
+PUSH_UNSUBSCRIBE: Final = "notifier.push.unsubscribe"
+#: jobs.events.v1 (the job board's team): a new job matched some users' saved alerts.
+JOB_ALERT_MATCHED: Final = "job.alert.matched"
+#: applications.events.v1 (the applications tracker's team): an application's status moved.
+APPLICATION_STATUS_CHANGED: Final = "application.status.changed"
 
 
 def dlq_topic(topic: str) -> str:

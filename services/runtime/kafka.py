@@ -29,6 +29,7 @@ class TopicNames:
     delivery: str
     presence_commands: str
     presence_typing: str
+    presence_connectivity: str
     notifier_commands: str
     jobs_events: str
     applications_events: str
@@ -43,6 +44,7 @@ class TopicNames:
             delivery=prefix + topics.DELIVERY,
             presence_commands=prefix + topics.PRESENCE_COMMANDS,
             presence_typing=prefix + topics.PRESENCE_TYPING,
+            presence_connectivity=prefix + topics.PRESENCE_CONNECTIVITY,
             notifier_commands=prefix + topics.NOTIFIER_COMMANDS,
             jobs_events=prefix + topics.JOBS_EVENTS,
             applications_events=prefix + topics.APPLICATIONS_EVENTS,
@@ -74,6 +76,10 @@ def standard_topics(settings: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(names.presence_commands, settings.presence_partitions, {}),
         # A typing indicator is worthless after seconds: keep a minute, never replay it.
         TopicSpec(names.presence_typing, settings.presence_partitions, {"retention.ms": "60000"}),
+        # Each user's latest connectivity fact is the truth, read in full by a new notifier.
+        TopicSpec(
+            names.presence_connectivity, settings.presence_partitions, {"cleanup.policy": "compact"}
+        ),
         TopicSpec(names.notifier_commands, settings.notifier_partitions, {}),
         # Fed by other teams' services; read by the notifier.
         TopicSpec(names.jobs_events, settings.jobs_partitions, {}),

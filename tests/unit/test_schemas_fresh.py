@@ -57,6 +57,10 @@ def test_asyncapi_channels() -> None:
         topics.DELIVERY,
         topics.PRESENCE_COMMANDS,
         topics.PRESENCE_TYPING,
+        topics.PRESENCE_CONNECTIVITY,
+        topics.NOTIFIER_COMMANDS,
+        topics.JOBS_EVENTS,
+        topics.APPLICATIONS_EVENTS,
     }
 
 
@@ -94,6 +98,25 @@ def test_asyncapi_topic_messages() -> None:
         "presence_offline_due",
     }
     assert set(by_address[topics.PRESENCE_TYPING]["messages"]) == {"presence_typing"}
+    assert set(by_address[topics.PRESENCE_CONNECTIVITY]["messages"]) == {
+        "presence_connectivity_changed"
+    }
+    assert set(by_address[topics.NOTIFIER_COMMANDS]["messages"]) == {
+        "notifier_notification_read",
+        "notifier_prefs_set",
+        "notifier_conversation_mute",
+        "notifier_push_subscribe",
+        "notifier_push_unsubscribe",
+    }
+    # Other teams publish in either CloudEvents Kafka binding: both are documented.
+    assert set(by_address[topics.JOBS_EVENTS]["messages"]) == {
+        "job_alert_matched",
+        "job_alert_matched_binary",
+    }
+    assert set(by_address[topics.APPLICATIONS_EVENTS]["messages"]) == {
+        "application_status_changed",
+        "application_status_changed_binary",
+    }
     messages = document["components"]["messages"]
     for channel in document["channels"].values():
         for ref in channel["messages"].values():
@@ -142,3 +165,57 @@ def test_envelope_schema_wraps_event_data_in_asyncapi() -> None:
     assert message["contentType"] == "application/cloudevents+json"
     data = message["payload"]["properties"]["data"]
     assert "sender_id" in data["properties"]
+
+
+def test_partner_events_binary_mode_documents_headers_and_bare_data() -> None:
+    document = load(generate.ASYNCAPI_PATH)
+    message = document["components"]["messages"]["job_alert_matched_binary"]
+    assert message["contentType"] == "application/json"
+    headers = message["headers"]
+    assert set(headers["required"]) == {"ce_specversion", "ce_id", "ce_source", "ce_type"}
+    assert headers["properties"]["ce_type"] == {"const": topics.JOB_ALERT_MATCHED}
+    assert "user_ids" in message["payload"]["properties"]
+    jsonschema.Draft202012Validator.check_schema(headers)
+
+
+def test_partner_event_schemas_accept_the_contracts_examples() -> None:
+    # The examples of ../shared/events.md, as publishers will validate them.
+    alert = jsonschema.Draft202012Validator(
+        load(generate.JSON_DIR / "event-job.alert.matched.json")
+    )
+    assert alert.is_valid(
+        {
+            "job_id": "j-123",
+            "title": "Cleared Systems Engineer",
+            "company": "Acme",
+            "location": "Reston, VA",
+            "url": "https://example.org/jobs/j-123",
+            "user_ids": ["u1", "u2"],
+        }
+    )
+    assert not alert.is_valid({"job_id": "j-1", "title": "t", "url": "https://x", "user_ids": []})
+    status = jsonschema.Draft202012Validator(
+        load(generate.JSON_DIR / "event-application.status.changed.json")
+    )
+    assert status.is_valid(
+        {
+            "application_id": "a-9",
+            "job_id": "j-123",
+            "job_title": "Cleared Systems Engineer",
+            "candidate_id": "u1",
+            "status": "interview",
+            "previous_status": "submitted",
+            "changed_at": "2026-11-30T12:00:00Z",
+            "note": "optional, at most 1000 chars",
+        }
+    )
+    assert not status.is_valid(
+        {
+            "application_id": "a-9",
+            "job_id": "j-123",
+            "job_title": "t",
+            "candidate_id": "u1",
+            "status": "promoted",
+            "changed_at": "2026-11-30T12:00:00Z",
+        }
+    )

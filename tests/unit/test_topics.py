@@ -46,4 +46,14 @@ def test_every_topic_has_a_dead_letter_queue() -> None:
     names = {spec.name for spec in standard_topics(kafka())}
     sources = {name for name in names if not name.endswith(".dlq")}
     assert {topics.dlq_topic(name) for name in sources} == names - sources
-    assert len(sources) == 9
+    assert len(sources) == 10
+
+
+def test_connectivity_facts_are_compacted_so_a_new_reader_finds_every_users_latest() -> None:
+    spec = next(
+        spec
+        for spec in standard_topics(kafka())
+        if spec.name == "it1." + topics.PRESENCE_CONNECTIVITY
+    )
+    assert spec.config == {"cleanup.policy": "compact"}
+    assert spec.partitions == 4

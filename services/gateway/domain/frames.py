@@ -9,7 +9,13 @@ from __future__ import annotations
 import orjson
 import pydantic
 
-from schemas.frames import CLIENT_FRAME, CLIENT_FRAME_MODELS, CLIENT_FRAME_TYPES, AnyClientFrame
+from schemas.frames import (
+    CLIENT_FRAME,
+    CLIENT_FRAME_MODELS,
+    CLIENT_FRAME_PARTS,
+    CLIENT_FRAME_TYPES,
+    AnyClientFrame,
+)
 from services.gateway.domain.errors import FrameError
 
 _MAX_REQUEST_ID = 64
@@ -74,7 +80,7 @@ def _location_part(part: str | int) -> str:
 
 _FIELD_NAMES = frozenset(
     name
-    for model in CLIENT_FRAME_MODELS
+    for model in (*CLIENT_FRAME_MODELS, *CLIENT_FRAME_PARTS)
     for field_name, field in model.model_fields.items()
     for name in (field_name, field.alias)
     if name
