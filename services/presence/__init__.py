@@ -18,6 +18,8 @@ Event flow::
     chat.conversations.v1 (conversation.created / .updated: members, version) --\\
     presence.commands.v1 --consumer--> handlers --tx--> Postgres --outbox-->
         delivery.frames.v1: presence frames to contacts and the user's own devices
+        presence.connectivity.v1 (key: user, compacted): first device came, last one went
+            --> notifier (Web Push goes to users without a live connection)
     gateway --typing--> presence.typing.v1 (key: conversation) --typing_relay--> delivery.frames.v1
     sweeper --offline.due / expired connection.closed--> presence.commands.v1
 """

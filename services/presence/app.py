@@ -4,6 +4,7 @@ The runtime's start-up (:mod:`services.runtime.service`) does the rest: topics, 
 pool, producer, outbox, starting and stopping what is registered here, readiness, HTTP.
 
     presence.commands.v1, chat.conversations.v1 --consumer--> PresenceHandler --tx--> Postgres
+        --outbox--> delivery.frames.v1 (presence frames), presence.connectivity.v1 (facts)
     presence.typing.v1 --typing relay--> delivery.frames.v1         (never stored)
     sweeper (timers) --offline.due, expired connection.closed--> presence.commands.v1
 """
@@ -31,7 +32,13 @@ async def compose(kit: Kit[PresenceSettings]) -> None:
     consumer = kit.consume(
         group_id=settings.consumer_group,
         topics=[kit.topics.presence_commands, kit.topics.chat_conversations],
-        handler=PresenceHandler(delivery=kit.delivery, grace=grace, now=kit.now),
+        handler=PresenceHandler(
+            delivery=kit.delivery,
+            events=kit.events,
+            connectivity_topic=kit.topics.presence_connectivity,
+            grace=grace,
+            now=kit.now,
+        ),
     )
     relay = TypingRelay(
         consumer=make_consumer(

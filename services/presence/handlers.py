@@ -2,7 +2,9 @@
 
 A change of a user's shown status is announced with a ``presence`` frame to every user who
 shares a conversation with them and to the user's own devices, through the outbox (so an
-announcement exists exactly when the change committed).
+announcement exists exactly when the change committed). When a user's first device connects or
+their last one goes away, a ``presence.connectivity.changed`` fact goes to the compacted
+``presence.connectivity.v1`` (the notifier pushes to users without a live connection).
 
 Contacts are recomputed from memberships whenever a conversation's members change: people who
 start sharing a conversation learn each other's presence at once; people who no longer share
@@ -19,6 +21,7 @@ from schemas import topics
 from schemas.events import (
     ConnectionEnded,
     ConnectionOpened,
+    ConnectivityChanged,
     ConversationChanged,
     ConversationCreated,
     GatewayHeartbeat,
@@ -29,7 +32,7 @@ from schemas.frames import Ack, Presence
 from services.presence import storage
 from services.presence.domain import presence
 from services.presence.domain.presence import Transition, UserPresence
-from services.runtime.codec import parse_data
+from services.runtime.codec import EventBuilder, parse_data
 from services.runtime.consumer import InboundRecord
 from services.runtime.db import Connection
 from services.runtime.delivery import DeliveryWriter
@@ -51,14 +54,24 @@ class PresenceHandler:
 
     Args:
         delivery: builds delivery records (frames for users).
+        events: builds the connectivity facts.
+        connectivity_topic: where they go (``presence.connectivity.v1`` of the deployment).
         grace: how long after the last connection closes a user is still shown.
         now: clock, injected.
     """
 
     def __init__(
-        self, *, delivery: DeliveryWriter, grace: timedelta, now: Callable[[], datetime]
+        self,
+        *,
+        delivery: DeliveryWriter,
+        events: EventBuilder,
+        connectivity_topic: str,
+        grace: timedelta,
+        now: Callable[[], datetime],
     ) -> None:
         self._delivery = delivery
+        self._events = events
+        self._connectivity_topic = connectivity_topic
         self._grace = grace
         self._now = now
         # Conversations whose members presence has stored: the members of a direct one (never
@@ -102,7 +115,11 @@ class PresenceHandler:
                 gateway_id=opened.gateway_id,
             )
             state = await storage.lock_user(conn, opened.user_id)
-            await self._commit(conn, presence.connection_opened(state, opened.connection_id), out)
+            transition = presence.connection_opened(state, opened.connection_id)
+            # The row was read after the connection was stored: without it is how it was before.
+            before = state.connections - {opened.connection_id}
+            self._connectivity(before, transition.state, out)
+            await self._commit(conn, transition, out)
         elif kind == topics.CONNECTION_CLOSED:
             closed = parse_data(envelope, ConnectionEnded)
             state = await storage.lock_user(conn, closed.user_id)
@@ -113,6 +130,7 @@ class PresenceHandler:
                 now=self._now(),
                 expired_at=(closed.last_seen or self._now()) if closed.expired else None,
             )
+            self._connectivity(state.connections, transition.state, out)
             await self._commit(conn, transition, out)
         elif kind == topics.STATUS_SET:
             chosen = parse_data(envelope, StatusSet)
@@ -166,6 +184,25 @@ class PresenceHandler:
             self._remember(changed.conversation_id, changed.version)
         else:
             raise RecordRejected(f"unknown_type:{kind[:64]}")
+
+    def _connectivity(
+        self, before: frozenset[str], after: UserPresence, out: list[OutboundRecord]
+    ) -> None:
+        """Stage the user's connectivity fact when their first device came or last one went."""
+        connected = presence.connectivity_flip(before, after.connections)
+        if connected is None:
+            return
+        fact = ConnectivityChanged(
+            user_id=after.user_id, connected=connected, changed_at=self._now()
+        )
+        out.append(
+            self._events.record(
+                self._connectivity_topic,
+                topics.CONNECTIVITY_CHANGED,
+                key=after.user_id,
+                data=fact.to_dict(),
+            )
+        )
 
     def _remember(self, conversation_id: str, known: frozenset[str] | int) -> None:
         if len(self._remembered) >= _REMEMBERED_MAX:

@@ -21,6 +21,7 @@ from services.presence.domain.presence import (
     UserPresence,
     connection_closed,
     connection_opened,
+    connectivity_flip,
     frame_fields,
     offline_due,
     status_set,
@@ -414,3 +415,12 @@ def test_status_set_during_the_grace_period_keeps_the_debounce() -> None:
 def test_appearing_offline_records_the_moment_as_last_seen() -> None:
     hidden = status_set(_online("phone"), "offline", now=_at(7)).state
     assert frame_fields(hidden, now=_at(9)) == ("offline", _at(7))
+
+
+def test_connectivity_flips_only_on_the_first_and_the_last_connection() -> None:
+    none: frozenset[str] = frozenset()
+    assert connectivity_flip(none, frozenset({"c1"})) is True
+    assert connectivity_flip(frozenset({"c1"}), frozenset({"c1", "c2"})) is None
+    assert connectivity_flip(frozenset({"c1", "c2"}), frozenset({"c2"})) is None
+    assert connectivity_flip(frozenset({"c2"}), none) is False
+    assert connectivity_flip(none, none) is None

@@ -137,6 +137,18 @@ def status_set(state: UserPresence, status: PresenceStatus, *, now: datetime) ->
     return _settle(state, after)
 
 
+def connectivity_flip(before: frozenset[str], after: frozenset[str]) -> bool | None:
+    """Whether the user now has a live connection, when that changed (else None).
+
+    This is the raw fact, not the shown status: no grace period and no appearing offline. The
+    notifier pushes to users without a live connection, and a user who appears offline, or
+    reloads a page, is still there to see a notification arrive.
+    """
+    if bool(before) == bool(after):
+        return None
+    return bool(after)
+
+
 def frame_fields(state: UserPresence, *, now: datetime) -> tuple[PresenceStatus, datetime | None]:
     """(status, last_seen) of the ``presence`` frame describing ``state`` at ``now``."""
     if state.shown == "offline":
