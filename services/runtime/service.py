@@ -9,7 +9,8 @@ notifier): a service describes itself and builds its own parts; the runtime does
            (health, readiness, metrics, the read route of its streams)
            --> until SIGTERM/SIGINT, or until a vital task ends (exit 1)
     stop:  HTTP stops accepting, consumers finish their batch and leave their groups, the
-           other tasks (outbox relay included) are cancelled, outbox confirmations drain,
+           other tasks are asked to stop (those that said how) or cancelled (the outbox relay
+           among them), outbox confirmations drain,
            the producer flushes, the pool closes
 
 A service's ``app.py`` is then a :class:`Service` and a ``compose`` function; everything it
@@ -52,6 +53,7 @@ class _Task:
     name: str
     work: Callable[[], Coroutine[Any, Any, None]]
     start: Callable[[], Awaitable[None]] | None
+    stop: Callable[[], None] | None
     vital: bool
 
 
@@ -154,18 +156,21 @@ class Kit(Generic[SettingsT]):
         work: Callable[[], Coroutine[Any, Any, None]],
         *,
         start: Callable[[], Awaitable[None]] | None = None,
+        stop: Callable[[], None] | None = None,
         vital: bool = True,
     ) -> None:
-        """Run ``work()`` as a task of the service, cancelled at shutdown.
+        """Run ``work()`` as a task of the service, cancelled at shutdown (or asked to stop).
 
         Args:
             name: names the task in logs.
             work: the task's body.
             start: awaited at start-up before any task runs (e.g. joining a group).
+            stop: called at shutdown instead of cancelling the task, which is then awaited
+                (a task that must finish what it started, within a bound of its own).
             vital: when the task ends on its own (it crashed), the service stops and exits 1;
                 a task that retries its own failures forever may say False.
         """
-        self.tasks.append(_Task(name, work, start, vital))
+        self.tasks.append(_Task(name, work, start, stop, vital))
 
 
 @dataclass(frozen=True)
@@ -273,8 +278,12 @@ class Service(Generic[SettingsT]):
         server.should_exit = True
         for consumer in kit.consumers:
             consumer.request_stop()
-        for running in [*extra, relay]:
-            running.cancel()
+        for running, task in extra.items():
+            if task.stop is not None:
+                task.stop()
+            else:
+                running.cancel()
+        relay.cancel()
         await asyncio.gather(*consuming, http, *extra, relay, return_exceptions=True)
         await producer.stop()
         await pool.close()
