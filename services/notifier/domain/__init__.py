@@ -1,5 +1,9 @@
-"""Pure notifier logic (no I/O; ``now`` and randomness are always passed in).
+"""Pure notifier logic (no I/O; ``now``, ids and randomness are always passed in).
 
 Module map:
-    push  Web Push: subscriptions, allow-list, payload, headers, answers, retries
+    inbox  every decision about users' notifications for a batch of intents: coalescing per
+           conversation, reads, preferences and mutes, the push decision, late statuses,
+           unread counts
+    texts  title, body and ``data`` of each kind
+    push   Web Push: subscriptions, allow-list, payload, headers, answers, retries
 """

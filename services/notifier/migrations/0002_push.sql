@@ -1,6 +1,7 @@
 -- Web Push: browsers' subscriptions and the push jobs staged with notifications.
--- Depends on nothing of 0001 (the notifications, offsets, outbox and streams): the migration
--- runner creates the schema, so this applies on a fresh schema as well as after 0001.
+-- Depends on nothing of 0001 (notifications, counts, preferences) nor on the runtime's tables
+-- (offsets, outbox, stream: services/runtime/tables, applied after the service's own files):
+-- it applies on a fresh schema as well as after 0001.
 
 -- One row per endpoint (a browser profile's push resource). Upserted by endpoint: subscribing
 -- again updates the keys and moves the endpoint to the subscribing user.

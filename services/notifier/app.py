@@ -1,0 +1,66 @@
+"""Composition root of the notifier: what it is, and the parts that are its own.
+
+The runtime's start-up (:mod:`services.runtime.service`) does the rest: topics, migrations,
+pool, producer, outbox, the consumer's run, the read route of the ``notifications`` stream,
+readiness, HTTP and ordered shutdown.
+
+    chat.events.v1, presence.connectivity.v1, notifier.commands.v1,
+    jobs.events.v1, applications.events.v1 --consumer--> NotifierHandler --tx--> Postgres
+        --outbox--> delivery.frames.v1;  push jobs --push worker--> push services
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.notifier import http, storage
+from services.notifier.handlers import NotifierHandler, PushConfig
+from services.notifier.push_worker import build_push_worker
+from services.notifier.settings import NotifierSettings
+from services.runtime.service import Kit, Service
+
+
+async def compose(kit: Kit[NotifierSettings]) -> None:
+    """The handler and its consumer (inbound events deduplicated by (source, id)), the push
+    worker when Web Push is configured, and the bell's reads."""
+    settings = kit.settings
+    push = None
+    if settings.push_enabled:
+        worker = build_push_worker(
+            settings, pool=kit.pool, database_url=settings.database_url, now=kit.now
+        )
+        push = PushConfig(
+            allowlist=settings.endpoint_allowlist,
+            give_up_after=settings.retry_policy.give_up_after,
+            wake=worker.wake,
+        )
+        kit.run("push-worker", worker.run, stop=worker.request_stop)
+    handler = NotifierHandler(
+        topic_names=kit.topics, delivery=kit.delivery, now=kit.now, new_id=kit.new_id, push=push
+    )
+    topics = kit.topics
+    kit.consume(
+        group_id=settings.consumer_group,
+        topics=[
+            topics.notifier_commands,
+            topics.chat_events,
+            topics.presence_connectivity,
+            topics.jobs_events,
+            topics.applications_events,
+        ],
+        handler=handler,
+        max_batch_records=settings.notifier_max_batch_records,
+        dedupe_topics=[topics.jobs_events, topics.applications_events],
+    )
+    http.add_routes(kit.http, pool=kit.pool)
+
+
+SERVICE = Service(
+    name="notifier",
+    schema=storage.SCHEMA,
+    settings=NotifierSettings,
+    compose=compose,
+    migrations=Path(__file__).parent / "migrations",
+    streams=(storage.STREAM,),
+    inbound_dedupe=True,
+)

@@ -1,0 +1,41 @@
+"""Notifier settings, read once from the environment in ``main``."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.notifier.push_settings import PushSettings
+from services.runtime.settings import ServiceSettings
+
+
+class NotifierSettings(ServiceSettings, PushSettings):
+    """Everything the notifier reads from the environment: the runtime's part, Web Push's
+    (VAPID key, allow-list, bounds; push is off without a VAPID pair) and its own."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Internal HTTP (sync and the bell's reads for gateways, health, metrics).
+    notifier_host: str = "127.0.0.1"
+    notifier_port: int = 8003
+    instance_id: str = Field(
+        default_factory=lambda: f"notifier-{socket.gethostname()}-{os.getpid()}"
+    )
+    # Consumer group shared by every notifier instance (the topic prefix is prepended).
+    notifier_group_id: str = "notifier"
+    # Records per consumed batch (one Postgres transaction): a job alert is up to 1,000
+    # notifications, so batches are bounded in records rather than in notifications.
+    notifier_max_batch_records: int = Field(default=100, ge=1)
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        """Where the internal HTTP server listens."""
+        return self.notifier_host, self.notifier_port
+
+    @property
+    def consumer_group(self) -> str:
+        """The Kafka consumer group of this deployment's notifier instances."""
+        return self.kafka_topic_prefix + self.notifier_group_id

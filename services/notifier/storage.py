@@ -1,0 +1,453 @@
+"""Postgres access of the notifier's notifications (schema ``notifier``): every query, nothing else.
+
+Functions take an open connection and leave the transaction to the caller. A batch of any size
+costs three statements, whatever it holds (1,000 job alert recipients are not 1,000 round
+trips):
+
+    lock_streams   the users' ``notifications`` streams, created and locked in user order
+                   (services/runtime/streams.py); returns their last seqs
+    load           everything the decisions need, read after the locks (a fresh snapshot):
+                   unread counts, preferences, mutes, open message notifications, notifications
+                   named by reads, connectivity, subscriptions, applications' latest status
+    write          every row the decisions changed, the counts, the streams' frames
+
+Why two statements before deciding: a statement's snapshot is taken when it starts, before it
+waits for a lock, so rows another transaction committed while this one waited are invisible to
+the statement that waited. The lock comes first; the reads come in the next statement.
+
+Lock order (no deadlocks between notifier instances): a user's stream row, always first and in
+user order, then that user's rows (counts, notifications, preferences), then push jobs. Every
+writer of a user's notifications holds the user's stream row lock, so the unread count moved in
+the same statement as the rows can never drift from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from schemas.frames import KindPrefs, NotificationPrefs
+from services.notifier.domain.inbox import Decisions, Needs, Note, NoteKey, Snapshot
+from services.runtime.db import Connection, read_as
+from services.runtime.streams import Appends, Stream
+
+SCHEMA = "notifier"
+#: Every user's ``notifications`` stream: what sync replays.
+STREAM = Stream("notifications", schema=SCHEMA)
+
+
+async def lock_streams(conn: Connection, users: Collection[str]) -> dict[str, int]:
+    """Create the missing streams of ``users`` and lock all of them, in user order.
+
+    Returns:
+        Each user's last seq (0 for a stream that starts now), for :class:`Appends`.
+    """
+    if not users:
+        return {}
+    rows = await conn.fetch(STREAM.lock_sql("SELECT unnest($1::text[])"), sorted(users))
+    return {row["user_id"]: row["last_seq"] for row in rows}
+
+
+# --- load: one statement, rows of several shapes ------------------------------------------------
+
+_LOAD = """
+WITH users AS (SELECT unnest($1::text[]) AS user_id),
+ pairs AS (SELECT * FROM unnest($2::text[], $3::text[]) AS p (user_id, conversation_id)),
+ named AS (SELECT * FROM unnest($4::text[], $5::text[]) AS n (user_id, id)),
+ watched AS (SELECT unnest($6::text[]) AS user_id),
+ notes AS (
+   SELECT n.* FROM notifier.notifications n JOIN pairs p USING (user_id, conversation_id)
+   WHERE n.kind = 'message' AND n.read_at IS NULL
+   UNION
+   SELECT n.* FROM notifier.notifications n JOIN named USING (user_id, id))
+SELECT 'note' AS row, user_id AS u, id AS a, kind AS b, title AS c, body AS d, data::text AS e,
+       conversation_id AS f, created_at AS t, read_at IS NOT NULL AS flag, NULL::boolean AS flag2,
+       last_message_seq AS n
+  FROM notes
+UNION ALL
+SELECT 'unread', i.user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, i.unread
+  FROM notifier.inbox i JOIN users USING (user_id)
+UNION ALL
+SELECT 'covered', p.user_id, p.conversation_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       greatest(
+         (SELECT max(n.last_message_seq) FROM notifier.notifications n
+           WHERE n.user_id = p.user_id AND n.conversation_id = p.conversation_id),
+         (SELECT r.read_seq FROM notifier.conversation_reads r
+           WHERE r.user_id = p.user_id AND r.conversation_id = p.conversation_id))
+  FROM pairs p
+UNION ALL
+SELECT 'muted', m.user_id, m.conversation_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM notifier.mutes m JOIN pairs USING (user_id, conversation_id)
+UNION ALL
+SELECT 'mute_list', m.user_id, m.conversation_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL
+  FROM notifier.mutes m WHERE m.user_id = ANY($7::text[])
+UNION ALL
+SELECT 'pref', p.user_id, p.kind, NULL, NULL, NULL, NULL, NULL, NULL, p.in_app, p.push, NULL
+  FROM notifier.preferences p JOIN watched USING (user_id)
+UNION ALL
+SELECT 'connectivity', c.user_id, NULL, NULL, NULL, NULL, NULL, NULL, c.changed_at, c.connected,
+       NULL, NULL
+  FROM notifier.connectivity c JOIN watched USING (user_id)
+UNION ALL
+SELECT DISTINCT 'subscribed', s.user_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL::timestamptz,
+       NULL::boolean, NULL::boolean, NULL::bigint
+  FROM notifier.push_subscriptions s JOIN users USING (user_id)
+UNION ALL
+SELECT 'application', a.application_id, NULL, NULL, NULL, NULL, NULL, NULL, a.changed_at, NULL,
+       NULL, NULL
+  FROM notifier.applications a WHERE a.application_id = ANY($8::text[])
+"""
+
+
+async def load(conn: Connection, need: Needs) -> Snapshot:
+    """Read what deciding a batch needs; run it after :func:`lock_streams` of ``need.users``."""
+    pairs = sorted(need.pairs)
+    named = sorted(need.named)
+    rows = await conn.fetch(
+        _LOAD,
+        sorted(need.users),
+        [user for user, _ in pairs],
+        [conversation for _, conversation in pairs],
+        [user for user, _ in named],
+        [id_ for _, id_ in named],
+        sorted(need.watched),
+        sorted(need.pref_users),
+        sorted(need.applications),
+    )
+    snapshot = Snapshot()
+    for row in rows:
+        kind = row["row"]
+        user = row["u"]
+        if kind == "note":
+            data = orjson.loads(row["e"])
+            note = Note(
+                user_id=user,
+                id=row["a"],
+                kind=row["b"],
+                title=row["c"],
+                body=row["d"],
+                data=data,
+                created_at=row["t"],
+                read=row["flag"],
+                conversation_id=row["f"],
+                last_message_seq=row["n"],
+                count=_count(data),
+            )
+            if (user, note.id) in need.named:
+                snapshot.named[note.key] = note
+            if note.kind == "message" and not note.read and note.conversation_id is not None:
+                snapshot.open_messages[(user, note.conversation_id)] = note
+        elif kind == "unread":
+            snapshot.unread[user] = row["n"]
+        elif kind == "covered":
+            if row["n"] is not None:
+                snapshot.covered[(user, row["a"])] = row["n"]
+        elif kind == "muted":
+            snapshot.muted.add((user, row["a"]))
+        elif kind == "mute_list":
+            snapshot.mute_lists.setdefault(user, []).append(row["a"])
+        elif kind == "pref":
+            snapshot.prefs.setdefault(user, {})[row["a"]] = KindPrefs(
+                in_app=row["flag"], push=row["flag2"]
+            )
+        elif kind == "connectivity":
+            snapshot.connectivity[user] = (row["flag"], row["t"])
+        elif kind == "subscribed":
+            snapshot.subscribed.add(user)
+        else:
+            snapshot.applications[user] = row["t"]
+    return snapshot
+
+
+def _count(data: Mapping[str, Any]) -> int:
+    count = data.get("count", 1)
+    return count if isinstance(count, int) else 1
+
+
+# --- write: one statement ----------------------------------------------------------------------
+
+_ADVANCE = STREAM.advance_sql(40)
+_INSERT_FRAMES = STREAM.insert_sql(42)
+
+_WRITE = f"""
+WITH ins AS (
+   INSERT INTO notifier.notifications (user_id, id, kind, title, body, data, created_at, position,
+     read_at, conversation_id, last_message_seq)
+   SELECT u, i, k, t, b, d::jsonb, c, p, r, cv, s
+   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+     $7::timestamptz[], $8::bigint[], $9::timestamptz[], $10::text[], $11::bigint[])
+     AS x (u, i, k, t, b, d, c, p, r, cv, s)),
+ upd AS (
+   UPDATE notifier.notifications n SET
+     title = coalesce(x.t, n.title), body = coalesce(x.b, n.body),
+     data = coalesce(x.d::jsonb, n.data), position = coalesce(x.p, n.position),
+     read_at = coalesce(n.read_at, x.r), last_message_seq = coalesce(x.s, n.last_message_seq)
+   FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[],
+     $18::timestamptz[], $19::bigint[]) AS x (u, i, t, b, d, p, r, s)
+   WHERE n.user_id = x.u AND n.id = x.i),
+ read_all AS (
+   UPDATE notifier.notifications n SET read_at = $21
+   FROM unnest($20::text[]) AS x (u)
+   WHERE n.user_id = x.u AND n.read_at IS NULL
+     AND (n.user_id, n.id) NOT IN (SELECT * FROM unnest($12::text[], $13::text[]))),
+ counts AS (
+   INSERT INTO notifier.inbox AS i (user_id, unread)
+   SELECT * FROM unnest($22::text[], $23::int[]) ORDER BY 1
+   ON CONFLICT (user_id) DO UPDATE SET unread = excluded.unread),
+ prefs AS (
+   INSERT INTO notifier.preferences AS p (user_id, kind, in_app, push)
+   SELECT * FROM unnest($24::text[], $25::text[], $26::boolean[], $27::boolean[])
+   ON CONFLICT (user_id, kind) DO UPDATE SET in_app = excluded.in_app, push = excluded.push),
+ muted AS (
+   INSERT INTO notifier.mutes (user_id, conversation_id)
+   SELECT * FROM unnest($28::text[], $29::text[]) ON CONFLICT DO NOTHING),
+ unmuted AS (
+   DELETE FROM notifier.mutes m USING unnest($30::text[], $31::text[]) AS x (u, c)
+   WHERE m.user_id = x.u AND m.conversation_id = x.c),
+ marks AS (
+   INSERT INTO notifier.conversation_reads AS r (user_id, conversation_id, read_seq)
+   SELECT * FROM unnest($32::text[], $33::text[], $34::bigint[])
+   ON CONFLICT (user_id, conversation_id)
+   DO UPDATE SET read_seq = greatest(r.read_seq, excluded.read_seq)),
+ apps AS (
+   INSERT INTO notifier.applications AS a (application_id, changed_at, status)
+   SELECT * FROM unnest($35::text[], $36::timestamptz[], $37::text[])
+   ON CONFLICT (application_id) DO UPDATE SET changed_at = excluded.changed_at,
+     status = excluded.status WHERE a.changed_at < excluded.changed_at),
+ connectivity AS (
+   INSERT INTO notifier.connectivity AS c (user_id, connected, changed_at)
+   SELECT * FROM unnest($38::text[], $39::boolean[], $45::timestamptz[])
+   ON CONFLICT (user_id) DO UPDATE SET connected = excluded.connected,
+     changed_at = excluded.changed_at WHERE c.changed_at <= excluded.changed_at),
+ streams AS ({_ADVANCE})
+{_INSERT_FRAMES}
+"""
+
+
+@dataclass(slots=True)
+class _Columns:
+    """Arrays of one row set, column by column."""
+
+    columns: list[list[Any]]
+
+    @classmethod
+    def of(cls, width: int) -> _Columns:
+        return cls([[] for _ in range(width)])
+
+    def add(self, *values: Any) -> None:
+        for column, value in zip(self.columns, values, strict=True):
+            column.append(value)
+
+
+class DataJson:
+    """``data`` encoded once per object (one batch): the recipients of a job alert share it."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        # Keyed by identity; the object is kept with its text, so an id is never reused.
+        self._cache: dict[int, tuple[Mapping[str, Any], str]] = {}
+
+    def __call__(self, data: Mapping[str, Any]) -> str:
+        cached = self._cache.get(id(data))
+        if cached is None or cached[0] is not data:
+            cached = (data, orjson.dumps(data).decode())
+            self._cache[id(data)] = cached
+        return cached[1]
+
+
+async def write(
+    conn: Connection,
+    decisions: Decisions,
+    *,
+    positions: Mapping[NoteKey, int],
+    appends: Appends,
+    data_json: DataJson,
+    now: datetime,
+) -> None:
+    """Write what a batch decided, in one statement.
+
+    Args:
+        conn: a connection in the transaction that locked and loaded.
+        decisions: the batch's decisions.
+        positions: the stream seq of each notification's latest ``notification.new``.
+        appends: the frames, numbered from the locked seqs.
+        data_json: encodes ``data``.
+        now: when notifications read by ``all`` were read.
+    """
+    new = _Columns.of(11)
+    old = _Columns.of(8)
+    for key, note in decisions.notes.items():
+        read_at = now if note.read else None
+        position = positions.get(key)
+        if not note.existed:
+            assert position is not None  # a new notification is always shown
+            new.add(
+                note.user_id,
+                note.id,
+                note.kind,
+                note.title,
+                note.body,
+                data_json(note.data),
+                note.created_at,
+                position,
+                read_at,
+                note.conversation_id,
+                note.last_message_seq,
+            )
+        elif position is None:
+            # Only read: its content stays as stored.
+            old.add(note.user_id, note.id, None, None, None, None, read_at, None)
+        else:
+            old.add(
+                note.user_id,
+                note.id,
+                note.title,
+                note.body,
+                data_json(note.data),
+                position,
+                read_at,
+                note.last_message_seq,
+            )
+    prefs = _Columns.of(4)
+    for (user, kind), chosen in decisions.prefs.items():
+        prefs.add(user, kind, chosen.in_app, chosen.push)
+    muted, unmuted = _Columns.of(2), _Columns.of(2)
+    for (user, conversation), on in decisions.mutes.items():
+        (muted if on else unmuted).add(user, conversation)
+    marks = _Columns.of(3)
+    for (user, conversation), seq in decisions.read_marks.items():
+        marks.add(user, conversation, seq)
+    apps = _Columns.of(3)
+    for application, (changed_at, status) in decisions.applications.items():
+        apps.add(application, changed_at, status)
+    connectivity = _Columns.of(3)
+    for user, (connected, changed_at) in decisions.connectivity.items():
+        connectivity.add(user, connected, changed_at)
+    counts = sorted(decisions.unread.items())
+    await conn.execute(
+        _WRITE,
+        *new.columns,
+        *old.columns,
+        sorted(decisions.read_all),
+        now,
+        [user for user, _ in counts],
+        [unread for _, unread in counts],
+        *prefs.columns,
+        *muted.columns,
+        *unmuted.columns,
+        *marks.columns,
+        *apps.columns,
+        connectivity.columns[0],
+        connectivity.columns[1],
+        *appends.advance_args(),
+        *appends.insert_args(),
+        connectivity.columns[2],
+    )
+
+
+# --- reads that serve a user (the gateway asks, for notifications.list and prefs.get) ---------
+
+
+class UnknownNotification(LookupError):
+    """``before`` names no notification of the user (or one of another user: the same)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of the bell: notifications as JSON objects, newest first."""
+
+    notifications: list[dict[str, Any]]
+    unread_count: int
+    has_more: bool
+
+
+async def list_notifications(
+    conn: Connection, *, user_id: str, before: str | None, limit: int, unread_only: bool
+) -> Page:
+    """The user's notifications, newest first (by their latest ``notification.new``), under RLS.
+
+    Raises:
+        UnknownNotification: ``before`` is not one of the user's notifications.
+    """
+    async with read_as(conn, role=STREAM.reader_role, user_id=user_id):
+        bound = None
+        if before is not None:
+            bound = await conn.fetchval(
+                "SELECT position FROM notifier.notifications WHERE user_id = $1 AND id = $2",
+                user_id,
+                before,
+            )
+            if bound is None:
+                raise UnknownNotification(before)
+        rows = await conn.fetch(
+            "SELECT id, kind, title, body, data::text AS data, created_at,"
+            " read_at IS NOT NULL AS read FROM notifier.notifications"
+            " WHERE user_id = $1 AND ($2::bigint IS NULL OR position < $2)"
+            " AND (NOT $3 OR read_at IS NULL) ORDER BY position DESC LIMIT $4",
+            user_id,
+            bound,
+            unread_only,
+            limit + 1,
+        )
+        unread = await conn.fetchval(
+            "SELECT unread FROM notifier.inbox WHERE user_id = $1", user_id
+        )
+    return Page(
+        notifications=[
+            {
+                "id": row["id"],
+                "kind": row["kind"],
+                "title": row["title"],
+                "body": row["body"],
+                "data": orjson.Fragment(row["data"]),
+                "created_at": row["created_at"],
+                "read": row["read"],
+            }
+            for row in rows[:limit]
+        ],
+        unread_count=unread or 0,
+        has_more=len(rows) > limit,
+    )
+
+
+async def read_prefs(conn: Connection, *, user_id: str) -> NotificationPrefs:
+    """Every preference of the user (defaults where none is stored) and their mutes, under RLS."""
+    async with read_as(conn, role=STREAM.reader_role, user_id=user_id):
+        stored = await conn.fetch(
+            "SELECT kind, in_app, push FROM notifier.preferences WHERE user_id = $1", user_id
+        )
+        muted = await conn.fetch(
+            "SELECT conversation_id FROM notifier.mutes WHERE user_id = $1"
+            " ORDER BY conversation_id",
+            user_id,
+        )
+    kinds = {row["kind"]: KindPrefs(in_app=row["in_app"], push=row["push"]) for row in stored}
+    default = KindPrefs()
+    return NotificationPrefs(
+        message=kinds.get("message", default),
+        job_alert=kinds.get("job_alert", default),
+        application_status=kinds.get("application_status", default),
+        muted_conversations=[row["conversation_id"] for row in muted],
+    )
+
+
+async def cancel_read_pushes(
+    conn: Connection, *, notes: Sequence[NoteKey], users: Sequence[str]
+) -> None:
+    """Drop staged pushes of notifications read now, and every staged push of ``users``
+    (``all``), in one statement (the batch version of ``push_storage.cancel_pushes``)."""
+    if not notes and not users:
+        return
+    await conn.execute(
+        "DELETE FROM notifier.push_jobs j WHERE j.user_id = ANY($3::text[])"
+        " OR (j.user_id, j.notification_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [user for user, _ in notes],
+        [id_ for _, id_ in notes],
+        list(users),
+    )
