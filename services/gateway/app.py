@@ -2,7 +2,7 @@
 
     settings --> producer --> command publisher --\\
              --> consumer --> delivery tail ---> Endpoint (frames: routes.ROUTES) --> websockets
-             --> httpx    --> sync client, chat reads, presence client --/
+             --> httpx    --> sync client, chat and notifier reads, presence client --/
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from services.gateway.domain import commands
 from services.gateway.domain.registry import Registry
 from services.gateway.presence import PresenceClient
 from services.gateway.publisher import CommandPublisher
-from services.gateway.reads import ChatReads
+from services.gateway.reads import ChatReads, NotifierReads
 from services.gateway.routes import Upstream
 from services.gateway.session import CLOSE_GOING_AWAY, GatewayConnection, Session
 from services.gateway.settings import GatewaySettings
@@ -114,7 +114,16 @@ async def serve(settings: GatewaySettings) -> None:
         settings=settings,
         registry=registry,
         delivery=delivery,
-        upstream=Upstream(publisher=publisher, sync=sync_client, reads=reads),
+        upstream=Upstream(
+            publisher=publisher,
+            sync=sync_client,
+            reads=reads,
+            notifier=NotifierReads(
+                client=http,
+                base_url=settings.notifier_url or None,
+                internal_token=settings.internal_token,
+            ),
+        ),
         presence=presence,
         readiness=readiness,
         now=utc_now,

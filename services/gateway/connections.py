@@ -1,6 +1,7 @@
 """The WebSocket endpoint: upgrade checks, ``hello``, and the per-connection frame loop.
 
-    HTTP request --process_request--> health/metrics | /dev/ (when on) | GET /v1/presence | 404
+    HTTP request --process_request--> health/metrics | /dev/ (when on) | GET /v1/presence |
+                                      GET /v1/push/vapid-public-key | 404
                                       | 401/403 | upgrade (the principal kept on its connection)
     upgrade --handle--> registry.add, delivery.hold(partition), hello, presence snapshot,
                         connection.opened
@@ -40,6 +41,7 @@ from schemas.frames import (
     MAX_TITLE_CHARS,
     SEARCH_PAGE,
     Hello,
+    HelloPush,
     Limits,
 )
 from services.gateway.delivery import DeliveryTail
@@ -69,6 +71,7 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/v1/ws"
 PRESENCE_PATH = "/v1/presence"
+VAPID_KEY_PATH = "/v1/push/vapid-public-key"
 _MAX_PRESENCE_IDS = 500
 
 
@@ -120,6 +123,8 @@ class Endpoint:
             max_history_page=HISTORY_PAGE[1],
             max_search_page=SEARCH_PAGE[1],
         )
+        key = settings.vapid_public_key
+        self._push = None if key is None else HelloPush(vapid_public_key=key)
 
     # -- HTTP, before the upgrade -------------------------------------------------------
 
@@ -140,6 +145,8 @@ class Endpoint:
             return _response(HTTPStatus.OK, metrics_body(), METRICS_CONTENT_TYPE)
         if self._dev_page is not None and (path == DEV_PREFIX or path.startswith(DEV_PREFIX + "/")):
             return self._dev_page.respond(request.path)
+        if path == VAPID_KEY_PATH:
+            return self._vapid_public_key()
         if path not in (WS_PATH, PRESENCE_PATH):
             return _response(HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
         try:
@@ -177,6 +184,18 @@ class Endpoint:
             body = b'{"error":"presence unavailable"}'
             return _response(HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json")
         return _response(HTTPStatus.OK, orjson.dumps({"presence": frames}), "application/json")
+
+    def _vapid_public_key(self) -> Response:
+        """``GET /v1/push/vapid-public-key``: the key browsers subscribe with. Public by nature,
+        so no token and any origin (a page may fetch it before it connects); 404 when this
+        deployment offers no Web Push."""
+        if self._push is None:
+            body = b'{"error":"web push is not configured"}'
+            return _response(HTTPStatus.NOT_FOUND, body, "application/json")
+        response = _response(HTTPStatus.OK, self._push.to_wire(), "application/json")
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
 
     def select_subprotocol(
         self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
@@ -219,6 +238,7 @@ class Endpoint:
                 heartbeat_s=self._settings.heartbeat_s,
                 server_time=self._now(),
                 limits=self._limits,
+                push=self._push,
             )
             session.send("hello", hello.to_wire())
             await self._send_presence_snapshot(session)

@@ -3,9 +3,10 @@
 A frame is either handed on as a command to the service that applies it, which answers it
 through the delivery topic (:class:`Publish`, built by :mod:`services.gateway.domain.commands`;
 the gateway answers only when Kafka does not take it: ``unavailable``), or answered here
-(ping; sync, conversations.list, history and search, read from their owner over internal HTTP;
-a frame whose service is not deployed yet). Adding a frame type is an entry here
-and its model in :mod:`schemas.frames`; a unit test holds the table and the models together.
+(ping; sync, conversations.list, history and search, notifications.list and
+notification.prefs.get, read from their owner over internal HTTP). Adding a frame type is an
+entry here and its model in :mod:`schemas.frames`; a unit test holds the table and the models
+together.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from typing import Any, Generic, TypeVar
 import orjson
 from aiokafka.errors import KafkaError
 
-from schemas.frames import Ack, AnyClientFrame, ClientFrame, Ping, Pong, Sync
+from schemas.frames import Ack, ClientFrame, Ping, Pong, Sync
 from services.gateway.domain import commands
 from services.gateway.domain.commands import Command, Requester
 from services.gateway.domain.errors import FrameError, UpstreamUnavailable
 from services.gateway.publisher import CommandPublisher
-from services.gateway.reads import ChatReads, ReadFrame
+from services.gateway.reads import ChatReads, NotifierReadFrame, NotifierReads, ReadFrame
 from services.gateway.session import Session
 from services.gateway.sync import SyncClient
 from services.runtime.lifecycle import new_id
@@ -37,11 +38,12 @@ FrameT = TypeVar("FrameT", bound=ClientFrame)
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """What frame handlers reach beyond the connection: Kafka, the owners of streams, chat's
-    reads."""
+    and the notifier's reads."""
 
     publisher: CommandPublisher
     sync: SyncClient
     reads: ChatReads
+    notifier: NotifierReads
 
 
 #: Handles one parsed client frame of a connection.
@@ -90,8 +92,18 @@ async def sync(upstream: Upstream, session: Session, frame: Sync) -> None:
 
 async def read(upstream: Upstream, session: Session, frame: ReadFrame) -> None:
     """conversations.list, history, search: chat's answer, acknowledged here."""
+    await _relay(session, frame, upstream.reads.read(frame, user_id=session.user_id))
+
+
+async def notifier_read(upstream: Upstream, session: Session, frame: NotifierReadFrame) -> None:
+    """notifications.list (the bell), notification.prefs.get: the notifier's answer."""
+    await _relay(session, frame, upstream.notifier.read(frame, user_id=session.user_id))
+
+
+async def _relay(session: Session, frame: ClientFrame, answer: Awaitable[dict[str, Any]]) -> None:
+    """An owner's answer as the frame's ``ack``; its refusal, or its absence, as ``error``."""
     try:
-        fields = await upstream.reads.read(frame, user_id=session.user_id)
+        fields = await answer
     except FrameError as exc:
         session.refuse(frame.id, exc.code, exc.message)
         return
@@ -101,11 +113,6 @@ async def read(upstream: Upstream, session: Session, frame: ReadFrame) -> None:
         return
     if frame.id is not None:
         session.send("ack", orjson.dumps({"type": "ack", "id": frame.id, **fields}))
-
-
-async def not_deployed(upstream: Upstream, session: Session, frame: AnyClientFrame) -> None:
-    """A frame of a service not deployed yet (``notification.read`` until the notifier)."""
-    session.refuse(frame.id, "unavailable", f"{frame.type} is not available yet")
 
 
 ROUTES: dict[str, Route] = {
@@ -121,10 +128,16 @@ ROUTES: dict[str, Route] = {
     "message.edit": Publish(commands.message_edit),
     "message.delete": Publish(commands.message_delete),
     "reaction.set": Publish(commands.reaction_set),
+    "notification.read": Publish(commands.notification_read),
+    "notification.prefs.set": Publish(commands.prefs_set),
+    "conversation.mute": Publish(commands.conversation_mute),
+    "push.subscribe": Publish(commands.push_subscribe),
+    "push.unsubscribe": Publish(commands.push_unsubscribe),
     "sync": sync,
     "conversations.list": read,
     "history": read,
     "search": read,
+    "notifications.list": notifier_read,
+    "notification.prefs.get": notifier_read,
     "ping": ping,
-    "notification.read": not_deployed,
 }

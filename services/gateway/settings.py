@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -38,6 +41,10 @@ class GatewaySettings(KafkaSettings, AuthSettings):
     # Where the notifier's internal HTTP API is (it owns the notifications stream). Unset until
     # the notifier is deployed: sync then echoes that stream's cursor unchanged.
     notifier_url: str | None = None
+    # The notifier's VAPID public key (base64url, uncompressed P-256 point): announced in hello
+    # and served at GET /v1/push/vapid-public-key. Only the public half: the gateway signs
+    # nothing. Unset: Web Push is not offered.
+    vapid_public_key: str | None = None
     # How often this gateway tells presence it is alive (presence expires silent gateways).
     presence_heartbeat_interval_ms: int = Field(default=5000, ge=100)
     # Sent as X-Internal-Token to internal APIs when set.
@@ -79,6 +86,23 @@ class GatewaySettings(KafkaSettings, AuthSettings):
         return frozenset(
             origin.strip() for origin in self.gateway_allowed_origins if origin.strip()
         )
+
+    @field_validator("vapid_public_key")
+    @classmethod
+    def _public_point(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            point = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        except (binascii.Error, ValueError):
+            raise ValueError(
+                "VAPID_PUBLIC_KEY must be base64url of an uncompressed P-256 point (65 bytes):"
+                " `python -m services.notifier.vapid public-key` prints it"
+            ) from None
+        if len(point) != 65:
+            raise ValueError("VAPID_PUBLIC_KEY must be an uncompressed P-256 point (65 bytes)")
+        return value
 
     @field_validator("gateway_allowed_origins", mode="before")
     @classmethod

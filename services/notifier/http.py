@@ -32,8 +32,9 @@ def add_routes(app: FastAPI, *, pool: asyncpg.Pool) -> None:
         ),
         unread_only: bool = False,
     ) -> Response:
-        """``{"notifications": [...newest first], "unread_count", "has_more"}``; 404 when
-        ``before`` is not one of the user's notifications."""
+        """``{"notifications": [...newest first], "unread_count", "has_more"}``; 404 with
+        ``{"code": "not_found", "message"}`` (what the client is answered) when ``before`` is
+        not one of the user's notifications."""
         try:
             with DB_SECONDS.labels("notifications_read").time():
                 async with pool.acquire() as conn:
@@ -45,7 +46,8 @@ def add_routes(app: FastAPI, *, pool: asyncpg.Pool) -> None:
                         unread_only=unread_only,
                     )
         except storage.UnknownNotification:
-            return Response(b'{"error":"unknown notification"}', status_code=404, media_type=JSON)
+            refusal = b'{"code":"not_found","message":"before: no such notification"}'
+            return Response(refusal, status_code=404, media_type=JSON)
         body = orjson.dumps(
             {
                 "notifications": page.notifications,

@@ -9,12 +9,24 @@ from schemas.events import (
     ConnectionOpened,
     GatewayHeartbeat,
     MessageSendCommand,
+    NotificationReadCommand,
     ReceiptCommand,
     ReplyTo,
     StatusSet,
     TypingCommand,
 )
-from schemas.frames import CLIENT_FRAME_TYPES, MessageSend, PresenceSet, Receipt, Typing
+from schemas.frames import (
+    CLIENT_FRAME_TYPES,
+    ConversationMute,
+    MessageSend,
+    NotificationPrefsSet,
+    NotificationReadRequest,
+    PresenceSet,
+    PushSubscribe,
+    PushUnsubscribe,
+    Receipt,
+    Typing,
+)
 from schemas.ids import direct_conversation_id
 from services.gateway.domain import commands
 from services.gateway.domain.commands import Command, Requester
@@ -42,7 +54,72 @@ def test_commands_go_to_the_services_that_answer_them() -> None:
         "message.edit",
         "message.delete",
         "reaction.set",
+        # notification.read was answered `unavailable` here until the notifier existed.
+        "notification.read",
+        "notification.prefs.set",
+        "conversation.mute",
+        "push.subscribe",
+        "push.unsubscribe",
     }
+    # Reads the gateway answers itself, from their owners over internal HTTP.
+    assert set(ROUTES) - published == {
+        "sync",
+        "ping",
+        "conversations.list",
+        "history",
+        "search",
+        "notifications.list",
+        "notification.prefs.get",
+    }
+
+
+def test_notifier_commands_are_keyed_by_user_so_one_users_changes_apply_in_order() -> None:
+    read = commands.notification_read(
+        NotificationReadRequest(type="notification.read", id="r1", ids=["n1", "n2"]), ALICE
+    )
+    assert (read.topic, read.event_type, read.key) == (
+        topics.NOTIFIER_COMMANDS,
+        topics.NOTIFICATION_READ,
+        "alice",
+    )
+    assert read.data == NotificationReadCommand(
+        user_id="alice",
+        reply_to=ReplyTo(gateway_id="gw-1", connection_id="c1", request_id="r1"),
+        ids=["n1", "n2"],
+    )
+    every = commands.notification_read(
+        NotificationReadRequest(type="notification.read", all_=True), ALICE
+    )
+    assert every.data.to_dict()["all"] is True
+    prefs = commands.prefs_set(
+        NotificationPrefsSet(type="notification.prefs.set", kind="job_alert", push=False), ALICE
+    )
+    assert (prefs.event_type, prefs.key) == (topics.PREFS_SET, "alice")
+    assert prefs.data.to_dict() == {
+        "user_id": "alice",
+        "reply_to": {"gateway_id": "gw-1", "connection_id": "c1"},
+        "kind": "job_alert",
+        "push": False,
+    }
+    mute = commands.conversation_mute(
+        ConversationMute(type="conversation.mute", conversation_id="g-7", muted=True), ALICE
+    )
+    assert (mute.event_type, mute.key) == (topics.CONVERSATION_MUTE, "alice")
+    subscription = {
+        "endpoint": "https://fcm.googleapis.com/fcm/send/x",
+        "expirationTime": None,
+        "keys": {"p256dh": "BP", "auth": "au"},
+    }
+    subscribe = commands.push_subscribe(
+        PushSubscribe.model_validate({"type": "push.subscribe", "subscription": subscription}),
+        ALICE,
+    )
+    assert (subscribe.event_type, subscribe.key) == (topics.PUSH_SUBSCRIBE, "alice")
+    assert subscribe.data.to_dict()["subscription"] == subscription
+    unsubscribe = commands.push_unsubscribe(
+        PushUnsubscribe(type="push.unsubscribe", endpoint="https://fcm.googleapis.com/x"), ALICE
+    )
+    assert (unsubscribe.event_type, unsubscribe.key) == (topics.PUSH_UNSUBSCRIBE, "alice")
 
 
 def test_direct_message_is_keyed_by_the_pairs_conversation_and_sent_as_the_token_user() -> None:

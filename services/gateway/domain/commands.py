@@ -21,6 +21,7 @@ from schemas.events import (
     ConnectionEnded,
     ConnectionOpened,
     ConversationCreateCommand,
+    ConversationMuteCommand,
     ConversationUpdateCommand,
     GatewayHeartbeat,
     MembersAddCommand,
@@ -28,6 +29,10 @@ from schemas.events import (
     MessageDeleteCommand,
     MessageEditCommand,
     MessageSendCommand,
+    NotificationPrefsSetCommand,
+    NotificationReadCommand,
+    PushSubscribeCommand,
+    PushUnsubscribeCommand,
     ReactionSetCommand,
     ReceiptCommand,
     ReplyTo,
@@ -39,12 +44,17 @@ from schemas.frames import (
     ConversationCreate,
     ConversationMembersAdd,
     ConversationMembersRemove,
+    ConversationMute,
     ConversationRoleSet,
     ConversationUpdate,
     MessageDelete,
     MessageEdit,
     MessageSend,
+    NotificationPrefsSet,
+    NotificationReadRequest,
     PresenceSet,
+    PushSubscribe,
+    PushUnsubscribe,
     ReactionSet,
     Receipt,
     Typing,
@@ -234,6 +244,57 @@ def typing(frame: Typing, sender: Requester) -> Command:
         reply_to=sender.reply_to(frame.id),
     )
     return Command(topics.PRESENCE_TYPING, topics.TYPING, frame.conversation_id, command)
+
+
+def notification_read(frame: NotificationReadRequest, sender: Requester) -> Command:
+    """``notifier.notification.read``, keyed by user (every change of a user's notifications
+    from a client is applied in order; answered by the notifier)."""
+    command = NotificationReadCommand(
+        user_id=sender.user_id, reply_to=sender.reply_to(frame.id), ids=frame.ids, all_=frame.all_
+    )
+    return Command(topics.NOTIFIER_COMMANDS, topics.NOTIFICATION_READ, sender.user_id, command)
+
+
+def prefs_set(frame: NotificationPrefsSet, sender: Requester) -> Command:
+    """``notifier.prefs.set``, keyed by user."""
+    command = NotificationPrefsSetCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        kind=frame.kind,
+        in_app=frame.in_app,
+        push=frame.push,
+    )
+    return Command(topics.NOTIFIER_COMMANDS, topics.PREFS_SET, sender.user_id, command)
+
+
+def conversation_mute(frame: ConversationMute, sender: Requester) -> Command:
+    """``notifier.conversation.mute``, keyed by user."""
+    command = ConversationMuteCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        conversation_id=frame.conversation_id,
+        muted=frame.muted,
+    )
+    return Command(topics.NOTIFIER_COMMANDS, topics.CONVERSATION_MUTE, sender.user_id, command)
+
+
+def push_subscribe(frame: PushSubscribe, sender: Requester) -> Command:
+    """``notifier.push.subscribe``, keyed by user (the notifier checks the keys and the
+    endpoint's host, and answers)."""
+    command = PushSubscribeCommand(
+        user_id=sender.user_id,
+        reply_to=sender.reply_to(frame.id),
+        subscription=frame.subscription.model_dump(mode="json"),
+    )
+    return Command(topics.NOTIFIER_COMMANDS, topics.PUSH_SUBSCRIBE, sender.user_id, command)
+
+
+def push_unsubscribe(frame: PushUnsubscribe, sender: Requester) -> Command:
+    """``notifier.push.unsubscribe``, keyed by user."""
+    command = PushUnsubscribeCommand(
+        user_id=sender.user_id, reply_to=sender.reply_to(frame.id), endpoint=frame.endpoint
+    )
+    return Command(topics.NOTIFIER_COMMANDS, topics.PUSH_UNSUBSCRIBE, sender.user_id, command)
 
 
 def connection_opened(connection: Requester) -> Command:
