@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 #: The services in start order: the gateway reads from the others.
-SERVICES = ("chat", "presence", "gateway")
+SERVICES = ("chat", "presence", "notifier", "gateway")
 #: Services other services reach through ``<NAME>_URL`` (the gateway, for sync and presence).
 #: A service named here but not launched has its URL removed from the environment handed on.
 REACHABLE = ("chat", "presence", "notifier")

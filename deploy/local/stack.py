@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Run the real system locally, without Docker: Kafka, PostgreSQL, chat, presence, gateway.
+"""Run the real system locally, without Docker: Kafka, PostgreSQL, chat, presence, notifier,
+gateway.
 
 Why this exists: the machines we develop and test on have Java and Python but no Docker engine,
 and the design asks for real infrastructure everywhere (no mocks, no stand-in broker). So this
@@ -32,9 +33,11 @@ Everything lives under ``.local/`` in the repository (gitignored)::
 Settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` point at
 infrastructure elsewhere (then nothing local is started for it); ``KAFKA_PORT`` (9092),
 ``KAFKA_CONTROLLER_PORT`` (9093), ``PG_PORT`` (5432), ``GATEWAY_PORT`` (8000), ``CHAT_PORT``
-(8001), ``AUTH_SECRET`` (else ``NEXTAUTH_SECRET``, else a printed development default) and
-``KAFKA_HEAP_OPTS`` (``-Xmx512m -Xms256m``), ``VAPID_PRIVATE_KEY`` and ``VAPID_SUBJECT`` (else a
-development pair kept in .local/vapid.env and ``mailto:dev@localhost``).
+(8001), ``PRESENCE_PORT`` (8002), ``NOTIFIER_PORT`` (8003), ``AUTH_SECRET`` (else
+``NEXTAUTH_SECRET``, else a printed development default) and ``KAFKA_HEAP_OPTS``
+(``-Xmx512m -Xms256m``), ``VAPID_PRIVATE_KEY`` and ``VAPID_SUBJECT`` (else a development pair
+kept in .local/vapid.env and ``mailto:dev@localhost``; the notifier signs with the private key,
+gateways announce the public one).
 
 Only the standard library is imported (and deploy/local/launcher.py, which launches the
 services for this script, the tests and the bench alike, and imports nothing else either),
@@ -111,7 +114,7 @@ DEFAULT_KAFKA_HEAP = "-Xmx512m -Xms256m"
 # because after a reboot the recorded pid may belong to an unrelated process.
 KAFKA_MAIN = "kafka.Kafka"
 # Services owning a Postgres schema: their migrations run before they start.
-MIGRATING_SERVICES = ("chat", "presence")
+MIGRATING_SERVICES = ("chat", "presence", "notifier")
 
 
 class StackError(Exception):
@@ -128,6 +131,7 @@ class Config:
     gateway_port: int  # HTTP/WebSocket port of services.gateway
     chat_port: int  # internal HTTP port of services.chat
     presence_port: int  # internal HTTP port of services.presence
+    notifier_port: int  # internal HTTP port of services.notifier
     external_kafka: str | None  # KAFKA_BOOTSTRAP_SERVERS when the user brings a broker
     external_database_url: str | None  # DATABASE_URL when the user brings a database
     kafka_heap_opts: str  # JVM heap flags of the broker (KAFKA_HEAP_OPTS, as Kafka's scripts)
@@ -160,6 +164,7 @@ class Config:
             gateway_port=port("GATEWAY_PORT", 8000),
             chat_port=port("CHAT_PORT", 8001),
             presence_port=port("PRESENCE_PORT", 8002),
+            notifier_port=port("NOTIFIER_PORT", 8003),
             external_kafka=None if bootstrap == local_bootstrap(kafka_port) else bootstrap,
             external_database_url=(
                 None if database_url == local_database_url(pg_port) else database_url
@@ -895,8 +900,13 @@ def prepare_dirs() -> None:
 
 
 def service_ports(cfg: Config) -> list[tuple[str, int]]:
-    """Services in start order (the gateway needs chat and presence), with their ports."""
-    ports = {"chat": cfg.chat_port, "presence": cfg.presence_port, "gateway": cfg.gateway_port}
+    """Services in start order (the gateway reads from the others), with their ports."""
+    ports = {
+        "chat": cfg.chat_port,
+        "presence": cfg.presence_port,
+        "notifier": cfg.notifier_port,
+        "gateway": cfg.gateway_port,
+    }
     return [(name, ports[name]) for name in SERVICES]
 
 

@@ -1,7 +1,7 @@
 """Fixtures of the integration tests: a fresh database and topic prefix per run, and the
-chat, presence and gateway services started as real processes (deploy/local/launcher.py)
-against the local Kafka and Postgres (``make test`` starts those and exports
-KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL)."""
+chat, presence, notifier and gateway services started as real processes
+(deploy/local/launcher.py) against the local Kafka and Postgres (``make test`` starts those and
+exports KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.launcher import free_port, service_env
+from services.notifier.vapid import generate
 from tests.integration.harness import (
     ALLOWED_ORIGIN,
     AUTH_SECRET,
     PRESENCE_GATEWAY_EXPIRY_MS,
     PRESENCE_GRACE_MS,
+    PUSH_REQUEST_TIMEOUT_MS,
+    PUSH_RETRY_BASE_MS,
     ServiceProcess,
     System,
 )
@@ -58,17 +61,19 @@ async def database_url() -> AsyncIterator[str]:
 async def system(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[System]:
-    """chat, presence and gateway processes on ephemeral ports, with topics of their own."""
+    """chat, presence, notifier and gateway processes on ephemeral ports, with topics of their
+    own; the notifier pushes with a VAPID pair of this run to push services on loopback."""
     kafka = _required_env("KAFKA_BOOTSTRAP_SERVERS")
     prefix = f"it{uuid.uuid4().hex[:8]}."
     logs = Path(tmp_path_factory.mktemp("logs"))
-    chat_port, presence_port, gateway_port = free_port(), free_port(), free_port()
+    ports = {name: free_port() for name in ("chat", "presence", "notifier", "gateway")}
+    vapid_private_key, vapid_public_key = generate()
     env = service_env(
         os.environ,
         kafka_bootstrap=kafka,
         database_url=database_url,
         auth_secret=AUTH_SECRET,
-        ports={"chat": chat_port, "presence": presence_port, "gateway": gateway_port},
+        ports=ports,
         topic_prefix=prefix,
     ) | {
         # Presence timings shortened so the tests wait seconds, not half a minute; the rules
@@ -80,30 +85,43 @@ async def system(
         "GATEWAY_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
         "CHAT_PARTITIONS": "4",
         "DELIVERY_PARTITIONS": "8",
-        # Topics nothing reads yet (the notifier's): few partitions, a lighter broker to crash.
+        # The notifier's topics: few partitions, a lighter broker to crash.
         "NOTIFIER_PARTITIONS": "2",
         "JOBS_PARTITIONS": "3",
         "APPLICATIONS_PARTITIONS": "2",
         "OUTBOX_RELAY_GRACE_MS": "1000",
         "OUTBOX_RELAY_INTERVAL_MS": "200",
+        # Web Push: the fake push services of the tests listen on 127.0.0.1 (plain http, allowed
+        # because listed exactly); bounds short enough for tests to see retries.
+        "VAPID_PRIVATE_KEY": vapid_private_key,
+        "VAPID_PUBLIC_KEY": vapid_public_key,
+        "VAPID_SUBJECT": "mailto:tests@example.org",
+        "PUSH_ENDPOINT_ALLOWLIST": "127.0.0.1",
+        "PUSH_REQUEST_TIMEOUT_MS": str(PUSH_REQUEST_TIMEOUT_MS),
+        "PUSH_RETRY_BASE_MS": str(PUSH_RETRY_BASE_MS),
+        "PUSH_RETRY_MAX_MS": str(4 * PUSH_RETRY_BASE_MS),
+        "PUSH_PER_ORIGIN_CONCURRENCY": "4",
     }
-    chat = ServiceProcess("chat", env, chat_port, logs / "chat.log")
-    presence = ServiceProcess("presence", env, presence_port, logs / "presence.log")
-    gateway = ServiceProcess("gateway", env, gateway_port, logs / "gateway.log")
-    for service in (chat, presence, gateway):
+    chat, presence, notifier, gateway = (
+        ServiceProcess(name, env, ports[name], logs / f"{name}.log")
+        for name in ("chat", "presence", "notifier", "gateway")
+    )
+    for service in (chat, presence, notifier, gateway):
         service.start()
         await service.wait_ready()
     yield System(
         chat=chat,
         presence=presence,
+        notifier=notifier,
         gateway=gateway,
         logs=logs,
         env=env,
         topic_prefix=prefix,
         database_url=database_url,
         kafka_bootstrap=kafka,
+        vapid_public_key=vapid_public_key,
     )
-    for service in (gateway, presence, chat):
+    for service in (gateway, notifier, presence, chat):
         service.stop()
     await delete_topics(kafka, prefix)
 

@@ -32,6 +32,9 @@ AUTH_SECRET = "integration-test-secret-0123456789abcdef"
 ALLOWED_ORIGIN = "http://allowed.example"
 PRESENCE_GRACE_MS = 2000
 PRESENCE_GATEWAY_EXPIRY_MS = 3000
+# Web Push bounds of the notifier under test: a hanging push service times out in seconds.
+PUSH_REQUEST_TIMEOUT_MS = int(2000 * UNIT_S)
+PUSH_RETRY_BASE_MS = 200
 
 Frame = dict[str, Any]
 
@@ -71,12 +74,15 @@ class System:
 
     chat: ServiceProcess
     presence: ServiceProcess
+    notifier: ServiceProcess
     gateway: ServiceProcess
     logs: Path
     env: dict[str, str]
     topic_prefix: str
     database_url: str
     kafka_bootstrap: str
+    # The notifier's VAPID public key (push services in tests check signatures with it).
+    vapid_public_key: str
 
     @property
     def ws_url(self) -> str:

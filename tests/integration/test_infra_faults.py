@@ -112,13 +112,14 @@ class Sender:
 
 
 async def sync_all(client: Client, page_limit: int = 90) -> list[Frame]:
-    """Every durable frame of the user, paging through ``sync``."""
+    """Every durable frame of the user's ``chat`` stream, paging through ``sync`` (which also
+    serves the ``notifications`` stream)."""
     events: list[Frame] = []
     cursor: dict[str, int] = {}
     while True:
         page = await client.request({"type": "sync", "cursor": cursor, "limit": page_limit})
         assert page["type"] == "ack", page
-        events += page["events"]
+        events += [event for event in page["events"] if event["stream"] == "chat"]
         cursor = page["cursor"]
         if not page["has_more"]:
             return events

@@ -211,9 +211,16 @@ async def test_sync_serves_streams_of_two_owners_and_echoes_unserved_ones(
             gateway.stop()
 
     # A gateway that serves no notifications stream echoes its cursor and serves the rest.
-    bob_2 = await Client.connect(system.ws_url, bob)
-    echoed = await bob_2.request({"type": "sync", "cursor": {"notifications": 7}})
-    assert echoed["cursor"] == {"notifications": 7, "chat": 1}
-    assert [event["type"] for event in echoed["events"]] == ["message.new"]
-    for client in (alice_1, bob_2):
-        await client.close()
+    gateway = system.extra_gateway("gw-chat-only")
+    del gateway.env["NOTIFIER_URL"]
+    gateway.start()
+    try:
+        await gateway.wait_ready()
+        bob_2 = await Client.connect(ws_url(gateway.port), bob)
+        echoed = await bob_2.request({"type": "sync", "cursor": {"notifications": 7}})
+        assert echoed["cursor"] == {"notifications": 7, "chat": 1}
+        assert [event["type"] for event in echoed["events"]] == ["message.new"]
+        await bob_2.close()
+    finally:
+        gateway.stop()
+    await alice_1.close()

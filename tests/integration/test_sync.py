@@ -1,8 +1,18 @@
-"""Offline catch-up through sync, and idempotent sends."""
+"""Offline catch-up through sync, and idempotent sends.
+
+The deployment also serves the ``notifications`` stream (the notifier), so a sync answer
+carries it beside ``chat``; these tests check the chat stream's frames and cursor.
+"""
 
 from __future__ import annotations
 
-from tests.integration.harness import Client, System, of_type, send_frame, unique
+from typing import Any
+
+from tests.integration.harness import Client, Frame, System, of_type, send_frame, unique
+
+
+def chat(answer: Frame) -> list[Any]:
+    return [event for event in answer["events"] if event["stream"] == "chat"]
 
 
 async def test_offline_user_syncs_exactly_the_missing_frames_in_order(system: System) -> None:
@@ -23,25 +33,32 @@ async def test_offline_user_syncs_exactly_the_missing_frames_in_order(system: Sy
 
     assert everything["type"] == "ack", everything
     assert everything["has_more"] is False
-    assert everything["cursor"] == {"chat": 50}
-    events = everything["events"]
+    assert everything["cursor"]["chat"] == 50
+    events = chat(everything)
     assert [event["seq"] for event in events] == list(range(1, 51))
-    assert all(event["type"] == "message.new" and event["stream"] == "chat" for event in events)
+    assert all(event["type"] == "message.new" for event in events)
     assert [event["message"] for event in events] == sent
+    notifications = everything["cursor"]["notifications"]
 
-    from_middle = await bob_1.request({"type": "sync", "cursor": {"chat": 20}})
+    from_middle = await bob_1.request(
+        {"type": "sync", "cursor": {"chat": 20, "notifications": notifications}}
+    )
     assert [event["seq"] for event in from_middle["events"]] == list(range(21, 51))
     assert from_middle["events"] == events[20:]
 
-    paged = await bob_1.request({"type": "sync", "cursor": {"chat": 0}, "limit": 30})
+    paged = await bob_1.request(
+        {"type": "sync", "cursor": {"chat": 0, "notifications": notifications}, "limit": 30}
+    )
     assert [event["seq"] for event in paged["events"]] == list(range(1, 31))
-    assert paged["has_more"] is True and paged["cursor"] == {"chat": 30}
+    assert paged["has_more"] is True
+    assert paged["cursor"] == {"chat": 30, "notifications": notifications}
     rest = await bob_1.request({"type": "sync", "cursor": paged["cursor"], "limit": 30})
     assert [event["seq"] for event in rest["events"]] == list(range(31, 51))
     assert rest["has_more"] is False
 
-    up_to_date = await bob_1.request({"type": "sync", "cursor": {"chat": 50}})
-    assert up_to_date["events"] == [] and up_to_date["cursor"] == {"chat": 50}
+    caught_up = {"chat": 50, "notifications": notifications}
+    up_to_date = await bob_1.request({"type": "sync", "cursor": caught_up})
+    assert up_to_date["events"] == [] and up_to_date["cursor"] == caught_up
     await alice_1.close()
     await bob_1.close()
 
@@ -60,7 +77,7 @@ async def test_resent_client_msg_id_stores_once_and_delivers_once(system: System
     await bob_1.settle()
     assert not bob_1.matching(of_type("message.new"))
     synced = await bob_1.request({"type": "sync", "cursor": {}})
-    assert [event["message"]["id"] for event in synced["events"]] == [first["message"]["id"]]
+    assert [event["message"]["id"] for event in chat(synced)] == [first["message"]["id"]]
 
     # The idempotency key belongs to one conversation: reusing it elsewhere is a conflict.
     carol = unique("carol")
