@@ -31,7 +31,10 @@ SDK_SOURCES := $(wildcard $(SDK)/src/*.ts $(SDK)/demo/*) $(wildcard $(SDK)/tscon
 # Browser tests drive Debian's Chromium (Playwright's own browser downloads cannot work here).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv up down status lint schemas schemas-check test unit bench node-deps sdk sdk-test chromium
+# apt-get as root (CI), through sudo otherwise.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv tools up down status lint schemas schemas-check test unit bench node-deps sdk sdk-test chromium
 
 venv: $(STAMP)
 
@@ -73,6 +76,14 @@ down:
 status:
 	$(STACK_ANY_PY) status
 
+# The integration tests publish other teams' events with kcat, a non-Python Kafka client
+# (Debian package `kcat`), as the job board's and the applications tracker's services would.
+tools:
+	@command -v kcat >/dev/null 2>&1 || { \
+		echo "installing kcat (apt-get)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat >/dev/null; }
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -87,7 +98,7 @@ schemas-check: venv
 
 # PYTHONASYNCIODEBUG=1 makes asyncio report never-awaited coroutines and slow callbacks; with
 # pytest's filterwarnings=error those fail the run instead of scrolling by.
-test: venv lint schemas-check node-deps sdk sdk-test chromium
+test: venv tools lint schemas-check node-deps sdk sdk-test chromium
 	$(STACK) up --infra-only
 	eval "$$($(STACK) env)" && PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests $(PYTEST_ARGS)
 

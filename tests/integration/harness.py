@@ -33,7 +33,7 @@ ALLOWED_ORIGIN = "http://allowed.example"
 PRESENCE_GRACE_MS = 2000
 PRESENCE_GATEWAY_EXPIRY_MS = 3000
 # Web Push bounds of the notifier under test: a hanging push service times out in seconds.
-PUSH_REQUEST_TIMEOUT_MS = int(2000 * UNIT_S)
+PUSH_REQUEST_TIMEOUT_MS = int(5000 * UNIT_S)
 PUSH_RETRY_BASE_MS = 200
 
 Frame = dict[str, Any]
