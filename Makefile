@@ -1,6 +1,7 @@
 # Developer and CI entry points. `make test` is the one command CI runs (see .ci/run): it builds
-# the venv, lints, checks the generated schemas, starts real Kafka and Postgres locally (no Docker
-# needed; see deploy/local/stack.py) and runs unit and integration tests in one pytest session.
+# the venv, installs the tools the tests run (kcat), lints, checks the generated schemas, starts
+# real Kafka and Postgres locally (no Docker needed; see deploy/local/stack.py) and runs unit
+# and integration tests in one pytest session.
 # The stack is left running so the next `make test` starts in well under a second; `make down`
 # stops it.
 
@@ -30,9 +31,6 @@ SDK_BUILT := $(SDK)/dist/.built
 SDK_SOURCES := $(wildcard $(SDK)/src/*.ts $(SDK)/demo/*) $(wildcard $(SDK)/tsconfig*.json)
 # Browser tests drive Debian's Chromium (Playwright's own browser downloads cannot work here).
 CHROMIUM := /usr/bin/chromium
-
-# apt-get as root (CI), through sudo otherwise.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv tools up down status lint schemas schemas-check test unit bench node-deps sdk sdk-test chromium
 
@@ -77,12 +75,15 @@ status:
 	$(STACK_ANY_PY) status
 
 # The integration tests publish other teams' events with kcat, a non-Python Kafka client
-# (Debian package `kcat`), as the job board's and the applications tracker's services would.
+# (Debian's kcat package), as the job board's and the applications tracker's services would.
+# Installed once, as root (CI is root).
 tools:
-	@command -v kcat >/dev/null 2>&1 || { \
-		echo "installing kcat (apt-get)"; \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat >/dev/null; }
+	@command -v kcat >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "kcat missing: apt-get install kcat (as root)" >&2; exit 1; fi; \
+	  apt-get -qq -o DPkg::Lock::Timeout=600 update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=600 \
+	    install --no-install-recommends kcat >/dev/null; }
 
 lint: venv
 	$(VENV)/bin/ruff check .

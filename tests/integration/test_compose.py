@@ -25,24 +25,29 @@ SERVICES = {
     "postgres",
     "chat",
     "presence",
+    "notifier",
     "gateway-1",
     "gateway-2",
     "proxy",
     "prometheus",
     "grafana",
 }
-APP_SERVICES = ("chat", "presence", "gateway-1", "gateway-2")
+APP_SERVICES = ("chat", "presence", "notifier", "gateway-1", "gateway-2")
 APP_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "DATABASE_URL",
     "AUTH_SECRET",
     "CHAT_URL",
     "PRESENCE_URL",
+    "NOTIFIER_URL",
     "GATEWAY_PORT",
     "CHAT_PORT",
     "PRESENCE_PORT",
+    "NOTIFIER_PORT",
+    "VAPID_PUBLIC_KEY",
 }
-# Fixed in services/runtime/metrics.py and services/gateway/metrics.py.
+# Fixed in services/runtime/metrics.py, services/gateway/metrics.py and the notifier's
+# metrics.py and push_metrics.py.
 METRICS = {
     "realtime_gateway_connections",
     "realtime_frames_in_total",
@@ -52,6 +57,13 @@ METRICS = {
     "realtime_dlq_records_total",
     "realtime_errors_total",
     "realtime_db_seconds",
+    "realtime_notifications_total",
+    "realtime_unread_count_updates_total",
+    "realtime_notifications_skipped_total",
+    "realtime_pushes_total",
+    "realtime_push_latency_seconds",
+    "realtime_push_backlog",
+    "realtime_push_in_flight",
 }
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 METRIC_TOKEN = re.compile(r"\brealtime_[a-z0-9_]+")
@@ -137,7 +149,7 @@ def test_dependencies_exist_and_healthy_ones_have_healthchecks(compose: dict[str
                 assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
 
 
-@pytest.mark.parametrize("service", ["chat", "presence"])
+@pytest.mark.parametrize("service", ["chat", "presence", "notifier"])
 def test_service_waits_for_kafka_and_postgres_and_its_migrations(
     compose: dict[str, Any], service: str
 ) -> None:
@@ -190,7 +202,7 @@ def test_scrape_targets_are_services_on_their_configured_ports(
                     continue  # Prometheus scraping itself
                 assert host in services, f"job {job['job_name']}: {host} is no compose service"
                 environment = services[host].get("environment", {})
-                ports = ("GATEWAY_PORT", "CHAT_PORT", "PRESENCE_PORT")
+                ports = ("GATEWAY_PORT", "CHAT_PORT", "PRESENCE_PORT", "NOTIFIER_PORT")
                 assert port in {environment.get(name) for name in ports}
                 scraped.add(host)
     assert set(APP_SERVICES) <= scraped
