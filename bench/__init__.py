@@ -2,10 +2,11 @@
 
 Module map:
     __main__   command line: flags per scenario and size; result file, plots, table
-    system     the bench's own chat and gateway processes, CPU per process, machine facts
+    system     the bench's own service processes, CPU per process, machine facts
     client     WebSocket clients of the load generator and the send/ack/delivery bookkeeping
     load       open-loop offered load of users in pairs, and the sync check for lost messages
     scenarios  latency under load, maximum sustained rate, idle connections, fan-out
+    notifications  one job alert to many users: time to the last connected one, stored/s
     stats      nearest-rank percentiles
     report     latest.json, PNG plots (matplotlib, Agg) and the printed table
     progress   the live status line

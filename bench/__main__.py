@@ -1,8 +1,9 @@
 """``python -m bench``: run the scenarios, write bench/results/latest.json and plots, print a table.
 
 ``make bench`` starts Kafka and Postgres first and exports their addresses; the bench starts
-its own chat and gateway. ``--help`` lists the sizes; ``--full`` uses the issue's figures
-(60 s sustained probes, longer steps) instead of the few-minute defaults.
+its own chat, presence, notifier and gateway. ``--help`` lists the sizes; ``--full`` uses the
+issue's figures (60 s sustained probes, longer steps, a job alert to 10,000 users) instead of
+the few-minute defaults.
 """
 
 from __future__ import annotations
@@ -18,14 +19,23 @@ from typing import Any
 
 import uvloop
 
-from bench import groups, hops, profile, scenarios
+from bench import groups, hops, notifications, profile, scenarios
 from bench.chatdata import DataSizes
 from bench.load import PairLoad
 from bench.progress import Progress
 from bench.report import plot, say, table, write_json
 from bench.system import ROOT, BenchError, CpuMeter, System, machine, raise_nofile
 
-SCENARIOS = ("latency", "sustained", "idle", "fanout", "hops", "groupfanout", "reads")
+SCENARIOS = (
+    "latency",
+    "sustained",
+    "idle",
+    "fanout",
+    "hops",
+    "groupfanout",
+    "reads",
+    "notifications",
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -83,6 +93,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--read-users", type=int, default=d.read_users)
     parser.add_argument("--read-requests", type=int, default=d.read_requests, help="per read")
     parser.add_argument(
+        "--notify-users", type=int, default=d.notify_users, help="job alert recipients"
+    )
+    parser.add_argument("--notify-events", type=int, default=d.notify_events, help="events")
+    parser.add_argument(
+        "--notify-connected", type=int, default=d.notify_connected, help="recipients online"
+    )
+    parser.add_argument(
         "--profile-rate",
         type=int,
         default=0,
@@ -106,8 +123,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
     """Scenario sizes from the flags (``--full`` raises the time-based ones)."""
     step_s, sustain_s, probes = args.step_s, args.sustain_s, args.sustain_probes
+    notify = (args.notify_users, args.notify_events, args.notify_connected)
     if args.full:
         step_s, sustain_s, probes = max(step_s, 30.0), max(sustain_s, 60.0), max(probes, 4)
+        notify = (max(notify[0], 10_000), max(notify[1], 10), max(notify[2], 500))
     return scenarios.Sizes(
         users=args.users,
         rates=tuple(int(rate) for rate in args.rates.split(",") if rate),
@@ -132,6 +151,9 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
         read_conversations=args.read_conversations,
         read_users=args.read_users,
         read_requests=args.read_requests,
+        notify_users=notify[0],
+        notify_events=notify[1],
+        notify_connected=notify[2],
     )
 
 
@@ -232,6 +254,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     other_conversations=sizes.read_conversations,
                 ),
                 requests=sizes.read_requests,
+            )
+        if "notifications" in chosen:
+            result["notifications"] = await notifications.notifications(
+                system,
+                meter,
+                progress,
+                users=sizes.notify_users,
+                events=sizes.notify_events,
+                connected=sizes.notify_connected,
+                drain_s=max(sizes.drain_s, 60.0),
             )
         if "idle" in chosen:
             result["idle"] = await scenarios.idle(system, meter, sizes, progress)

@@ -73,6 +73,19 @@ def table(result: Result) -> str:
             f" gateway out {traced['gateway_out']['p50_ms']};"
             f" end to end {traced['end_to_end']['p50_ms']} ({traced['traced']} traced)"
         )
+    alert = result.get("notifications")
+    if alert:
+        cores = alert.get("cpu", {}).get("cores", {})
+        lines.append("")
+        lines.append(
+            f"job alert to {alert['users']} users in {alert['events']} events"
+            f" ({alert['connected']} connected): last connected after"
+            f" {alert['last_connected_ms']} ms, all stored after {alert['stored_ms']} ms"
+            f" ({alert['stored_per_s']}/s); notifier {alert['notifier_cpu_us_per_notification']}"
+            f" us CPU per notification; cores: notifier {_core(cores, 'notifier')}"
+            f" gw {_core(cores, 'gateway')} kafka {_core(cores, 'kafka')}"
+            f" pg {_core(cores, 'postgres')}"
+        )
     fanout = result.get("fanout")
     if fanout:
         lines.append(

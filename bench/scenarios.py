@@ -63,6 +63,11 @@ class Sizes:
     read_conversations: int = 20_000
     read_users: int = 20_000
     read_requests: int = 500
+    # One job alert to notify_users recipients in notify_events events, notify_connected of
+    # them connected (--full: the 10,000 / 10 / 500).
+    notify_users: int = 1_000
+    notify_events: int = 10
+    notify_connected: int = 50
 
 
 @dataclass

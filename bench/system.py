@@ -1,7 +1,7 @@
 """The system under test: service processes of the bench's own, and who uses the CPU.
 
-The bench never reuses the services that ``make up`` started: it runs its own chat, presence
-and gateway (``python -m services.<name>`` through deploy/local/launcher.py, as
+The bench never reuses the services that ``make up`` started: it runs its own chat, presence,
+notifier and gateway (``python -m services.<name>`` through deploy/local/launcher.py, as
 tests/integration/conftest.py does) against the local Kafka and
 Postgres, with a fresh database and topic prefix, settings suited to load (no per-connection
 rate limit in the way, a deep send queue) and a raised open-file limit.
@@ -82,18 +82,21 @@ class Service(ServiceProcess):
 
 @dataclass
 class System:
-    """chat, presence (when the source has it) and gateway of the bench, on a database and
-    topic prefix of their own."""
+    """chat, presence and the notifier (when the source has them) and gateway of the bench, on
+    a database and topic prefix of their own."""
 
     chat: Service
     gateway: Service
     presence: Service | None
+    notifier: Service | None
     database_url: str
     admin_url: str
     database: str
     log_dir: Path
     source: Path = ROOT
     env: dict[str, str] = field(default_factory=dict)
+    kafka_bootstrap: str = ""
+    topic_prefix: str = ""
 
     @property
     def ws_url(self) -> str:
@@ -104,7 +107,8 @@ class System:
     async def start(
         cls, *, log_dir: Path, extra_env: Mapping[str, str], source: Path = ROOT
     ) -> System:
-        """Create the database, start chat, then the gateway, and wait until both are ready.
+        """Create the database, start chat, presence and the notifier, then the gateway, and wait
+        until each is ready.
 
         ``source`` is the directory the services are run from (their ``services`` and
         ``schemas`` packages): the working tree by default, or a snapshot of a commit so that
@@ -128,14 +132,24 @@ class System:
         base, _, _ = admin_url.rpartition("/")
         database_url = f"{base}/{database}"
         log_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
-        chat_port, gateway_port, presence_port = free_port(), free_port(), free_port()
+        # Sources from before the presence service or the notifier existed run without them.
+        has = {
+            name: (source / "services" / name / "__main__.py").exists()
+            for name in ("presence", "notifier")
+        }
+        ports = {
+            name: free_port()
+            for name in ("chat", "presence", "notifier", "gateway")
+            if has.get(name, True)
+        }
+        prefix = f"bench{run}."
         env = service_env(
             os.environ,
             kafka_bootstrap=kafka,
             database_url=database_url,
             auth_secret=AUTH_SECRET,
-            ports={"chat": chat_port, "presence": presence_port, "gateway": gateway_port},
-            topic_prefix=f"bench{run}.",
+            ports=ports,
+            topic_prefix=prefix,
         ) | {
             # Load comes from a few hundred connections each sending far above a human's rate.
             "RATE_PER_S": "100000",
@@ -144,31 +158,29 @@ class System:
             "LOG_LEVEL": "WARNING",
         }
         env |= dict(extra_env)
-        # Sources from before the presence service existed run without it.
-        has_presence = (source / "services" / "presence" / "__main__.py").exists()
+
+        def service(name: str) -> Service:
+            return Service(name, env, ports[name], log_dir / f"{name}.log", source)
+
         system = cls(
-            chat=Service("chat", env, chat_port, log_dir / "chat.log", source),
-            gateway=Service("gateway", env, gateway_port, log_dir / "gateway.log", source),
-            presence=(
-                Service("presence", env, presence_port, log_dir / "presence.log", source)
-                if has_presence
-                else None
-            ),
+            chat=service("chat"),
+            gateway=service("gateway"),
+            presence=service("presence") if "presence" in ports else None,
+            notifier=service("notifier") if "notifier" in ports else None,
             database_url=database_url,
             admin_url=admin_url,
             database=database,
             log_dir=log_dir,
             source=source,
             env=env,
+            kafka_bootstrap=kafka,
+            topic_prefix=prefix,
         )
         try:
-            system.chat.start()
-            await system.chat.wait_ready()
-            if system.presence is not None:
-                system.presence.start()
-                await system.presence.wait_ready()
-            system.gateway.start()
-            await system.gateway.wait_ready()
+            for started in (system.chat, system.presence, system.notifier, system.gateway):
+                if started is not None:
+                    started.start()
+                    await started.wait_ready()
         except BaseException:
             await system.stop(drop_database=True)
             raise
@@ -179,6 +191,8 @@ class System:
         found = {"gateway": self.gateway.pid, "chat": self.chat.pid}
         if self.presence is not None:
             found["presence"] = self.presence.pid
+        if self.notifier is not None:
+            found["notifier"] = self.notifier.pid
         return found
 
     async def restart_gateway(self) -> None:
@@ -191,11 +205,10 @@ class System:
         await self.gateway.wait_ready()
 
     async def stop(self, *, drop_database: bool) -> None:
-        """Stop both services and (optionally) drop the bench database."""
-        self.gateway.stop()
-        if self.presence is not None:
-            self.presence.stop()
-        self.chat.stop()
+        """Stop the services and (optionally) drop the bench database."""
+        for service in (self.gateway, self.notifier, self.presence, self.chat):
+            if service is not None:
+                service.stop()
         if drop_database:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 admin = await asyncpg.connect(self.admin_url)
@@ -248,9 +261,10 @@ _MACHINE_BUSY = "_machine_busy"
 class CpuMeter:
     """CPU seconds (user + system) of each process of the system, by role.
 
-    Roles: ``gateway``, ``chat``, ``kafka`` (the broker's JVM), ``postgres`` (server and all its
-    backends), ``loadgen`` (this process), and ``other``: the machine's busy time not accounted
-    for by those (other programs, kernel threads). Infrastructure elsewhere is left out.
+    Roles: ``gateway``, ``chat``, ``presence``, ``notifier``, ``kafka`` (the broker's JVM),
+    ``postgres`` (server and all its backends), ``loadgen`` (this process), and ``other``: the
+    machine's busy time not accounted for by those (other programs, kernel threads).
+    Infrastructure elsewhere is left out.
     """
 
     def __init__(self, pids: Callable[[], dict[str, int]]) -> None:
