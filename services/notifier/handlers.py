@@ -12,8 +12,10 @@ write: :mod:`services.notifier.storage`), the pure decisions in between, and wha
 
 What is consumed, and what is not ours:
 
-    chat.events.v1               chat.message.created, chat.watermark.moved (read); any other
-                                 fact of chat's is not the notifier's concern: skipped
+    chat.events.v1               chat.message.created, chat.watermark.moved (read),
+                                 chat.message.updated (deleted: its preview is erased from
+                                 notifications and their frames); any other fact of chat's
+                                 (edits, reactions, membership) is not the notifier's: skipped
     presence.connectivity.v1     presence.connectivity.changed
     notifier.commands.v1         notification.read, prefs.set, conversation.mute,
                                  push.subscribe, push.unsubscribe (from gateways)
@@ -38,6 +40,7 @@ from schemas.events import (
     ConnectivityChanged,
     ConversationMuteCommand,
     JobAlertMatched,
+    MessageChanged,
     MessageCreated,
     NotificationPrefsSetCommand,
     NotificationReadCommand,
@@ -55,6 +58,7 @@ from services.notifier.domain.inbox import (
     Decisions,
     Intent,
     JobAlert,
+    MarkedRead,
     MarkRead,
     MessageArrived,
     Mute,
@@ -116,6 +120,15 @@ class _Unsubscribe:
 
 
 _Subscription = _Subscribe | _Unsubscribe
+
+
+@dataclass(frozen=True, slots=True)
+class _Erase:
+    """A deleted message, whose preview leaves every notification and frame that showed it."""
+
+    conversation_id: str
+    message_id: str
+    member_ids: tuple[str, ...]
 
 
 class NotifierHandler:
@@ -181,22 +194,34 @@ class NotifierHandler:
         """
         intents: list[Intent] = []
         subscriptions: list[_Subscription] = []
+        erasures: list[_Erase] = []
         for record in records:
             parsed = self._parse(record)
             if parsed is None:
                 NOT_NOTIFIED.labels("other_fact").inc()
             elif isinstance(parsed, _Subscribe | _Unsubscribe):
                 subscriptions.append(parsed)
+            elif isinstance(parsed, _Erase):
+                erasures.append(parsed)
             else:
                 intents.append(parsed)
         if intents:
             await self._apply_intents(conn, intents, out)
+        # After the batch's notifications are written: a message made and deleted in one
+        # batch leaves no preview behind either.
+        for erase in erasures:
+            await storage.erase_message(
+                conn,
+                conversation_id=erase.conversation_id,
+                message_id=erase.message_id,
+                member_ids=erase.member_ids,
+            )
         for command in subscriptions:
             await self._subscription(conn, command, out)
 
     # -- records to intents -----------------------------------------------------------------
 
-    def _parse(self, record: InboundRecord) -> Intent | _Subscription | None:
+    def _parse(self, record: InboundRecord) -> Intent | _Subscription | _Erase | None:
         envelope = record.envelope
         kind = envelope.type
         if record.topic == self._chat_events:
@@ -216,7 +241,16 @@ class NotifierHandler:
                 if moved.status != "read":
                     return None
                 return ConversationRead(moved.user_id, moved.conversation_id, moved.up_to_seq)
-            # Chat's other facts (edits, reactions, membership) notify nobody.
+            if kind == topics.MESSAGE_UPDATED:
+                updated = parse_data(envelope, MessageChanged)
+                if updated.change != "deleted":
+                    return None
+                return _Erase(
+                    conversation_id=updated.message.conversation_id,
+                    message_id=updated.message.id,
+                    member_ids=tuple(updated.member_ids),
+                )
+            # Chat's other facts (membership) notify nobody.
             return None
         if kind not in self._types.get(record.topic, ()):
             raise RecordRejected(f"unknown_type:{kind[:64]}")
@@ -303,7 +337,7 @@ class NotifierHandler:
                 positions[(change.user_id, change.view.id)] = seq
             else:
                 frame = wire.notification_read(seq, change.ids, unread_count=change.unread_count)
-            appends.add(change.user_id, seq, frame)
+            appends.add(change.user_id, seq, frame, _subject(change))
             out.append(self._delivery.frame(change.user_id, frame))
         await storage.write(
             conn,
@@ -397,6 +431,15 @@ class NotifierHandler:
                 connection_id=requester.connection_id,
             )
         )
+
+
+def _subject(change: Shown | MarkedRead) -> str | None:
+    """The message a frame previews (a message notification's latest), so that deleting the
+    message can erase it from the stored frame."""
+    if isinstance(change, Shown) and change.view.kind == "message":
+        message_id = change.view.data.get("message_id")
+        return message_id if isinstance(message_id, str) else None
+    return None
 
 
 def _requester(user_id: str, reply_to: ReplyTo, origin: datetime) -> Requester:

@@ -172,7 +172,7 @@ def _count(data: Mapping[str, Any]) -> int:
 # --- write: one statement ----------------------------------------------------------------------
 
 _ADVANCE = STREAM.advance_sql(40)
-_INSERT_FRAMES = STREAM.insert_sql(42)
+_INSERT_FRAMES = STREAM.insert_sql(42, subjects=True)
 
 _WRITE = f"""
 WITH ins AS (
@@ -221,7 +221,7 @@ WITH ins AS (
      status = excluded.status WHERE a.changed_at < excluded.changed_at),
  connectivity AS (
    INSERT INTO notifier.connectivity AS c (user_id, connected, changed_at)
-   SELECT * FROM unnest($38::text[], $39::boolean[], $45::timestamptz[])
+   SELECT * FROM unnest($38::text[], $39::boolean[], $46::timestamptz[])
    ON CONFLICT (user_id) DO UPDATE SET connected = excluded.connected,
      changed_at = excluded.changed_at WHERE c.changed_at <= excluded.changed_at),
  streams AS ({_ADVANCE})
@@ -276,7 +276,8 @@ async def write(
         conn: a connection in the transaction that locked and loaded.
         decisions: the batch's decisions.
         positions: the stream seq of each notification's latest ``notification.new``.
-        appends: the frames, numbered from the locked seqs.
+        appends: the frames, numbered from the locked seqs (a message notification's frame
+            names the message it previews as its subject: see :func:`erase_message`).
         data_json: encodes ``data``.
         now: when notifications read by ``all`` were read.
     """
@@ -346,7 +347,7 @@ async def write(
         connectivity.columns[0],
         connectivity.columns[1],
         *appends.advance_args(),
-        *appends.insert_args(),
+        *appends.insert_args(subjects=True),
         connectivity.columns[2],
     )
 
@@ -435,6 +436,41 @@ async def read_prefs(conn: Connection, *, user_id: str) -> NotificationPrefs:
         application_status=kinds.get("application_status", default),
         muted_conversations=[row["conversation_id"] for row in muted],
     )
+
+
+async def erase_message(
+    conn: Connection, *, conversation_id: str, message_id: str, member_ids: Sequence[str]
+) -> int:
+    """A message was deleted: erase its preview from the notifications that show it, from
+    every stored frame that carried it (rewritten in place, same seqs), and drop their pushes
+    not yet sent (the payload holds the preview).
+
+    Returns:
+        How many notifications showed it.
+    """
+    rows = await conn.fetch(
+        "WITH erased AS ("
+        "   UPDATE notifier.notifications SET body = '' WHERE user_id = ANY($3::text[])"
+        "   AND kind = 'message' AND conversation_id = $1 AND data->>'message_id' = $2"
+        "   RETURNING user_id, id"
+        " ), unpushed AS ("
+        "   DELETE FROM notifier.push_jobs j USING erased"
+        "   WHERE j.user_id = erased.user_id AND j.notification_id = erased.id"
+        " ) SELECT user_id, id FROM erased",
+        conversation_id,
+        message_id,
+        list(member_ids),
+    )
+    await STREAM.rewrite(conn, message_id, erase_preview)
+    return len(rows)
+
+
+def erase_preview(frame: dict[str, Any]) -> dict[str, Any]:
+    """A ``notification.new`` frame without the text of the message it previewed."""
+    notification = frame.get("notification")
+    if isinstance(notification, dict):
+        notification["body"] = ""
+    return frame
 
 
 async def cancel_read_pushes(

@@ -335,3 +335,49 @@ async def test_push_subscriptions_are_checked_and_answered(system: System) -> No
     )
     assert gone["type"] == "ack"
     await user_1.close()
+
+
+async def test_a_deleted_messages_text_leaves_its_notification_and_every_stored_frame(
+    system: System,
+) -> None:
+    alice, bob = unique("alice"), unique("bob")
+    alice_1 = await Client.connect(system.ws_url, alice)
+    first = await _send(alice_1, bob, "the secret")
+    await _send(alice_1, bob, "second thoughts")
+    gone = await alice_1.request(
+        {
+            "type": "message.delete",
+            "conversation_id": first["conversation_id"],
+            "message_id": first["id"],
+        }
+    )
+    assert gone["type"] == "ack", gone
+    last = await _send(alice_1, bob, "never mind")
+    latest = await alice_1.request(
+        {
+            "type": "message.delete",
+            "conversation_id": last["conversation_id"],
+            "message_id": last["id"],
+        }
+    )
+    assert latest["type"] == "ack", latest
+
+    bob_1 = await Client.connect(system.ws_url, bob)
+
+    def erased(frames: list[Frame]) -> bool:
+        return len(frames) == 3 and frames[-1]["notification"]["body"] == ""
+
+    frames = await stream_until(bob_1, erased)
+    # Each frame previewed the latest message of its moment; the deleted ones are blank.
+    assert [frame["notification"]["body"] for frame in frames] == [
+        "",
+        f"{alice}: second thoughts",
+        "",
+    ]
+    assert [frame["seq"] for frame in frames] == [1, 2, 3]
+    bell = await bob_1.request({"type": "notifications.list"})
+    [notification] = bell["notifications"]
+    assert (notification["body"], notification["data"]["count"]) == ("", 3)
+    assert "secret" not in str(await notifications_stream(bob_1))
+    for client in (alice_1, bob_1):
+        await client.close()
