@@ -71,7 +71,8 @@ async def sync_all(client: Client, limit: int = 200) -> list[Frame]:
     while True:
         page = await client.request_within_rate({"type": "sync", "cursor": cursor, "limit": limit})
         assert page["type"] == "ack", page
-        events += page["events"]
+        # Sync also serves the notifications stream (the notifier's).
+        events += [event for event in page["events"] if event["stream"] == "chat"]
         cursor = page["cursor"]
         if not page["has_more"]:
             return events

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from playwright.async_api import Browser
 
@@ -116,6 +117,34 @@ async def test_a_message_sent_offline_is_pending_then_delivered_once(
         await peer.close()
 
 
+async def _settled_cursor(system: System, demo: Demo, user: str) -> dict[str, int]:
+    """The page's cursor once it holds every durable frame of the user.
+
+    Opening a chat reads it, and the notifier then appends a ``notification.read`` to the
+    user's notifications stream: wait until that is applied (nothing unread) and the page holds
+    the last seq of both streams, so no frame is still on its way.
+    """
+    deadline = asyncio.get_running_loop().time() + seconds(20)
+    while True:
+        conn = await asyncpg.connect(system.database_url)
+        try:
+            row = await conn.fetchrow(
+                "SELECT (SELECT last_seq FROM chat.user_streams WHERE user_id = $1) AS chat,"
+                " (SELECT last_seq FROM notifier.user_streams WHERE user_id = $1) AS notes,"
+                " (SELECT unread FROM notifier.inbox WHERE user_id = $1) AS unread",
+                user,
+            )
+        finally:
+            await conn.close()
+        assert row is not None
+        server = {"chat": row["chat"] or 0, "notifications": row["notes"] or 0}
+        held = await demo.held_cursor()
+        if not row["unread"] and held == server:
+            return held
+        assert asyncio.get_running_loop().time() < deadline, f"{held} never became {server}"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_reload_resumes_from_the_cursor_in_indexeddb(
     browser: Browser, web_gateway: ServiceProcess, system: System
 ) -> None:
@@ -131,7 +160,7 @@ async def test_a_reload_resumes_from_the_cursor_in_indexeddb(
             assert answer["type"] == "ack", answer
         await g.open_chat_with(hal)
         await g.wait_bodies(["one", "two"])
-        held = await g.held_cursor()
+        held = await _settled_cursor(system, g, gina)
         assert held.get("chat", 0) >= 2
         await _until(lambda: g.persisted_cursor(gina), held)
 
@@ -150,7 +179,7 @@ async def test_a_reload_resumes_from_the_cursor_in_indexeddb(
         assert events < held["chat"] + 1, "only what is new was fetched"
 
         # A reload shows what was stored at once and resumes from the persisted cursor.
-        before = await g.held_cursor()
+        before = await _settled_cursor(system, g, gina)
         await _until(lambda: g.persisted_cursor(gina), before)
         await g.page.reload()
         await g.open_chat_with(hal)
