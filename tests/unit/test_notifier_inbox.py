@@ -7,6 +7,7 @@ preferences and mutes, the push decision, late statuses, unread counts.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -416,9 +417,8 @@ def test_read_all_with_nothing_unread_sends_no_frame() -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_the_unread_count_always_equals_the_unread_notifications(seed: int) -> None:
-    import random
-
     rng = random.Random(seed)
+    made = itertools.count(1)
     snapshot = Snapshot()
     notes: dict[str, Note] = {}
     seq = 0
@@ -454,7 +454,7 @@ def test_the_unread_count_always_equals_the_unread_notifications(seed: int) -> N
             intents,
             snapshot,
             now=T0,
-            new_id=lambda: f"n{len(notes) + rng.random()}",
+            new_id=lambda: f"n{next(made)}",
             push_enabled=False,
         )
         notes.update({key[1]: note for key, note in decisions.notes.items()})
