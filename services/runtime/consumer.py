@@ -283,6 +283,7 @@ class TransactionalConsumer:
             bootstrap_servers, client_id=client_id, group_id=group_id, start_at="earliest"
         )
         self._contact = ContactProbe(self._consumer, timeout_ms=contact_timeout_ms)
+        self._contact_timeout_s = contact_timeout_ms / 1000
 
     @property
     def assigned(self) -> bool:
@@ -297,19 +298,30 @@ class TransactionalConsumer:
         wait for this. After a restart, a backlog not yet read would look like silence. While
         Kafka is down, the last known high watermark is stale (so "caught up" proves nothing)
         and the producers the timer waits for cannot publish either: their silence means
-        something only once Kafka has answered for as long as the timer's own period.
+        something only once Kafka has answered for as long as the timer's own period, and
+        everything the broker held a moment ago (its end offsets as it gave them then, not the
+        last fetch's) is applied.
         """
         assignment = self._consumer.assignment()
         if not assignment:
             return False
-        for tp in assignment:
-            highwater = self._consumer.highwater(tp)
-            # Committed, not merely fetched: a batch read but not yet applied is still backlog.
-            if highwater is None or self._applied.get(tp, -1) < highwater:
-                return False
         if in_contact_for_s <= 0:
+            for tp in assignment:
+                highwater = self._consumer.highwater(tp)
+                # Committed, not merely fetched: a batch read but not yet applied is backlog.
+                if highwater is None or self._applied.get(tp, -1) < highwater:
+                    return False
             return True
-        return self._contact.in_contact_for(in_contact_for_s)
+        if not self._contact.in_contact_for(in_contact_for_s):
+            return False
+        # Everything the broker held a moment ago applied: after an outage the group may still
+        # be rejoining, and records produced since are not even fetched (the last fetch's high
+        # watermark is from before the outage). The newest answer the consumer has caught up
+        # with must be at most a contact timeout old.
+        for age_s, ends in self._contact.recent_ends():
+            if all(self._applied.get(tp, -1) >= ends.get(tp, 0) for tp in assignment):
+                return age_s <= self._contact_timeout_s
+        return False
 
     async def start(self) -> None:
         """Connect and join the group; partitions arrive through the rebalance listener."""
