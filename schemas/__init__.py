@@ -15,4 +15,9 @@ Event flow::
     chat --Envelope(events.DeliveryFrame{frame: frames.MessageNew|Ack|...})--> delivery.frames.v1
     chat --Envelope(events.MessageCreated|WatermarkMoved)--> chat.events.v1 --> notifier
     chat --Envelope(events.ConversationCreated)--> chat.conversations.v1 --> presence
+    presence --Envelope(events.ConnectivityChanged)--> presence.connectivity.v1 --> notifier
+    gateway --Envelope(events.NotificationReadCommand|...)--> notifier.commands.v1 --> notifier
+    other teams --Envelope(events.JobAlertMatched|ApplicationStatusChanged), either binding-->
+        jobs.events.v1, applications.events.v1 --> notifier
+    notifier --Envelope(events.DeliveryFrame{frame: frames.NotificationNew|...})--> delivery
 """

@@ -1,24 +1,42 @@
-"""Notifier service: notifications for new messages, job alerts and application status, and
-Web Push to users with no live connection.
+"""Notifier service: notifications for new messages, job alerts and application status, in the
+app (every device, durable in the user's ``notifications`` stream) and by Web Push to users with
+no live connection.
 
-Module map (Web Push so far; the consumers, notifications and streams join it):
-    domain/push     pure rules: subscription checks, endpoint allow-list, payload (<= 3,000
-                    bytes, cut body then title), TTL/Urgency/Topic by kind, answer
+Module map:
+    domain/inbox    pure decisions for a batch of intents: coalescing per conversation, reads
+                    (ids, all, a conversation), preferences and mutes, late statuses, the push
+                    decision, unread counts
+    domain/texts    title, body and data of each kind
+    domain/push     pure Web Push rules: subscription checks, endpoint allow-list, payload
+                    (<= 3,000 bytes, cut body then title), TTL/Urgency/Topic by kind, answer
                     classification, retry backoff
+    handlers        records -> intents; a batch in three statements (lock streams, load,
+                    write), frames numbered and delivered, pushes staged or cancelled,
+                    subscriptions, answers
+    storage         every SQL statement of the notifications (schema ``notifier``) and the
+                    ``notifications`` stream (the runtime's); the bell's reads under RLS
+    wire            notification.new / notification.read frames built on the hot path
+    http            the bell's reads for gateways (notifications.list, notification.prefs.get)
+    metrics         notifications by kind, unread-count updates, what made no notification
+    app             the service (SERVICE) and its parts: the consumer (inbound events
+                    deduplicated by (source, id)), the push worker, the reads
+    settings        NotifierSettings (the runtime's, Web Push's, its own)
     push_settings   PushSettings: VAPID key and subject, allow-list, concurrency, timeouts,
                     retry bounds
     vapid           VAPID keys: load, derive the public key, ``generate`` / ``public-key`` CLI
-    webpush         one push: http_ece (RFC 8291 aes128gcm), py-vapid (RFC 8292), httpx
-    push_storage    subscriptions and push jobs in Postgres (schema ``notifier``); staging in
-                    the caller's transaction, cancelling, claiming, settling
+    webpush         one push: http_ece (RFC 8291 aes128gcm), py-vapid (RFC 8292), aiohttp
+    push_storage    subscriptions and push jobs in Postgres; staging in the caller's
+                    transaction, cancelling, claiming, settling
     push_worker     claims due jobs (SKIP LOCKED), sends with bounded concurrency per push
                     service, retries with backoff, gives up, deletes gone subscriptions
     push_metrics    realtime_pushes_total, realtime_push_latency_seconds, in-flight, backlog
+    migrations/     versioned SQL (0001 notifications, 0002 Web Push)
 
-Push flow::
+Event flow::
 
-    notifier tx: store notification --build_push--> stage_pushes (one job per subscription)
-        --COMMIT, NOTIFY--> push_worker: claim --> encrypt + VAPID --> POST push service
-        --> 201 done | 404/410 subscription deleted | 429/5xx/timeout retry | 4xx failed
-    notification read before the push left --> cancel_pushes (same transaction as the read)
+    chat.events.v1, presence.connectivity.v1, notifier.commands.v1,
+    jobs.events.v1, applications.events.v1 --consumer--> handlers --tx--> Postgres
+        --outbox--> delivery.frames.v1 (key: user): notification.new / notification.read / ack
+        push jobs (same tx) --NOTIFY--> push_worker --> push services
+    gateway --HTTP--> http: the bell's list and preferences; the stream's sync route
 """

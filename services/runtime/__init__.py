@@ -25,7 +25,8 @@ Module map:
                   transaction, publish after commit, relay leftovers
     offsets       the offset store: fence, store, claim at assignment
     inbound       inbound CloudEvents applied once per (source, id): claims, pruning
-    contact       how long Kafka has answered without a miss (timers acting on silence)
+    contact       how long Kafka has answered without a miss, and what it held (timers acting
+                  on silence)
     consumer      the transactional consumer loop, its handler contracts, the retry policy
     service       one start-up for every schema-owning service: Service (what it is), Kit
                   (what its compose() gets and registers), serve and migrate, ordered stop
