@@ -485,6 +485,9 @@ class Hello(WireModel):
     heartbeat_s: int
     # Server clock, ISO 8601 UTC.
     server_time: datetime
+    # Client frame types this server answers, sorted: a client uses a feature when its type is
+    # listed instead of probing it (an unknown type is answered bad_request).
+    features: list[str] | None = None
     # Limits in force.
     limits: Limits
     # Present when Web Push is configured.

@@ -55,7 +55,7 @@ from services.gateway.domain.ratelimit import RateLimiter, Verdict
 from services.gateway.domain.registry import Registry
 from services.gateway.metrics import CONNECTIONS, FRAMES_IN_BY_TYPE, UPGRADES_REFUSED
 from services.gateway.presence import PresenceClient
-from services.gateway.routes import ROUTES, Upstream
+from services.gateway.routes import ROUTES, Upstream, served_frame_types
 from services.gateway.session import (
     CLOSE_RATE_ABUSE,
     CLOSE_TOKEN_EXPIRED,
@@ -125,6 +125,7 @@ class Endpoint:
         )
         key = settings.vapid_public_key
         self._push = None if key is None else HelloPush(vapid_public_key=key)
+        self._features = served_frame_types()
 
     # -- HTTP, before the upgrade -------------------------------------------------------
 
@@ -237,6 +238,7 @@ class Endpoint:
                 connection_id=session.connection_id,
                 heartbeat_s=self._settings.heartbeat_s,
                 server_time=self._now(),
+                features=self._features,
                 limits=self._limits,
                 push=self._push,
             )

@@ -141,3 +141,10 @@ ROUTES: dict[str, Route] = {
     "notification.prefs.get": notifier_read,
     "ping": ping,
 }
+
+
+def served_frame_types() -> list[str]:
+    """What ``hello.features`` announces: every routed frame type, sorted (a client checks it
+    instead of probing with requests that a server without the feature answers
+    ``bad_request``, which the error-rate alert counts)."""
+    return sorted(ROUTES)

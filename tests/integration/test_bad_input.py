@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from services.gateway.routes import served_frame_types
 from tests.integration.harness import (
     ALLOWED_ORIGIN,
     Client,
@@ -109,6 +110,17 @@ async def test_malformed_frames_get_errors_and_the_connection_stays_open(system:
     assert (await client.take(of_type("error")))["id"] == "r9"
     pong = await client.request({"type": "ping"})
     assert pong["type"] == "pong"
+    await client.close()
+
+
+async def test_hello_lists_the_frame_types_answered_so_clients_need_not_probe(
+    system: System,
+) -> None:
+    client = await Client.connect(system.ws_url, unique("u"))
+    assert client.hello["features"] == served_frame_types()
+    assert "launch.rockets" not in client.hello["features"]
+    answer = await client.request({"type": "launch.rockets", "id": "r1"})
+    assert answer["code"] == "bad_request"
     await client.close()
 
 

@@ -286,6 +286,18 @@ def test_hello_wire() -> None:
     }
 
 
+def test_hello_features_are_listed_when_given() -> None:
+    hello = Hello(
+        user_id="u1",
+        connection_id="conn-1",
+        heartbeat_s=25,
+        server_time=NOW,
+        features=["history", "ping"],
+        limits=Limits(max_frame_bytes=65536, max_body_chars=4000, rate_per_s=20),
+    )
+    assert wire(hello)["features"] == ["history", "ping"]
+
+
 def test_ack_minimal_has_no_null_fields() -> None:
     assert Ack(id="r1").to_wire() == b'{"type":"ack","id":"r1"}'
 

@@ -30,13 +30,19 @@ from schemas.frames import (
 from schemas.ids import direct_conversation_id
 from services.gateway.domain import commands
 from services.gateway.domain.commands import Command, Requester
-from services.gateway.routes import ROUTES, Publish
+from services.gateway.routes import ROUTES, Publish, served_frame_types
 
 ALICE = Requester(user_id="alice", connection_id="c1", gateway_id="gw-1")
 
 
 def test_every_client_frame_type_has_exactly_one_route() -> None:
     assert set(ROUTES) == CLIENT_FRAME_TYPES
+
+
+def test_hello_features_name_every_routed_frame_type() -> None:
+    features = served_frame_types()
+    assert features == sorted(CLIENT_FRAME_TYPES)
+    assert {"conversations.list", "history", "search", "notifications.list"} <= set(features)
 
 
 def test_commands_go_to_the_services_that_answer_them() -> None:
