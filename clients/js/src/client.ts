@@ -16,8 +16,11 @@ import type {
   AppliedFrame,
   Conversation,
   ConversationId,
+  Message,
   PresenceStatus,
   PushSubscriptionJson,
+  Role,
+  UserId,
 } from "./protocol.js";
 import { initialState, lastIncomingSeq, resolveChat, type Event, type State } from "./state.js";
 import { memoryPersistence, openIndexedDb, type Persistence } from "./storage.js";
@@ -41,6 +44,8 @@ export interface ClientOptions {
   multiTab?: MultiTabMode;
   /** Where `worker.js` of this package is served (default: beside this module). */
   workerUrl?: string | URL;
+  /** Conversations per `conversations.list` page (default 30). */
+  conversationsPage?: number;
 }
 
 /** How this tab reaches the engine. */
@@ -71,14 +76,36 @@ export interface RealtimeClient {
   typing(conversationId: ConversationId): void;
   stopTyping(conversationId: ConversationId): void;
   setPresence(status: PresenceStatus): Promise<void>;
-  /** Page older messages in (servers with `history`). */
-  loadOlder(conversationId: ConversationId): Promise<void>;
+  /** Page older messages in (`history`): the page just older than what `timeline` shows. */
+  loadOlder(conversationId: ConversationId, limit?: number): Promise<void>;
+  /** The first page of `conversations.list` again (done after every hello anyway). */
   reloadConversations(): Promise<void>;
+  /** The next page of `conversations.list`; false when there was none. */
+  loadMoreConversations(): Promise<boolean>;
+  /** A group with me as its admin; resolves with it as the server created it. */
   createGroup(title: string, members: string[]): Promise<Conversation | null>;
+  /** Group admins: add members, remove one, set a role, rename. */
+  addMembers(conversationId: ConversationId, userIds: UserId[]): Promise<void>;
+  removeMember(conversationId: ConversationId, userId: UserId): Promise<void>;
+  setRole(conversationId: ConversationId, userId: UserId, role: Role): Promise<void>;
+  rename(conversationId: ConversationId, title: string): Promise<void>;
+  /** Any member: leave a group (the last admin leaving makes the longest-standing member one). */
+  leave(conversationId: ConversationId): Promise<void>;
+  /** My own message's new text. */
+  edit(conversationId: ConversationId, messageId: string, body: string): Promise<void>;
+  /** My message, or any message of a group I administer: its text is erased everywhere. */
+  deleteMessage(conversationId: ConversationId, messageId: string): Promise<void>;
+  /** Put a reaction on a message (`on` false takes it back). */
+  react(conversationId: ConversationId, messageId: string, emoji: string, on?: boolean): Promise<void>;
+  /**
+   * Messages of my conversations (or one of them) matching `query` (words, "phrases",
+   * -excluded, or), best match first. Answers are not kept in the state.
+   */
+  search(query: string, options?: { conversationId?: ConversationId; limit?: number }): Promise<Message[]>;
   markNotificationsRead(ids: string[] | "all"): Promise<void>;
   loadMoreNotifications(): Promise<void>;
   pushSubscribe(subscription: PushSubscriptionJson): Promise<void>;
-  /** Any other request (message.edit, reaction.set, search, ...): resolves with its ack. */
+  /** Any other request: resolves with its ack, rejects with a `RequestError`. */
   request(frame: Record<string, unknown>): Promise<Ack>;
   /** Detach this tab (the shared connection lives on while other tabs do). */
   close(): void;
@@ -110,6 +137,7 @@ class TabClient implements RealtimeClient {
       url: options.url,
       auth: options.token ? "token" : "cookie",
       dbName: `realtime:${this.key}`,
+      ...(options.conversationsPage ? { conversationsPage: options.conversationsPage } : {}),
     };
     this.persistence = typeof indexedDB === "undefined" ? memoryPersistence() : openIndexedDb(this.config.dbName);
     this.replica = new Replica(
@@ -343,16 +371,66 @@ class TabClient implements RealtimeClient {
     await this.command({ c: "presence", status });
   }
 
-  async loadOlder(conversationId: ConversationId): Promise<void> {
-    await this.command({ c: "history", conversationId });
+  async loadOlder(conversationId: ConversationId, limit?: number): Promise<void> {
+    await this.command(limit ? { c: "history", conversationId, limit } : { c: "history", conversationId });
   }
 
   async reloadConversations(): Promise<void> {
     await this.command({ c: "conversations.reload" });
   }
 
+  async loadMoreConversations(): Promise<boolean> {
+    const page = (await this.command({ c: "conversations.more" })) as Conversation[];
+    return page.length > 0;
+  }
+
   async createGroup(title: string, members: string[]): Promise<Conversation | null> {
     return (await this.command({ c: "group.create", title, members })) as Conversation | null;
+  }
+
+  // The changes below are answered by a plain ack: what they change arrives as durable frames
+  // (conversation.updated, message.updated) on every device, this one included.
+
+  async addMembers(conversationId: ConversationId, userIds: UserId[]): Promise<void> {
+    await this.request({ type: "conversation.members.add", conversation_id: conversationId, user_ids: userIds });
+  }
+
+  async removeMember(conversationId: ConversationId, userId: UserId): Promise<void> {
+    await this.request({ type: "conversation.members.remove", conversation_id: conversationId, user_id: userId });
+  }
+
+  async setRole(conversationId: ConversationId, userId: UserId, role: Role): Promise<void> {
+    await this.request({ type: "conversation.role.set", conversation_id: conversationId, user_id: userId, role });
+  }
+
+  async rename(conversationId: ConversationId, title: string): Promise<void> {
+    await this.request({ type: "conversation.update", conversation_id: conversationId, title });
+  }
+
+  async leave(conversationId: ConversationId): Promise<void> {
+    const me = this.replica.state.me;
+    if (me === null) throw new RequestError("disconnected", "not signed in yet");
+    await this.removeMember(conversationId, me);
+  }
+
+  async edit(conversationId: ConversationId, messageId: string, body: string): Promise<void> {
+    await this.request({ type: "message.edit", conversation_id: conversationId, message_id: messageId, body });
+  }
+
+  async deleteMessage(conversationId: ConversationId, messageId: string): Promise<void> {
+    await this.request({ type: "message.delete", conversation_id: conversationId, message_id: messageId });
+  }
+
+  async react(conversationId: ConversationId, messageId: string, emoji: string, on = true): Promise<void> {
+    await this.request({ type: "reaction.set", conversation_id: conversationId, message_id: messageId, emoji, on });
+  }
+
+  async search(query: string, options: { conversationId?: ConversationId; limit?: number } = {}): Promise<Message[]> {
+    const frame: Record<string, unknown> = { type: "search", query };
+    if (options.conversationId !== undefined) frame.conversation_id = options.conversationId;
+    if (options.limit !== undefined) frame.limit = options.limit;
+    const ack = await this.request(frame);
+    return (ack.messages ?? []) as Message[];
   }
 
   async markNotificationsRead(ids: string[] | "all"): Promise<void> {

@@ -3,10 +3,11 @@
  * that holds the leader lock). It owns the WebSocket and everything the protocol asks of a
  * client:
  *
- *   connect (token from the provider, or the session cookie) -> hello
- *     -> sync from the cursor until has_more is false (live frames meanwhile are held)
- *     -> probe capabilities (conversations.list, notifications.list) -> open
- *     -> resend the outbox (same client_msg_id), flush receipts
+ *   connect (token from the provider, or the session cookie) -> hello (capabilities from
+ *   hello.features: nothing is probed)
+ *     -> sync from the cursor until has_more is false (live frames meanwhile are held) -> open
+ *     -> resend the outbox (same client_msg_id), flush receipts, refresh the lists the server
+ *        has (first page of conversations.list, notifications.list)
  *   live durable frame: repeat -> dropped; next -> applied; beyond a gap -> held + sync
  *   close -> full-jitter backoff -> connect (4001: at once, with a fresh token)
  *   no frame or pong within the heartbeat window -> the socket is dead -> replaced
@@ -38,7 +39,15 @@ import {
   type ServerFrame,
 } from "./protocol.js";
 import type { Persistence } from "./storage.js";
-import { initialState, persistable, reduce, type ConnectionState, type Event, type State } from "./state.js";
+import {
+  initialState,
+  nextHistoryBefore,
+  persistable,
+  reduce,
+  type ConnectionState,
+  type Event,
+  type State,
+} from "./state.js";
 import { classify, HeldFrames } from "./streams.js";
 import { DEFAULT_TYPING, onIdleCheck, onKeystroke, onStop, type OutgoingTyping } from "./typing.js";
 
@@ -55,6 +64,7 @@ export type Command =
   | { c: "presence"; status: PresenceStatus }
   | { c: "history"; conversationId: ConversationId; limit?: number }
   | { c: "conversations.reload" }
+  | { c: "conversations.more" }
   | { c: "group.create"; title: string; members: string[] }
   | { c: "notifications.read"; ids?: string[]; all?: boolean }
   | { c: "notifications.more" }
@@ -86,6 +96,8 @@ export interface EngineOptions {
   WebSocketImpl?: typeof WebSocket;
   /** Whether the browser says it is online at start. */
   online?: boolean;
+  /** Conversations per `conversations.list` page (default 30, the server's default). */
+  conversationsPage?: number;
 }
 
 interface Pending {
@@ -198,7 +210,11 @@ export class Engine {
       case "history":
         return this.loadHistory(command.conversationId, command.limit ?? 50);
       case "conversations.reload":
-        return this.loadConversations();
+        return this.loadConversations(null);
+      case "conversations.more": {
+        const pages = this.state.conversationPages;
+        return pages.hasMore && pages.cursor !== null ? this.loadConversations(pages.cursor) : [];
+      }
       case "group.create": {
         const ack = await this.request({
           type: "conversation.create",
@@ -206,6 +222,7 @@ export class Engine {
           title: command.title,
           members: command.members,
         });
+        // The durable conversation.updated follows (or came first); the ack shows it at once.
         const conversation = ack.conversation as Conversation | undefined;
         if (conversation) this.dispatch({ t: "conversations", conversations: [conversation] });
         return conversation ?? null;
@@ -375,15 +392,23 @@ export class Engine {
       this.wanted.clear();
     }
     this.hello = hello;
-    this.dispatch({ t: "me", userId: hello.user_id, vapidKey: hello.push?.vapid_public_key ?? null });
-    this.dispatch({ t: "capabilities", capabilities: { push: Boolean(hello.push?.vapid_public_key) } });
+    this.dispatch({
+      t: "hello",
+      userId: hello.user_id,
+      vapidKey: hello.push?.vapid_public_key ?? null,
+      features: hello.features ?? null,
+      limits: hello.limits ?? null,
+    });
     this.setConnection({ status: "syncing", attempt: 0, retryAt: null });
     this.startHeartbeat(hello.heartbeat_s * 1000);
     if (!(await this.catchUp()) || this.socket !== socket) return;
     this.setConnection({ status: "open" });
-    await this.probe();
     void this.flushOutbox();
     this.flushReceipts();
+    // After the sync: what the lists say about unread counts is then as new as the stream.
+    const { conversations, notifications } = this.state.capabilities;
+    if (conversations) void this.loadConversations(null).catch(() => undefined);
+    if (notifications) void this.loadNotifications(false).catch(() => undefined);
   }
 
   // -- durable frames, sync, gaps --------------------------------------------------------
@@ -475,61 +500,43 @@ export class Engine {
     return gap;
   }
 
-  // -- capabilities and lists --------------------------------------------------------------
+  // -- lists -------------------------------------------------------------------------------
 
-  /** Ask for the lists of part 2; a server without them says `unknown frame type`. */
-  private async probe(): Promise<void> {
-    await Promise.all([this.loadConversations(), this.loadNotifications(false)]);
+  /** A page of `conversations.list`: the first (`after` null) or the one after a cursor. */
+  private async loadConversations(after: string | null): Promise<Conversation[]> {
+    const frame: Record<string, unknown> = { type: "conversations.list", limit: this.options.conversationsPage ?? 30 };
+    if (after !== null) frame.before = after;
+    const ack = await this.request(frame);
+    const conversations = (ack.conversations ?? []) as Conversation[];
+    const cursor = typeof ack.cursor === "string" ? ack.cursor : null;
+    this.dispatch({ t: "conversations", conversations, page: { after, cursor, hasMore: Boolean(ack.has_more) } });
+    return conversations;
   }
 
-  private async loadConversations(): Promise<Conversation[] | null> {
-    try {
-      const ack = await this.request({ type: "conversations.list", limit: 100 });
-      const conversations = (ack.conversations ?? []) as Conversation[];
-      this.dispatch({ t: "capabilities", capabilities: { conversations: true } });
-      this.dispatch({ t: "conversations", conversations });
-      return conversations;
-    } catch (error) {
-      this.noteCapability(error, "conversations");
-      return null;
-    }
-  }
-
-  private async loadNotifications(more: boolean): Promise<Notification[] | null> {
+  private async loadNotifications(more: boolean): Promise<Notification[]> {
     const frame: Record<string, unknown> = { type: "notifications.list", limit: 30 };
     const items = this.state.notifications.items;
     if (more && items.length) frame.before = items[items.length - 1]!.id;
-    try {
-      const ack = await this.request(frame);
-      const notifications = (ack.notifications ?? []) as Notification[];
-      this.dispatch({ t: "capabilities", capabilities: { notifications: true } });
-      this.dispatch({
-        t: "notifications",
-        items: notifications,
-        unread: typeof ack.unread_count === "number" ? ack.unread_count : this.state.notifications.unread,
-        hasMore: Boolean(ack.has_more),
-        append: more,
-      });
-      return notifications;
-    } catch (error) {
-      this.noteCapability(error, "notifications");
-      return null;
-    }
+    const ack = await this.request(frame);
+    const notifications = (ack.notifications ?? []) as Notification[];
+    this.dispatch({
+      t: "notifications",
+      items: notifications,
+      unread: typeof ack.unread_count === "number" ? ack.unread_count : this.state.notifications.unread,
+      hasMore: Boolean(ack.has_more),
+      append: more,
+    });
+    return notifications;
   }
 
-  private noteCapability(error: unknown, capability: "conversations" | "notifications"): void {
-    if (error instanceof RequestError && isUnknownType(error)) {
-      this.dispatch({ t: "capabilities", capabilities: { [capability]: false } });
-    }
-  }
-
+  /** The page of `history` just older than what a window shows (gaps are filled first). */
   private async loadHistory(conversationId: ConversationId, limit: number): Promise<Message[]> {
-    const held = this.state.messages[conversationId] ?? [];
     const frame: Record<string, unknown> = { type: "history", conversation_id: conversationId, limit };
-    if (held.length) frame.before_seq = held[0]!.seq;
+    const before = nextHistoryBefore(this.state, conversationId);
+    if (before !== undefined) frame.before_seq = before;
     const ack = await this.request(frame);
     const messages = (ack.messages ?? []) as Message[];
-    this.dispatch({ t: "history", conversationId, messages, hasMore: Boolean(ack.has_more) });
+    this.dispatch({ t: "history", conversationId, messages });
     return messages;
   }
 
@@ -818,9 +825,4 @@ export class Engine {
     this.outboxRetryTimer = this.receiptTimer = null;
     this.typingTimer = null;
   }
-}
-
-/** The server does not know this frame type (a feature it does not have yet). */
-export function isUnknownType(error: RequestError): boolean {
-  return error.code === "bad_request" && /unknown frame type/i.test(error.message);
 }

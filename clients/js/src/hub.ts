@@ -21,6 +21,8 @@ export interface HostConfig {
   url: string;
   auth: "token" | "cookie";
   dbName: string;
+  /** Conversations per `conversations.list` page. */
+  conversationsPage?: number;
 }
 
 export type ToHost =
@@ -65,6 +67,7 @@ export class EngineHost {
       auth,
       persistence,
       online: typeof navigator === "undefined" ? true : navigator.onLine !== false,
+      ...(config.conversationsPage ? { conversationsPage: config.conversationsPage } : {}),
       publish: (event) => {
         this.v += 1;
         this.send({ k: "event", epoch: this.epoch, v: this.v, event });

@@ -7,6 +7,7 @@
  *   worker    the SharedWorker entry
  *   engine    the connection: auth, backoff, heartbeat, sync, gaps, outbox, receipts, typing
  *   state     the stores: one immutable state, a pure reducer, selectors for UIs
+ *   conversations  a conversation's held messages: visible run, history paging, unread (pure)
  *   streams   cursors, dedupe, gap detection (pure)
  *   outbox    outbox entries and their rules (pure)
  *   backoff   full-jitter exponential backoff (pure)
@@ -24,7 +25,9 @@ export { enablePush, fetchVapidKey, PushUnavailable } from "./push.js";
 export type { PushOptions } from "./push.js";
 export {
   conversationList,
+  hasOlder,
   lastIncomingSeq,
+  membership,
   resolveChat,
   statusOf,
   timeline,
@@ -35,10 +38,13 @@ export type {
   Capabilities,
   ConnectionState,
   ConnectionStatus,
+  ConversationPages,
   ConversationView,
+  MembershipView,
   MessageStatusView,
   NotificationsView,
   PresenceView,
+  ReplyPreview,
   State,
   TimelineItem,
 } from "./state.js";

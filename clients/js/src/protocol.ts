@@ -2,11 +2,12 @@
  * Frames of client protocol v1 (shared/protocol.md, parts 1 and 2), as TypeScript types.
  *
  * The SDK is written against the protocol document, not against what one server version
- * serves: frames of features a server does not have yet (groups, history, notifications, push)
- * are typed here and used when the server answers them.
+ * serves: frames of features a server may not have (groups, history, notifications, push) are
+ * typed here and used when `hello.features` lists them.
  */
 
 export type UserId = string;
+export type Role = "admin" | "member";
 export type ConversationId = string;
 export type PresenceStatus = "online" | "away" | "busy" | "offline";
 export type ReceiptStatus = "delivered" | "read";
@@ -31,7 +32,7 @@ export interface Message {
   body: string;
   client_msg_id: string;
   created_at: string;
-  /** Part 2 (rich messages); absent on servers without them. */
+  /** Part 2 (rich messages): absent when at their defaults (null, false, null, {}). */
   edited_at?: string | null;
   deleted?: boolean;
   reply_to?: string | null;
@@ -40,7 +41,7 @@ export interface Message {
 
 export interface Member {
   user_id: UserId;
-  role: "admin" | "member";
+  role: Role;
 }
 
 export interface Conversation {
@@ -69,6 +70,15 @@ export interface Limits {
   max_frame_bytes: number;
   max_body_chars: number;
   rate_per_s: number;
+  /** Servers with groups and rich messages (protocol part 2) announce these too. */
+  max_group_members?: number;
+  max_title_chars?: number;
+  max_emoji_chars?: number;
+  max_reaction_kinds?: number;
+  max_query_chars?: number;
+  max_conversations_page?: number;
+  max_history_page?: number;
+  max_search_page?: number;
 }
 
 export interface Hello {
@@ -77,6 +87,8 @@ export interface Hello {
   connection_id: string;
   heartbeat_s: number;
   server_time: string;
+  /** Client frame types the server answers (absent on servers older than the field). */
+  features?: string[];
   limits: Limits;
   push?: { vapid_public_key: string };
 }

@@ -7,11 +7,21 @@
  * shows (timelines with pending messages, ticks, unread counts, typing).
  */
 
+import {
+  historyBefore,
+  olderExist,
+  onRead,
+  onServerCount,
+  onStreamMessage,
+  visibleRun,
+  type UnreadTrack,
+} from "./conversations.js";
 import type {
   AppliedFrame,
   Conversation,
   ConversationId,
   ErrorCode,
+  Limits,
   Member,
   Message,
   Notification,
@@ -23,8 +33,10 @@ import type { OutboxEntry } from "./outbox.js";
 import { advance, type Cursor } from "./streams.js";
 import { TYPING_LAPSE_MS } from "./typing.js";
 
-/** Messages kept per conversation; older ones are paged in again with `history`. */
+/** Messages persisted per conversation (the newest); older ones are paged in with `history`. */
 export const MAX_MESSAGES_PER_CONVERSATION = 500;
+/** Messages held in memory per conversation: paging back in a long session stops growing here. */
+export const MAX_MESSAGES_IN_MEMORY = 5000;
 /** Notifications kept for the bell; older ones are paged with `notifications.list`. */
 export const MAX_NOTIFICATIONS = 200;
 
@@ -45,10 +57,16 @@ export interface ConnectionState {
   lastClose: { code: number; reason: string } | null;
 }
 
-/** What the server supports; null until known (answers to probes after the first hello). */
+/**
+ * What the server supports, from its `hello` (null until the first one): `hello.features`
+ * lists the frame types it answers, so nothing is probed. A server older than that field
+ * announces groups by their limits (`hello.limits.max_conversations_page`).
+ */
 export interface Capabilities {
-  /** `conversations.list`, `conversation.create`, `history` (protocol part 2). */
+  /** `conversations.list`, `conversation.create`, `history`, rich messages (protocol part 2). */
   conversations: boolean | null;
+  /** `search`. */
+  search: boolean | null;
   /** `notifications.list`, `notification.read` (the notifier). */
   notifications: boolean | null;
   /** `hello.push.vapid_public_key` present. */
@@ -60,25 +78,30 @@ export interface Watermark {
   read: number;
 }
 
-export interface ConversationView {
+export interface ConversationView extends UnreadTrack {
   id: ConversationId;
   kind: "direct" | "group";
   title: string | null;
-  /** Null while unknown (a server without `conversations.list` tells only what messages show). */
+  /** Longest-standing first; null while unknown (only messages of it seen so far). */
   members: Member[] | null;
   /** Direct conversations: the other user, once known. */
   peer: UserId | null;
   lastMessage: Message | null;
-  /** ISO time of the latest message, or of the creation. */
+  /** ISO time of the latest message, or of the creation: the list's order. */
   lastActivity: string;
-  /** My read watermark (conversation seq). */
-  readUpTo: number;
   /** Other members' delivered/read watermarks. */
   watermarks: Record<UserId, Watermark>;
-  /** Older messages than the oldest held may exist (page them with `history`). */
-  hasOlder: boolean;
-  /** I was removed or left: no more frames will come. */
+  /** I was removed or left: no more frames of it will come (what was shown stays). */
   left: boolean;
+}
+
+/** Where `conversations.list` paging stands (the first page is fetched after every hello). */
+export interface ConversationPages {
+  /** The opaque cursor of the next page (null: none asked yet, or no more). */
+  cursor: string | null;
+  hasMore: boolean;
+  /** The first page answered (on this connection or an earlier one). */
+  loaded: boolean;
 }
 
 export interface PresenceView {
@@ -106,13 +129,17 @@ export interface State {
   me: UserId | null;
   connection: ConnectionState;
   capabilities: Capabilities;
+  /** `hello.limits` of the last connection (body and title lengths, page sizes...). */
+  limits: Limits | null;
   vapidKey: string | null;
   /** Last seq applied per durable stream (persisted: a reload resumes from it). */
   cursor: Cursor;
   conversations: Record<ConversationId, ConversationView>;
+  conversationPages: ConversationPages;
   /** Direct peer -> conversation id, once learnt. */
   directPeers: Record<UserId, ConversationId>;
-  /** Messages per conversation, ascending seq, unique ids. */
+  /** Messages per conversation, ascending seq, unique ids, in their current state (edits,
+   * deletions, reactions applied); possibly with holes (see conversations.ts). */
   messages: Record<ConversationId, Message[]>;
   /** Unacknowledged (and refused) sends, by client_msg_id. */
   outbox: Record<string, OutboxEntry>;
@@ -125,9 +152,8 @@ export interface State {
 }
 
 export type Event =
-  | { t: "me"; userId: UserId; vapidKey: string | null }
+  | { t: "hello"; userId: UserId; vapidKey: string | null; features: string[] | null; limits: Limits | null }
   | { t: "connection"; connection: ConnectionState }
-  | { t: "capabilities"; capabilities: Partial<Capabilities> }
   | { t: "frame"; frame: AppliedFrame; at: number }
   | { t: "synced"; record: SyncRecord }
   | { t: "outbox.add"; entry: OutboxEntry }
@@ -136,8 +162,18 @@ export type Event =
   | { t: "outbox.failed"; clientMsgId: string; code: ErrorCode | "client"; message: string }
   | { t: "outbox.discard"; clientMsgId: string }
   | { t: "read.local"; conversationId: ConversationId; seq: number }
-  | { t: "history"; conversationId: ConversationId; messages: Message[]; hasMore: boolean }
-  | { t: "conversations"; conversations: Conversation[] }
+  | { t: "history"; conversationId: ConversationId; messages: Message[] }
+  /**
+   * Conversations from a request's answer (`conversations.list`, `conversation.create`): they
+   * fill in what the stream has not told yet, never overwrite what it told (an answer can be
+   * older than a live frame that crossed it). `page` says which list page it was, if any.
+   */
+  | {
+      t: "conversations";
+      conversations: Conversation[];
+      /** `after`: the cursor the request carried (null: the first page). */
+      page?: { after: string | null; cursor: string | null; hasMore: boolean };
+    }
   | { t: "notifications"; items: Notification[]; unread: number; hasMore: boolean; append: boolean }
   | { t: "notifications.unread"; unread: number }
   | { t: "typing.lapse"; now: number };
@@ -146,10 +182,12 @@ export function initialState(): State {
   return {
     me: null,
     connection: { status: "idle", attempt: 0, retryAt: null, lastClose: null },
-    capabilities: { conversations: null, notifications: null, push: false },
+    capabilities: { conversations: null, search: null, notifications: null, push: false },
+    limits: null,
     vapidKey: null,
     cursor: {},
     conversations: {},
+    conversationPages: { cursor: null, hasMore: false, loaded: false },
     directPeers: {},
     messages: {},
     outbox: {},
@@ -160,26 +198,50 @@ export function initialState(): State {
   };
 }
 
-/** The part of the state worth keeping across reloads (connection, presence, typing are live). */
+/**
+ * The part of the state worth keeping across reloads: connection, presence and typing are
+ * live, list pages are fetched again, and only the newest messages of each conversation stay.
+ */
 export function persistable(state: State): State {
+  const messages: State["messages"] = {};
+  for (const [id, held] of Object.entries(state.messages)) {
+    messages[id] = held.length > MAX_MESSAGES_PER_CONVERSATION ? held.slice(-MAX_MESSAGES_PER_CONVERSATION) : held;
+  }
+  const fresh = initialState();
   return {
     ...state,
-    connection: initialState().connection,
-    capabilities: initialState().capabilities,
+    messages,
+    connection: fresh.connection,
+    capabilities: fresh.capabilities,
+    conversationPages: fresh.conversationPages,
     presence: {},
     typing: {},
     lastSync: null,
   };
 }
 
+function capabilitiesOf(features: string[] | null, limits: Limits | null, vapidKey: string | null): Capabilities {
+  const has = (type: string, fallback: boolean): boolean => (features ? features.includes(type) : fallback);
+  return {
+    conversations: has("conversations.list", limits?.max_conversations_page !== undefined),
+    search: has("search", limits?.max_search_page !== undefined),
+    notifications: has("notifications.list", false),
+    push: vapidKey !== null,
+  };
+}
+
 export function reduce(state: State, event: Event): State {
   switch (event.t) {
-    case "me":
-      return { ...state, me: event.userId, vapidKey: event.vapidKey };
+    case "hello":
+      return {
+        ...state,
+        me: event.userId,
+        vapidKey: event.vapidKey,
+        limits: event.limits,
+        capabilities: capabilitiesOf(event.features, event.limits, event.vapidKey),
+      };
     case "connection":
       return { ...state, connection: event.connection };
-    case "capabilities":
-      return { ...state, capabilities: { ...state.capabilities, ...event.capabilities } };
     case "frame":
       return applyFrame(state, event.frame, event.at);
     case "synced":
@@ -195,7 +257,7 @@ export function reduce(state: State, event: Event): State {
       };
     }
     case "outbox.acked":
-      return storeMessage(settle(state, event.message), event.message);
+      return storeMessage(settle(state, event.message), event.message, "stream");
     case "outbox.failed": {
       const entry = state.outbox[event.clientMsgId];
       if (!entry) return state;
@@ -213,13 +275,26 @@ export function reduce(state: State, event: Event): State {
     }
     case "read.local": {
       const conversation = state.conversations[event.conversationId];
-      if (!conversation || conversation.readUpTo >= event.seq) return state;
-      return withConversation(state, { ...conversation, readUpTo: event.seq });
+      if (!conversation) return state;
+      const held = state.messages[conversation.id] ?? [];
+      const track = onRead(conversation, held, state.me, event.seq);
+      return track === conversation ? state : withConversation(state, { ...conversation, ...track });
     }
     case "history":
-      return applyHistory(state, event.conversationId, event.messages, event.hasMore);
-    case "conversations":
-      return event.conversations.reduce(upsertConversation, state);
+      return event.messages.reduce((next, message) => storeMessage(next, message, "fill"), state);
+    case "conversations": {
+      let next = event.conversations.reduce(
+        (acc: State, conversation: Conversation) => upsertConversation(acc, conversation, "fill"),
+        state,
+      );
+      const page = event.page;
+      // A next page answered after a newer first page (a reconnect) leaves the paging alone.
+      if (page && (page.after === null || page.after === next.conversationPages.cursor)) {
+        const cursor = page.hasMore ? page.cursor : null;
+        next = { ...next, conversationPages: { cursor, hasMore: cursor !== null, loaded: true } };
+      }
+      return next;
+    }
     case "notifications": {
       const incoming = event.items;
       const kept = event.append
@@ -252,11 +327,11 @@ function applyFrame(state: State, frame: AppliedFrame, at: number): State {
     case "message.new": {
       const message = frame.message;
       next = settle(next, message);
-      next = storeMessage(next, message);
+      next = storeMessage(next, message, "stream");
       return setTyping(next, message.conversation_id, message.sender_id, null);
     }
     case "message.updated":
-      return storeMessage(next, frame.message);
+      return storeMessage(next, frame.message, "stream");
     case "message.status": {
       const conversation = ensureConversation(next, frame.conversation_id, null);
       const mark = conversation.watermarks[frame.user_id] ?? { delivered: 0, read: 0 };
@@ -270,7 +345,7 @@ function applyFrame(state: State, frame: AppliedFrame, at: number): State {
       });
     }
     case "conversation.updated":
-      return upsertConversation(next, frame.conversation);
+      return upsertConversation(next, frame.conversation, "stream");
     case "notification.new": {
       const items = [
         { ...frame.notification, read: false },
@@ -320,35 +395,40 @@ function settle(state: State, message: Message): State {
   return next;
 }
 
-function storeMessage(state: State, message: Message): State {
+/**
+ * Hold a message. `stream`: a durable frame (or the ack of my send), applied in stream order,
+ * so it replaces the held version. `fill`: from a request's answer (history, a list's last
+ * message), which may be older than a frame that crossed it: it only fills a gap, never
+ * replaces (every change of a held message comes through the stream).
+ */
+function storeMessage(state: State, message: Message, mode: "stream" | "fill"): State {
   let conversation = ensureConversation(state, message.conversation_id, message.created_at);
   const held = state.messages[conversation.id] ?? [];
   const index = held.findIndex((m) => m.id === message.id);
+  const previous = index >= 0 ? held[index] : undefined;
+  if (previous && mode === "fill") return state;
   let messages: Message[];
-  if (index >= 0) {
+  if (previous) {
     messages = held.slice();
     messages[index] = message;
   } else {
     messages = insertBySeq(held, message);
+    if (messages.length > MAX_MESSAGES_IN_MEMORY) messages = messages.slice(-MAX_MESSAGES_IN_MEMORY);
   }
-  let hasOlder = conversation.hasOlder;
-  if (messages.length > MAX_MESSAGES_PER_CONVERSATION) {
-    messages = messages.slice(messages.length - MAX_MESSAGES_PER_CONVERSATION);
-    hasOlder = true;
-  }
-  const last = messages[messages.length - 1] ?? null;
+  const track = mode === "stream" ? onStreamMessage(conversation, state.me, previous, message) : conversation;
   let peer = conversation.peer;
   let directPeers = state.directPeers;
   if (conversation.kind === "direct" && peer === null && state.me !== null && message.sender_id !== state.me) {
     peer = message.sender_id;
     directPeers = { ...directPeers, [peer]: conversation.id };
   }
+  const last = messages[messages.length - 1] ?? null;
   conversation = {
     ...conversation,
+    ...track,
     peer,
-    hasOlder,
     lastMessage: last,
-    lastActivity: last && last.created_at > conversation.lastActivity ? last.created_at : conversation.lastActivity,
+    lastActivity: last ? latest(conversation.lastActivity, last.created_at) : conversation.lastActivity,
   };
   return {
     ...withConversation(state, conversation),
@@ -363,38 +443,59 @@ function insertBySeq(held: Message[], message: Message): Message[] {
   return [...held.slice(0, at), message, ...held.slice(at)];
 }
 
-function applyHistory(state: State, conversationId: ConversationId, page: Message[], hasMore: boolean): State {
-  let next = state;
-  for (const message of page) next = storeMessage(next, message);
-  const conversation = ensureConversation(next, conversationId, null);
-  return withConversation(next, { ...conversation, hasOlder: hasMore });
-}
-
-function upsertConversation(state: State, incoming: Conversation): State {
+/**
+ * A conversation as the server shows it. `stream` (`conversation.updated`): its members,
+ * title and my membership are the truth from here on. `fill` (a request's answer): only what
+ * is not known yet is taken. Either way the unread count is the server's as of its last message.
+ */
+function upsertConversation(state: State, incoming: Conversation, mode: "stream" | "fill"): State {
   const existing = state.conversations[incoming.id];
   const base = existing ?? emptyConversation(incoming.id, incoming.created_at);
-  const others = incoming.members.filter((m) => m.user_id !== state.me);
-  const peer = incoming.kind === "direct" ? (others[0]?.user_id ?? base.peer) : null;
-  const stillMember = state.me === null || incoming.members.some((m) => m.user_id === state.me);
-  let readUpTo = base.readUpTo;
-  const lastSeq = incoming.last_message?.seq ?? 0;
-  if (typeof incoming.unread_count === "number" && lastSeq - incoming.unread_count > readUpTo) {
-    readUpTo = lastSeq - incoming.unread_count;
+  const described = mode === "stream" || base.members === null;
+  let next = state;
+  if (incoming.last_message) next = storeMessage(next, incoming.last_message, mode);
+  let conversation = next.conversations[incoming.id] ?? base;
+  if (described) {
+    const others = incoming.members.filter((m) => m.user_id !== state.me);
+    conversation = {
+      ...conversation,
+      kind: incoming.kind,
+      title: incoming.title ?? null,
+      members: incoming.members,
+      peer: incoming.kind === "direct" ? (others[0]?.user_id ?? conversation.peer) : null,
+      left: mode === "stream" ? !isMember(state, incoming) : conversation.left,
+    };
   }
-  let next = withConversation(state, {
-    ...base,
-    kind: incoming.kind,
-    title: incoming.title ?? null,
-    members: incoming.members,
-    peer,
-    readUpTo,
-    left: !stillMember,
-    hasOlder: base.hasOlder || (lastSeq > 0 && !(state.messages[incoming.id]?.length)),
-    lastActivity: maxIso(base.lastActivity, incoming.last_message?.created_at ?? incoming.created_at),
-  });
-  if (peer !== null) next = { ...next, directPeers: { ...next.directPeers, [peer]: incoming.id } };
-  if (incoming.last_message) next = storeMessage(next, incoming.last_message);
+  const lastSeq = incoming.last_message?.seq ?? 0;
+  if (mode === "stream") conversation = { ...conversation, watermarks: joinedAt(conversation, incoming, state.me, lastSeq) };
+  const held = next.messages[incoming.id] ?? [];
+  const track = onServerCount(conversation, held, state.me, incoming.unread_count, lastSeq);
+  conversation = {
+    ...conversation,
+    ...track,
+    lastActivity: latest(conversation.lastActivity, incoming.last_message?.created_at ?? incoming.created_at),
+  };
+  next = withConversation(next, conversation);
+  if (conversation.peer !== null) next = { ...next, directPeers: { ...next.directPeers, [conversation.peer]: incoming.id } };
   return next;
+}
+
+/**
+ * A member I hold no watermark of starts at the conversation's last message, as the server
+ * starts a member added later: it has nothing of mine before that to deliver or read. (Ticks
+ * are about my messages, all newer than my own joining, so a member I meet when I join is
+ * right at that seq too.)
+ */
+function joinedAt(conversation: ConversationView, incoming: Conversation, me: UserId | null, lastSeq: number): Record<UserId, Watermark> {
+  const missing = incoming.members.filter((m) => m.user_id !== me && !(m.user_id in conversation.watermarks));
+  if (missing.length === 0) return conversation.watermarks;
+  const watermarks = { ...conversation.watermarks };
+  for (const member of missing) watermarks[member.user_id] = { delivered: lastSeq, read: lastSeq };
+  return watermarks;
+}
+
+function isMember(state: State, conversation: Conversation): boolean {
+  return state.me === null || conversation.members.some((m) => m.user_id === state.me);
 }
 
 function emptyConversation(id: ConversationId, createdAt: string | null): ConversationView {
@@ -406,10 +507,12 @@ function emptyConversation(id: ConversationId, createdAt: string | null): Conver
     peer: null,
     lastMessage: null,
     lastActivity: createdAt ?? "",
-    readUpTo: 0,
     watermarks: {},
-    hasOlder: false,
     left: false,
+    unread: 0,
+    unreadAsOf: 0,
+    readUpTo: 0,
+    readKnown: false,
   };
 }
 
@@ -443,13 +546,28 @@ function lapseTyping(state: State, now: number): State {
   return changed ? { ...state, typing } : state;
 }
 
-function maxIso(a: string, b: string): string {
-  return a > b ? a : b;
+/** Compared as times: ISO strings of the server may or may not carry fractions of a second. */
+function timeOf(iso: string): number {
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? 0 : ms;
+}
+
+function latest(a: string, b: string): string {
+  return timeOf(b) > timeOf(a) ? b : a;
 }
 
 // --- selectors ---------------------------------------------------------------------------------
 
 export type MessageStatusView = "pending" | "failed" | "sent" | "delivered" | "read";
+
+/** The message a reply answers, as far as it is held. */
+export interface ReplyPreview {
+  messageId: string;
+  /** Null when the message is not held (older than what was paged in). */
+  senderId: UserId | null;
+  body: string | null;
+  deleted: boolean;
+}
 
 /** One line of a chat window: a stored message or an optimistic (pending/failed) one. */
 export interface TimelineItem {
@@ -458,11 +576,17 @@ export interface TimelineItem {
   messageId: string | null;
   seq: number | null;
   senderId: UserId;
+  /** Empty for a deleted message (its text is erased). */
   body: string;
   createdAt: string;
   mine: boolean;
   /** Only for my messages. */
   status: MessageStatusView | null;
+  edited: boolean;
+  deleted: boolean;
+  /** Emoji -> users, in the order they were first used. */
+  reactions: Record<string, UserId[]>;
+  replyTo: ReplyPreview | null;
   error?: OutboxEntry["error"];
 }
 
@@ -480,7 +604,8 @@ export function timeline(state: State, key: string): TimelineItem[] {
   const conversation = conversationId ? state.conversations[conversationId] : undefined;
   const peer = key.startsWith("@") ? key.slice(1) : (conversation?.peer ?? null);
   const stored = conversationId ? (state.messages[conversationId] ?? []) : [];
-  const items: TimelineItem[] = stored.map((message) => {
+  const byId = new Map(stored.map((m) => [m.id, m]));
+  const items: TimelineItem[] = visibleRun(stored).map((message) => {
     const mine = message.sender_id === state.me;
     return {
       key: message.id,
@@ -492,6 +617,10 @@ export function timeline(state: State, key: string): TimelineItem[] {
       createdAt: message.created_at,
       mine,
       status: mine && conversation ? statusOf(state, conversation, message) : null,
+      edited: Boolean(message.edited_at),
+      deleted: Boolean(message.deleted),
+      reactions: message.reactions ?? {},
+      replyTo: message.reply_to ? replyPreview(message.reply_to, byId.get(message.reply_to)) : null,
     };
   });
   const shown = new Set(stored.map((m) => m.client_msg_id));
@@ -514,11 +643,24 @@ export function timeline(state: State, key: string): TimelineItem[] {
       createdAt: new Date(entry.created_at).toISOString(),
       mine: true,
       status: entry.state,
+      edited: false,
+      deleted: false,
+      reactions: {},
+      replyTo: entry.reply_to ? replyPreview(entry.reply_to, byId.get(entry.reply_to)) : null,
     };
     if (entry.error) item.error = entry.error;
     items.push(item);
   }
   return items;
+}
+
+function replyPreview(messageId: string, answered: Message | undefined): ReplyPreview {
+  return {
+    messageId,
+    senderId: answered?.sender_id ?? null,
+    body: answered ? (answered.deleted ? "" : answered.body) : null,
+    deleted: Boolean(answered?.deleted),
+  };
 }
 
 /** Ticks of my message: read/delivered once every other member's watermark passed it. */
@@ -537,19 +679,50 @@ function otherMembers(state: State, conversation: ConversationView): UserId[] {
   return Object.keys(conversation.watermarks);
 }
 
+/** Messages of others after my read watermark, deleted ones excluded (the server's count,
+ * kept current by what arrived since). */
 export function unreadCount(state: State, conversationId: ConversationId): number {
-  const conversation = state.conversations[conversationId];
-  if (!conversation) return 0;
-  return (state.messages[conversationId] ?? []).filter(
-    (m) => m.sender_id !== state.me && m.seq > conversation.readUpTo && !m.deleted,
-  ).length;
+  return state.conversations[conversationId]?.unread ?? 0;
 }
 
-/** Conversations, most recent activity first. */
+/**
+ * Conversations, latest activity first (the latest message, or the creation), including
+ * those I was removed from or left (`left`: a UI may show the removal, or filter them out).
+ */
 export function conversationList(state: State): ConversationView[] {
-  return Object.values(state.conversations)
-    .filter((c) => !c.left)
-    .sort((a, b) => (a.lastActivity < b.lastActivity ? 1 : a.lastActivity > b.lastActivity ? -1 : 0));
+  return Object.values(state.conversations).sort(
+    (a, b) => timeOf(b.lastActivity) - timeOf(a.lastActivity) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
+}
+
+/** Older messages than those a window shows exist (`loadOlder` pages them in). */
+export function hasOlder(state: State, conversationId: ConversationId): boolean {
+  const conversation = state.conversations[conversationId];
+  return olderExist(state.messages[conversationId] ?? [], conversation?.lastMessage?.seq ?? 0);
+}
+
+/** The `before_seq` of the conversation's next `history` page (undefined: the newest). */
+export function nextHistoryBefore(state: State, conversationId: ConversationId): number | undefined {
+  return historyBefore(state.messages[conversationId] ?? []);
+}
+
+/** Members and roles of a conversation, and what I may do to it (protocol part 2 rules). */
+export interface MembershipView {
+  members: Member[];
+  myRole: Member["role"] | null;
+  /** Admin of a group I still belong to: add, remove, set roles, rename. */
+  canManage: boolean;
+}
+
+export function membership(state: State, conversationId: ConversationId): MembershipView {
+  const conversation = state.conversations[conversationId];
+  const members = conversation?.members ?? [];
+  const myRole = members.find((m) => m.user_id === state.me)?.role ?? null;
+  return {
+    members,
+    myRole,
+    canManage: conversation?.kind === "group" && !conversation.left && myRole === "admin",
+  };
 }
 
 /** Who is typing in a conversation now (lapsed indicators excluded). */
