@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Locator, Page, expect
 
 from tests.integration.harness import ServiceProcess, metric_value, seconds
 
@@ -69,6 +70,53 @@ class Demo:
     async def send(self, body: str) -> None:
         await self.page.fill("#text", body)
         await self.page.click("#send")
+
+    async def create_group(self, title: str, members: list[str]) -> str:
+        """Create a group from the form; returns its id (the page opens it)."""
+        await self.page.fill('#new-group input[name="title"]', title)
+        await self.page.fill('#new-group input[name="members"]', ", ".join(members))
+        await self.page.click("#new-group button")
+        await expect(self.page.locator("#chat")).to_have_attribute("data-chat", re.compile("^grp_"))
+        return await self.page.locator("#chat").get_attribute("data-chat") or ""
+
+    def conversation(self, conversation_id: str) -> Locator:
+        """The conversation's entry in the list."""
+        return self.page.locator(f'#conversations li[data-chat="{conversation_id}"]')
+
+    async def listed(self) -> list[str]:
+        """The conversation list's ids, top to bottom."""
+        ids: list[str] = await self.page.eval_on_selector_all(
+            "#conversations li", "els => els.map(e => e.dataset.chat)"
+        )
+        return ids
+
+    async def wait_listed(self, expected: list[str]) -> None:
+        """Until the conversation list shows exactly these conversations, in this order."""
+        await self.page.wait_for_function(
+            """expected => JSON.stringify([...document.querySelectorAll('#conversations li')]
+                .map(e => e.dataset.chat)) === JSON.stringify(expected)""",
+            arg=expected,
+            timeout=TIMEOUT_MS,
+        )
+
+    def unread_badge(self, conversation_id: str) -> Locator:
+        return self.conversation(conversation_id).locator(".unread-badge")
+
+    def line(self, body: str) -> Locator:
+        """The chat window's line showing ``body``."""
+        return self.page.locator("#messages li").filter(
+            has=self.page.locator(".body", has_text=re.compile(f"^{re.escape(body)}$"))
+        )
+
+    async def message_action(self, body: str, action: str) -> None:
+        """Click one of a line's actions (reply, react, edit, delete): shown on hover."""
+        line = self.line(body)
+        await line.hover()
+        await line.locator(f'button[data-action="{action}"]').click()
+
+    async def member_action(self, user: str, action: str) -> None:
+        """Click an admin's action on a member of the open group (role, remove)."""
+        await self.page.click(f'#members li[data-user="{user}"] button[data-action="{action}"]')
 
     async def messages(self) -> list[dict[str, Any]]:
         """The chat window's lines, top to bottom."""
