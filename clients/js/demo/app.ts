@@ -1,8 +1,8 @@
 // The SDK demo (served by the gateway under /dev/ in development): conversation list with
 // unread counts, chat window with ticks, typing and presence, history paging, edits, deletions,
-// reactions and replies, groups (create, members, roles, rename, leave), search and the
-// notification bell, built only on the SDK's public API. Query parameters: ?user=<id> signs in
-// with a development token, ?auth=cookie uses the site's session cookie,
+// reactions and replies, groups (create, members, roles, rename, leave), search, the
+// notification bell and Web Push, built only on the SDK's public API. Query parameters:
+// ?user=<id> signs in with a development token, ?auth=cookie uses the site's session cookie,
 // ?tabs=shared-worker|leader|none forces how tabs share the connection, ?chat=<conversation id
 // or @user> opens a chat, ?page=<n> and ?history=<n> set the page sizes of the conversation list
 // and of history.
@@ -10,6 +10,7 @@
 import {
   conversationList,
   createClient,
+  enablePush,
   hasOlder,
   membership,
   timeline,
@@ -169,6 +170,17 @@ function wireForms(): void {
     $("#bell-menu").hidden = !$("#bell-menu").hidden;
   };
   $("#read-all").onclick = () => void client.markNotificationsRead("all");
+  $("#enable-push").onclick = async () => {
+    const status = $("#push-status");
+    try {
+      await enablePush(client, { serviceWorkerUrl: "sw.js", gatewayUrl: wsUrl });
+      status.dataset.state = "on";
+      status.textContent = "push is on for this browser";
+    } catch (error) {
+      status.dataset.state = "failed";
+      status.textContent = `push: ${(error as Error).name}: ${(error as Error).message}`;
+    }
+  };
   $("#load-older").onclick = () => {
     const conversation = currentConversation(client.getState());
     if (conversation) act(client.loadOlder(conversation, historyPage > 0 ? historyPage : undefined));
@@ -279,6 +291,7 @@ function renderBell(state: State): void {
   bell.disabled = unavailable;
   bell.dataset.available = String(!unavailable);
   bell.title = unavailable ? "notifications are not available on this server yet" : "notifications";
+  $("#enable-push").hidden = !state.capabilities.push;
   const count = $("#bell-count");
   count.dataset.count = String(state.notifications.unread);
   count.textContent = state.notifications.unread ? String(state.notifications.unread) : "";
