@@ -656,8 +656,13 @@ export class Engine {
             this.wanted.delete(conversationId);
           }
         },
-        // Unconfirmed receipts are sent again after the next hello.
-        () => undefined,
+        (error: unknown) => {
+          // Refused for good (removed from the group): never sent again. Anything else
+          // (disconnected, unavailable) is sent again after the next hello.
+          if (error instanceof RequestError && (error.code === "forbidden" || error.code === "not_found")) {
+            this.wanted.delete(conversationId);
+          }
+        },
       );
     }
   }

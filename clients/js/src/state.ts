@@ -257,7 +257,8 @@ export function reduce(state: State, event: Event): State {
       };
     }
     case "outbox.acked":
-      return storeMessage(settle(state, event.message), event.message, "stream");
+      // Our own message.new (in the stream, before the ack on this connection) is what replaces.
+      return storeMessage(settle(state, event.message), event.message, "fill");
     case "outbox.failed": {
       const entry = state.outbox[event.clientMsgId];
       if (!entry) return state;
