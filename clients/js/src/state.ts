@@ -332,7 +332,8 @@ function applyFrame(state: State, frame: AppliedFrame, at: number): State {
       return setTyping(next, message.conversation_id, message.sender_id, null);
     }
     case "message.updated":
-      return storeMessage(next, frame.message, "stream");
+      next = storeMessage(next, frame.message, "stream");
+      return frame.message.deleted ? erasePreviews(next, frame.message) : next;
     case "message.status": {
       const conversation = ensureConversation(next, frame.conversation_id, null);
       const mark = conversation.watermarks[frame.user_id] ?? { delivered: 0, read: 0 };
@@ -377,6 +378,21 @@ function applyFrame(state: State, frame: AppliedFrame, at: number): State {
       // A durable frame of a type this SDK does not know: its seq still counts.
       return next;
   }
+}
+
+/**
+ * A deleted message leaves the notifications that previewed it with an empty body, as the
+ * notifier erases them in storage (it tells no device: the message's own frame is the signal).
+ */
+function erasePreviews(state: State, message: Message): State {
+  const shows = (n: Notification) =>
+    n.kind === "message" &&
+    n.body !== "" &&
+    n.data.message_id === message.id &&
+    n.data.conversation_id === message.conversation_id;
+  if (!state.notifications.items.some(shows)) return state;
+  const items = state.notifications.items.map((n) => (shows(n) ? { ...n, body: "" } : n));
+  return { ...state, notifications: { ...state.notifications, items } };
 }
 
 /** An outbox entry is settled by its message (ack or our own `message.new`). */

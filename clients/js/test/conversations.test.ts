@@ -302,3 +302,30 @@ test("ticks in a group: read once every member read; a member added later starts
   state = reduce(state, isNew(msg(2, ME)));
   assert.deepEqual(ticks(), ["read", "sent"]);
 });
+
+test("a deleted message leaves the notification that previewed it without its text", () => {
+  const preview = (id: string, message: string) => ({
+    id,
+    kind: "message",
+    title: "New message from bob",
+    body: `text of ${message}`,
+    data: { conversation_id: G, sender_id: "bob", message_id: message, count: 1 },
+    created_at: "2026-01-01T00:00:00Z",
+    read: false,
+  });
+  let state = start(
+    conversationUpdated(group()),
+    isNew(msg(1, "bob")),
+    live({ type: "notification.new", stream: "notifications", seq: 1, notification: preview("n1", "m1"), unread_count: 1 }),
+    live({ type: "notification.new", stream: "notifications", seq: 2, notification: preview("n2", "m9"), unread_count: 2 }),
+  );
+  state = reduce(state, isUpdated(msg(1, "bob", { deleted: true, body: "" })));
+  assert.deepEqual(
+    state.notifications.items.map((n) => [n.id, n.body]),
+    [
+      ["n2", "text of m9"],
+      ["n1", ""],
+    ],
+  );
+  assert.ok(!JSON.stringify(persistable(state)).includes("text of m1"));
+});
