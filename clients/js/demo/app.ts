@@ -65,6 +65,7 @@ function start(): void {
     const conversation = (event.data?.notification?.data as { conversation_id?: string } | undefined)?.conversation_id;
     if (conversation) selectChat(conversation);
   });
+  navigator.serviceWorker?.startMessages();
   wireForms();
   render(client.getState());
 }

@@ -38,8 +38,10 @@ worker.addEventListener("notificationclick", (event) => {
       );
       const open = windows[index];
       if (open) {
-        await open.focus();
+        // Told first: the page opens the conversation even where focusing is refused (focus
+        // needs the user activation of a real click).
         open.postMessage(clickMessage(data));
+        await open.focus();
         return;
       }
       await worker.clients.openWindow(data.url);
