@@ -14,7 +14,8 @@
  *   heartbeat dead-connection detection (pure)
  *   typing    typing throttle and lapse rules (pure)
  *   storage   IndexedDB persistence
- *   push      enablePush (+ sw.js, the service worker)
+ *   push      enablePush (+ sw.js, the service worker, and pushview: what it shows, where a
+ *             click leads)
  *   protocol  frame types
  */
 
