@@ -153,7 +153,14 @@ async def test_a_group_from_the_demo_to_a_removed_member(
         await expect(d.page.locator(f'#messages li[data-message-id="{erased}"]')).to_have_attribute(
             "data-deleted", "true"
         )
+        # Bob writes to Ann directly meanwhile: her bell and that conversation count it.
+        await b.open_chat(direct)
+        await b.send("see you at 3")
+        await expect(a.page.locator("#bell-count")).to_have_attribute("data-count", "1")
+        await expect(a.unread_badge(direct)).to_have_attribute("data-unread", "1")
+        await a.wait_listed([direct, group])
         await a.page.screenshot(path=str(screenshots / "groups-ann.png"))
+        await b.open_chat(group)
 
         # Cat is removed: the page says so and nothing more of the group arrives.
         await a.member_action(cat, "remove")
