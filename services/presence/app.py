@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from services.presence import http, storage
-from services.presence.domain.typing_indicators import TypingTracker
+from services.presence.domain.typing_indicators import MembershipWait, TypingTracker
 from services.presence.handlers import PresenceHandler
 from services.presence.settings import PresenceSettings
 from services.presence.sweeper import Sweeper
@@ -53,6 +53,10 @@ async def compose(kit: Kit[PresenceSettings]) -> None:
         pool=kit.pool,
         delivery=kit.delivery,
         tracker=TypingTracker(ttl_s=settings.typing_ttl_ms / 1000),
+        wait=MembershipWait(
+            wait_s=settings.typing_membership_wait_ms / 1000,
+            capacity=settings.typing_membership_wait_capacity,
+        ),
     )
     kit.run("typing-relay", relay.run, start=relay.start)
     sweeper = Sweeper(

@@ -38,6 +38,11 @@ class PresenceSettings(ServiceSettings):
     presence_retention_days: int = Field(default=30, ge=1)
     # A typing start not refreshed for this long ends with a stop (protocol: 6 s).
     typing_ttl_ms: int = Field(default=6000, ge=100)
+    # A typist presence does not know as a member waits this long for the membership fact
+    # (a first message's conversation reaches presence a moment after its ack) before being
+    # refused; at most this many commands wait at a time.
+    typing_membership_wait_ms: int = Field(default=2000, ge=0)
+    typing_membership_wait_capacity: int = Field(default=10000, ge=0)
 
     @property
     def http_address(self) -> tuple[str, int]:

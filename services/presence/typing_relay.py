@@ -9,7 +9,9 @@ Members are read from the memberships presence keeps (learned from chat.conversa
 once per batch of records for every conversation the batch concerns, never cached: a member
 removed from a group stops receiving typing, and may no longer type, as soon as presence has
 applied the membership fact, on every presence instance alike (a cache, even a short-lived
-one, kept a removed member in the audience for its lifetime).
+one, kept a removed member in the audience for its lifetime). A typist not known as a member
+waits briefly for the membership (:class:`MembershipWait`) before being refused: the fact of a
+conversation created by a first message arrives a moment after that message's ack.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from schemas.envelope import Envelope
 from schemas.events import TypingCommand
 from schemas.frames import Ack, Error, TypingEvent
 from services.presence import storage
-from services.presence.domain.typing_indicators import TypingKey, TypingTracker
+from services.presence.domain.typing_indicators import MembershipWait, TypingKey, TypingTracker
 from services.runtime import codec
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
@@ -48,6 +50,7 @@ class TypingRelay:
         pool: Postgres pool (membership reads only).
         delivery: builds delivery records.
         tracker: live starts and their lapse.
+        wait: commands of typists whose membership presence has not learned yet.
         monotonic: clock for lapses, injected.
     """
 
@@ -60,6 +63,7 @@ class TypingRelay:
         pool: asyncpg.Pool,
         delivery: DeliveryWriter,
         tracker: TypingTracker,
+        wait: MembershipWait[tuple[Envelope, TypingCommand]],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
@@ -68,6 +72,7 @@ class TypingRelay:
         self._pool = pool
         self._delivery = delivery
         self._tracker = tracker
+        self._wait = wait
         self._monotonic = monotonic
 
     async def start(self) -> None:
@@ -80,21 +85,23 @@ class TypingRelay:
         try:
             while True:
                 batches = await self._consumer.getmany(timeout_ms=100, max_records=500)
-                commands = [
-                    decoded
+                arriving = [
+                    ((decoded[1].conversation_id, decoded[1].user_id), decoded)
                     for records in batches.values()
                     for record in records
                     if (decoded := self._decode(record.value, record.headers)) is not None
                 ]
-                lapsed = self._tracker.lapse(self._monotonic())
-                if not commands and not lapsed:
+                now = self._monotonic()
+                lapsed = self._tracker.lapse(now)
+                if not arriving and not lapsed and not self._wait:
                     continue
                 members = await self._members_of(
-                    {command.conversation_id for _, command in commands}
+                    {conversation_id for (conversation_id, _), _ in arriving}
+                    | self._wait.conversations()
                     | {conversation_id for conversation_id, _ in lapsed}
                 )
                 out: list[OutboundRecord] = []
-                for envelope, command in commands:
+                for _, (envelope, command) in self._wait.sort(arriving, members, now):
                     self._relay(envelope, command, members, out)
                 for key in lapsed:
                     self._announce(key, "stop", members.get(key[0], frozenset()), out)

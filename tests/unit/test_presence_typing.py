@@ -1,4 +1,5 @@
-"""TypingTracker: a start lives ttl unless refreshed; stop and lapse each end it exactly once."""
+"""TypingTracker: a start lives ttl unless refreshed; stop and lapse each end it exactly once.
+MembershipWait: a typist not yet known as a member waits, in order, within bounds."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 
 import pytest
 
-from services.presence.domain.typing_indicators import TypingKey, TypingTracker
+from services.presence.domain.typing_indicators import MembershipWait, TypingKey, TypingTracker
 
 TTL = 6.0
 A: TypingKey = ("conv-1", "alice")
@@ -133,3 +134,40 @@ def test_random_operations_end_every_start_exactly_once(seed: int) -> None:
             for k in expected:
                 del deadlines[k]
         assert len(tracker) == len(deadlines)
+
+
+WAIT = 2.0
+
+
+def wait() -> MembershipWait[str]:
+    return MembershipWait(wait_s=WAIT, capacity=3)
+
+
+def test_a_member_goes_through_at_once() -> None:
+    held = wait()
+    assert held.sort([(A, "start")], {"conv-1": {"alice"}}, now=0.0) == [(A, "start")]
+    assert len(held) == 0
+
+
+def test_an_unknown_typist_waits_for_the_membership_then_goes_through_in_order() -> None:
+    held = wait()
+    assert held.sort([(A, "start")], {}, now=0.0) == []
+    assert held.conversations() == {"conv-1"}
+    # A stop of the same typist waits behind its start, even once it could go.
+    assert held.sort([(A, "stop"), (B, "start")], {"conv-1": {"bob"}}, now=0.5) == [(B, "start")]
+    assert held.sort([], {"conv-1": {"alice", "bob"}}, now=1.0) == [(A, "start"), (A, "stop")]
+    assert len(held) == 0
+
+
+def test_a_typist_still_unknown_after_the_wait_goes_through_to_be_refused() -> None:
+    held = wait()
+    held.sort([(A, "start")], {}, now=0.0)
+    assert held.sort([], {}, now=WAIT - 0.001) == []
+    assert held.sort([(C, "start")], {}, now=WAIT) == [(A, "start")]
+    assert held.sort([], {}, now=2 * WAIT) == [(C, "start")]
+
+
+def test_past_capacity_commands_go_through_at_once() -> None:
+    held = wait()
+    assert held.sort([(A, "1"), (A, "2"), (A, "3"), (A, "4")], {}, now=0.0) == [(A, "4")]
+    assert len(held) == 3
