@@ -34,6 +34,7 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: venv tools up down status lint schemas schemas-check test unit bench node-deps sdk sdk-test chromium
 
+
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -74,16 +75,18 @@ down:
 status:
 	$(STACK_ANY_PY) status
 
-# The integration tests publish other teams' events with kcat, a non-Python Kafka client
-# (Debian's kcat package), as the job board's and the applications tracker's services would.
-# Installed once, as root (CI is root).
+# Debian packages the tests run, installed once, as root (CI is root): kcat, a non-Python Kafka
+# client (the integration tests publish other teams' events with it, as the job board's and the
+# applications tracker's services would), and prometheus, which brings `prometheus` and
+# `promtool` (alert unit tests, a real Prometheus scraping the test stack).
 tools:
-	@command -v kcat >/dev/null || { \
+	@command -v kcat >/dev/null && command -v promtool >/dev/null \
+	  && command -v prometheus >/dev/null || { \
 	  if [ "$$(id -u)" != 0 ]; then \
-	    echo "kcat missing: apt-get install kcat (as root)" >&2; exit 1; fi; \
+	    echo "kcat or promtool missing: apt-get install kcat prometheus (as root)" >&2; exit 1; fi; \
 	  apt-get -qq -o DPkg::Lock::Timeout=600 update && \
 	  DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=600 \
-	    install --no-install-recommends kcat >/dev/null; }
+	    install --no-install-recommends kcat prometheus >/dev/null; }
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -103,7 +106,7 @@ test: venv tools lint schemas-check node-deps sdk sdk-test chromium
 	$(STACK) up --infra-only
 	eval "$$($(STACK) env)" && PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests $(PYTEST_ARGS)
 
-unit: venv
+unit: venv tools
 	PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 # Benchmarks (docs/performance.md), not part of `make test`: installs the bench extras, starts

@@ -65,6 +65,16 @@ BATCH_SIZE = Histogram(
 OUTBOX_PUBLISHED = Counter(
     "realtime_outbox_published_total", "Outbox rows published to Kafka", ["path"]
 )
+OUTBOX_BACKLOG_ROWS = Gauge(
+    "realtime_outbox_backlog_rows",
+    "Rows in a service's outbox, counted up to 10000 (measured by the relay every interval)",
+    ["schema"],
+)
+OUTBOX_OLDEST_ROW_AGE = Gauge(
+    "realtime_outbox_oldest_row_age_seconds",
+    "Age of the oldest row in a service's outbox, 0 when it is empty (measured by the relay)",
+    ["schema"],
+)
 DELIVERY_LATENCY = Histogram(
     "realtime_delivery_latency_seconds",
     "From a command entering the gateway to a resulting frame leaving a gateway",

@@ -8,8 +8,9 @@ Flow::
                                 rides along the same statement)
     after commit: committed() --one producer batch per partition, in order--> Kafka
                   --acked--> ids noted as published
-    relay (every interval): DELETE published rows no batch came to delete;
-                            rows older than the grace period --send, acked--> DELETE
+    relay (every interval): the backlog is measured (row count, oldest row's age); DELETE
+                            published rows no batch came to delete; rows older than the grace
+                            period --send, acked--> DELETE
     withdraw (in a handler's transaction): DELETE rows a record about to be staged supersedes
 
 Every statement on the outbox table is in this module. A row is deleted only after Kafka
@@ -32,7 +33,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from services.runtime.db import Connection, Cte
-from services.runtime.metrics import OUTBOX_PUBLISHED
+from services.runtime.metrics import (
+    OUTBOX_BACKLOG_ROWS,
+    OUTBOX_OLDEST_ROW_AGE,
+    OUTBOX_PUBLISHED,
+)
 from services.runtime.partitioning import default_partitioner
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,10 @@ class Staged:
 #: stay and the relay publishes them again.
 CONFIRM_TIMEOUT_S = 30.0
 
+#: The backlog gauge counts rows up to this many: enough to tell "stuck" from "busy", and the
+#: measurement stays an index scan of bounded length however far Kafka has fallen behind.
+BACKLOG_COUNT_LIMIT = 10_000
+
 
 class Outbox:
     """Stages records in ``<schema>.outbox`` and publishes them.
@@ -78,6 +87,8 @@ class Outbox:
         self, *, schema: str, producer: AIOKafkaProducer, max_pending_confirms: int = 64
     ) -> None:
         self._table = f'"{schema}".outbox'
+        self._backlog_rows = OUTBOX_BACKLOG_ROWS.labels(schema)
+        self._oldest_row_age = OUTBOX_OLDEST_ROW_AGE.labels(schema)
         self._producer = producer
         self._confirm_slots = asyncio.Semaphore(max_pending_confirms)
         self._confirms: set[asyncio.Task[None]] = set()
@@ -263,12 +274,34 @@ class Outbox:
         log.info("outbox relayed leftovers", extra={"rows": len(rows)})
         return len(rows)
 
+    async def measure_backlog(self, pool: asyncpg.Pool) -> None:
+        """Set the backlog gauges: rows waiting (up to :data:`BACKLOG_COUNT_LIMIT`) and the
+        age of the oldest, the signal of a Kafka that does not acknowledge (alert
+        ``RealtimeOutboxBacklog``).
+
+        Ids grow with time, so the oldest rows are the first by the primary key: no index on
+        ``created_at`` is needed, and a healthy outbox (a handful of rows) costs one tiny scan.
+        """
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS rows,"
+                " COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS age"
+                f" FROM (SELECT created_at FROM {self._table} ORDER BY id LIMIT $1) AS head",
+                BACKLOG_COUNT_LIMIT,
+            )
+        assert row is not None  # an aggregate always returns one row
+        self._backlog_rows.set(row["rows"])
+        self._oldest_row_age.set(max(row["age"], 0.0))
+
     async def run_relay(self, pool: asyncpg.Pool, *, interval_ms: int, older_than_ms: int) -> None:
-        """Delete published rows and relay leftovers forever; errors are logged and retried at
-        the next interval."""
+        """Delete published rows, relay leftovers and measure the backlog forever; errors are
+        logged and retried at the next interval."""
         while True:
             try:
                 await self.delete_published(pool)
+                # Before relaying: while Kafka is down the relay fails, and then most of all
+                # the gauge must move.
+                await self.measure_backlog(pool)
                 while await self.relay_once(pool, older_than_ms=older_than_ms) > 0:
                     pass
             except Exception:

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.registered_metrics import registered_metrics
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 
@@ -46,25 +48,8 @@ APP_ENV = {
     "NOTIFIER_PORT",
     "VAPID_PUBLIC_KEY",
 }
-# Fixed in services/runtime/metrics.py, services/gateway/metrics.py and the notifier's
-# metrics.py and push_metrics.py.
-METRICS = {
-    "realtime_gateway_connections",
-    "realtime_frames_in_total",
-    "realtime_frames_out_total",
-    "realtime_delivery_latency_seconds",
-    "realtime_consumer_lag",
-    "realtime_dlq_records_total",
-    "realtime_errors_total",
-    "realtime_db_seconds",
-    "realtime_notifications_total",
-    "realtime_unread_count_updates_total",
-    "realtime_notifications_skipped_total",
-    "realtime_pushes_total",
-    "realtime_push_latency_seconds",
-    "realtime_push_backlog",
-    "realtime_push_in_flight",
-}
+# Registered by services/runtime/metrics.py, services/gateway/metrics.py and any other module.
+METRICS = set(registered_metrics())
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 METRIC_TOKEN = re.compile(r"\brealtime_[a-z0-9_]+")
 JOB_MATCHER = re.compile(r'\bjob\s*=~?\s*"([^"]*)"')
@@ -256,7 +241,8 @@ def test_dashboard_panels_query_known_metrics_from_the_provisioned_datasource() 
             assert used, f"{panel['title']}: {target['expr']} uses no known metric"
             assert used <= METRICS, f"{panel['title']} queries unknown {used - METRICS}"
             covered |= used
-    assert covered == METRICS
+    # Every metric is on a panel or deliberately left off: tests/unit/test_dashboard.py.
+    assert covered <= METRICS
 
 
 def test_grafana_loads_dashboards_from_the_mounted_folder(compose: dict[str, Any]) -> None:
