@@ -51,14 +51,15 @@ def service_env(
     database_url: str,
     auth_secret: str,
     ports: Mapping[str, int],
+    internal_token: str | None = None,
     topic_prefix: str | None = None,
 ) -> dict[str, str]:
     """The environment of the services of one deployment on this machine.
 
     The caller's environment (``base``), with where everything is set: Kafka, Postgres, the
-    token secret, ``<NAME>_PORT`` of every service in ``ports`` and ``<NAME>_URL`` of those
-    others reach. Left out: the URL of a reachable service that is not launched (a shell's
-    ``NOTIFIER_URL`` would send every sync to a service that is not there) and
+    token secret, the internal API token, ``<NAME>_PORT`` of every service in ``ports`` and
+    ``<NAME>_URL`` of those others reach. Left out: the URL of a reachable service that is not
+    launched (a shell's ``NOTIFIER_URL`` would send every sync to a service that is not there) and
     ``PYTHONASYNCIODEBUG`` (debug mode, right for the tests' own loop, would slow the services
     and flood their logs).
 
@@ -68,6 +69,8 @@ def service_env(
         database_url: ``DATABASE_URL``.
         auth_secret: ``AUTH_SECRET``.
         ports: the launched services and their ports (loopback).
+        internal_token: ``INTERNAL_TOKEN`` (services refuse to start without one); None keeps
+            the one in ``base``, if any.
         topic_prefix: ``KAFKA_TOPIC_PREFIX``, when the deployment shares a cluster.
     """
     dropped = {"PYTHONASYNCIODEBUG"} | {
@@ -80,6 +83,8 @@ def service_env(
         AUTH_SECRET=auth_secret,
         PYTHONUNBUFFERED="1",
     )
+    if internal_token is not None:
+        env["INTERNAL_TOKEN"] = internal_token
     if topic_prefix is not None:
         env["KAFKA_TOPIC_PREFIX"] = topic_prefix
     for name, port in ports.items():

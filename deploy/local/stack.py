@@ -29,6 +29,8 @@ Everything lives under ``.local/`` in the repository (gitignored)::
     .local/run/          pid files of the processes started here
     .local/vapid.env     the development VAPID key pair (mode 0600), made once when
                          VAPID_PRIVATE_KEY is unset
+    .local/internal-token  the internal API token every service gets (mode 0600), made once
+                         when INTERNAL_TOKEN is unset
 
 Settings come from the environment: ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` point at
 infrastructure elsewhere (then nothing local is started for it); ``KAFKA_PORT`` (9092),
@@ -37,7 +39,8 @@ infrastructure elsewhere (then nothing local is started for it); ``KAFKA_PORT`` 
 ``NEXTAUTH_SECRET``, else a printed development default) and ``KAFKA_HEAP_OPTS``
 (``-Xmx512m -Xms256m``), ``VAPID_PRIVATE_KEY`` and ``VAPID_SUBJECT`` (else a development pair
 kept in .local/vapid.env and ``mailto:dev@localhost``; the notifier signs with the private key,
-gateways announce the public one).
+gateways announce the public one), ``INTERNAL_TOKEN`` (else the one kept in
+.local/internal-token).
 
 Only the standard library is imported (and deploy/local/launcher.py, which launches the
 services for this script, the tests and the bench alike, and imports nothing else either),
@@ -56,6 +59,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -107,6 +111,7 @@ PG_DATABASE = "realtime"
 # 32+ bytes: HS256 keys shorter than the hash make PyJWT warn.
 DEV_AUTH_SECRET = "dev-secret-change-me-0123456789abcdef"
 VAPID_FILE = LOCAL / "vapid.env"
+INTERNAL_TOKEN_FILE = LOCAL / "internal-token"
 # RFC 8292 wants a contact; a development stack has none worth giving to a push service.
 DEV_VAPID_SUBJECT = "mailto:dev@localhost"
 DEFAULT_KAFKA_HEAP = "-Xmx512m -Xms256m"
@@ -840,8 +845,25 @@ def vapid_keys(cfg: Config) -> Vapid:
     return Vapid(cfg.vapid_private_key, public, subject)
 
 
+def internal_token() -> str:
+    """The internal API token: the caller's ``INTERNAL_TOKEN``, else one generated once into
+    .local/internal-token, readable by its owner only (services refuse to start without one)."""
+    given = os.environ.get("INTERNAL_TOKEN")
+    if given:
+        return given
+    try:
+        fd = os.open(INTERNAL_TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return INTERNAL_TOKEN_FILE.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(32) + "\n")
+    say(f"generated the internal API token in {INTERNAL_TOKEN_FILE}")
+    return INTERNAL_TOKEN_FILE.read_text().strip()
+
+
 def stack_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
-    """Environment of the services: the caller's, plus where everything is and the VAPID pair.
+    """Environment of the services: the caller's, plus where everything is, the internal API
+    token and the VAPID pair.
 
     The local dev stack also serves the SDK demo and mints development tokens (both off in the
     gateway's own defaults; the caller's environment wins), and allows the demo's origin.
@@ -851,6 +873,7 @@ def stack_env(cfg: Config, vapid: Vapid) -> dict[str, str]:
         kafka_bootstrap=cfg.kafka_bootstrap,
         database_url=cfg.database_url,
         auth_secret=cfg.auth_secret or DEV_AUTH_SECRET,
+        internal_token=internal_token(),
         ports=dict(service_ports(cfg)),
     ) | {
         "VAPID_PRIVATE_KEY": vapid.private_key,

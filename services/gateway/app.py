@@ -91,13 +91,17 @@ async def serve(settings: GatewaySettings) -> None:
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     sync_client = SyncClient(
-        client=http, stream_urls=settings.stream_owners(), internal_token=settings.internal_token
+        client=http,
+        stream_urls=settings.stream_owners(),
+        internal_token=settings.required_internal_token(),
     )
     reads = ChatReads(
-        client=http, base_url=settings.chat_url, internal_token=settings.internal_token
+        client=http, base_url=settings.chat_url, internal_token=settings.required_internal_token()
     )
     presence = PresenceClient(
-        client=http, base_url=settings.presence_url, internal_token=settings.internal_token
+        client=http,
+        base_url=settings.presence_url,
+        internal_token=settings.required_internal_token(),
     )
     readiness = Readiness()
 
@@ -121,7 +125,7 @@ async def serve(settings: GatewaySettings) -> None:
             notifier=NotifierReads(
                 client=http,
                 base_url=settings.notifier_url or None,
-                internal_token=settings.internal_token,
+                internal_token=settings.required_internal_token(),
             ),
         ),
         presence=presence,

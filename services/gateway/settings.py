@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.runtime.settings import KafkaSettings
+from services.runtime.settings import InternalAuthSettings, KafkaSettings
 
 
 class AuthSettings(BaseSettings):
@@ -25,7 +25,7 @@ class AuthSettings(BaseSettings):
     auth_secret: str = Field(validation_alias=AliasChoices("AUTH_SECRET", "NEXTAUTH_SECRET"))
 
 
-class GatewaySettings(KafkaSettings, AuthSettings):
+class GatewaySettings(KafkaSettings, AuthSettings, InternalAuthSettings):
     """Everything the gateway reads from the environment."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -47,8 +47,6 @@ class GatewaySettings(KafkaSettings, AuthSettings):
     vapid_public_key: str | None = None
     # How often this gateway tells presence it is alive (presence expires silent gateways).
     presence_heartbeat_interval_ms: int = Field(default=5000, ge=100)
-    # Sent as X-Internal-Token to internal APIs when set.
-    internal_token: str | None = None
     # Names this process in logs, CloudEvents sources, reply routing and the Kafka client id.
     instance_id: str = Field(default_factory=lambda: f"gw-{socket.gethostname()}-{os.getpid()}")
     # Limits announced in hello and enforced.

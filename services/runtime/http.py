@@ -1,8 +1,14 @@
 """The internal HTTP pieces every service's FastAPI app shares: health, metrics, the token, and
-the read route of the per-user streams a service owns (what gateways call for ``sync``)."""
+the read route of the per-user streams a service owns (what gateways call for ``sync``).
+
+``/healthz``, ``/readyz`` and ``/metrics`` answer anyone who reaches the listener (probes and
+Prometheus; the listener is loopback unless the deployment opens it); the internal APIs require
+``X-Internal-Token``.
+"""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -21,7 +27,8 @@ JSON = "application/json"
 def internal_app(*, title: str, readiness: Readiness, internal_token: str | None) -> FastAPI:
     """A FastAPI app with ``/healthz``, ``/readyz`` and ``/metrics`` and no public docs.
 
-    Routes that serve other services depend on :func:`require_internal_token`.
+    Routes that serve other services depend on :func:`require_internal_token`;
+    ``internal_token`` is None only when the deployment disabled internal auth.
     """
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.internal_token = internal_token
@@ -46,13 +53,18 @@ def internal_app(*, title: str, readiness: Readiness, internal_token: str | None
 def require_internal_token(
     request: Request, x_internal_token: Annotated[str | None, Header()] = None
 ) -> None:
-    """FastAPI dependency: when a token is configured, callers must present it.
+    """FastAPI dependency: callers must present the token (unless the deployment disabled
+    internal auth, when ``internal_app`` got None). Compared in constant time, so the time
+    of a refusal tells nothing about how much of a guess was right.
 
     Raises:
         HTTPException: 401 without the right ``X-Internal-Token``.
     """
     expected: str | None = request.app.state.internal_token
-    if expected is not None and x_internal_token != expected:
+    if expected is None:
+        return
+    presented = (x_internal_token or "").encode()
+    if not hmac.compare_digest(presented, expected.encode()):
         raise HTTPException(status_code=401, detail="internal token required")
 
 

@@ -97,7 +97,7 @@ class Kit(Generic[SettingsT]):
         self.http = internal_app(
             title=f"{service.name} (internal)",
             readiness=readiness,
-            internal_token=settings.internal_token,
+            internal_token=settings.required_internal_token(),
         )
         if service.streams:
             add_stream_route(

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Shortest internal token accepted: 128 bits in URL-safe base64 (``secrets.token_urlsafe(16)``).
+MIN_INTERNAL_TOKEN_CHARS = 22
 
 
 class KafkaSettings(BaseSettings):
@@ -55,7 +60,65 @@ class DatabaseServiceSettings(DatabaseSettings):
     outbox_relay_grace_ms: int = Field(default=5000, ge=0)
 
 
-class ServiceSettings(KafkaSettings, DatabaseServiceSettings):
+class InternalAuthSettings(BaseSettings):
+    """The shared secret of internal HTTP APIs (gateways reading chat's streams and presence).
+
+    Required by default: a service without a token refuses to start, unless
+    ``INTERNAL_AUTH=disabled`` says the deployment wants internal APIs open (local development
+    only). Errors never show the values read (``hide_input_in_errors``): a validation message
+    ends up in logs, and these are secrets.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+
+    # Sent and required as X-Internal-Token; empty counts as unset.
+    internal_token: str | None = None
+    # A file holding the token (compose generates one on a shared volume); INTERNAL_TOKEN wins.
+    internal_token_file: Path | None = None
+    # "required" (the default) or "disabled": internal APIs open to anyone who reaches them.
+    internal_auth: Literal["required", "disabled"] = Field(
+        default="required", validate_default=True
+    )
+
+    @field_validator("internal_auth", mode="after")
+    @classmethod
+    def _token_unless_disabled(cls, value: str, info: ValidationInfo) -> str:
+        if value == "disabled":
+            return value
+        token = _read_token(info.data.get("internal_token"), info.data.get("internal_token_file"))
+        if token is None:
+            raise ValueError(
+                "no internal token: set INTERNAL_TOKEN (or INTERNAL_TOKEN_FILE), the same for "
+                "every service of the deployment; or INTERNAL_AUTH=disabled for development"
+            )
+        if len(token) < MIN_INTERNAL_TOKEN_CHARS:
+            raise ValueError(
+                f"the internal token is shorter than {MIN_INTERNAL_TOKEN_CHARS} characters; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    def required_internal_token(self) -> str | None:
+        """The token internal APIs require and clients send; None when auth is disabled."""
+        if self.internal_auth == "disabled":
+            return None
+        return _read_token(self.internal_token, self.internal_token_file)
+
+
+def _read_token(token: object, path: object) -> str | None:
+    """The token from the variable, else from the file; None when neither holds one."""
+    if isinstance(token, str) and token.strip():
+        return token.strip()
+    if isinstance(path, Path):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            return None
+        return text or None
+    return None
+
+
+class ServiceSettings(KafkaSettings, DatabaseServiceSettings, InternalAuthSettings):
     """What every schema-owning service reads, beside its own settings (a subclass)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -64,8 +127,6 @@ class ServiceSettings(KafkaSettings, DatabaseServiceSettings):
     # settings give a default naming the service, host and pid.
     instance_id: str
     log_level: str = "INFO"
-    # When set, callers of the internal HTTP API must send it as X-Internal-Token.
-    internal_token: str | None = None
     # Frames per sync answer of the service's streams when the client gives no limit.
     sync_default_limit: int = Field(default=200, ge=1, le=1000)
     # How long the keys of inbound events are remembered by consumers that deduplicate them.

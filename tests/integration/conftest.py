@@ -19,6 +19,7 @@ from services.notifier.vapid import generate
 from tests.integration.harness import (
     ALLOWED_ORIGIN,
     AUTH_SECRET,
+    INTERNAL_TOKEN,
     PRESENCE_GATEWAY_EXPIRY_MS,
     PRESENCE_GRACE_MS,
     PUSH_REQUEST_TIMEOUT_MS,
@@ -73,6 +74,7 @@ async def system(
         kafka_bootstrap=kafka,
         database_url=database_url,
         auth_secret=AUTH_SECRET,
+        internal_token=INTERNAL_TOKEN,
         ports=ports,
         topic_prefix=prefix,
     ) | {
@@ -101,6 +103,10 @@ async def system(
         "PUSH_RETRY_BASE_MS": str(PUSH_RETRY_BASE_MS),
         "PUSH_RETRY_MAX_MS": str(4 * PUSH_RETRY_BASE_MS),
         "PUSH_PER_ORIGIN_CONCURRENCY": "4",
+        # Every test connects from 127.0.0.1: the per-address handshake limit is tried by
+        # test_edges.py on a gateway of its own.
+        "HANDSHAKE_RATE_PER_S": "1000",
+        "HANDSHAKE_BURST": "1000",
     }
     chat, presence, notifier, gateway = (
         ServiceProcess(name, env, ports[name], logs / f"{name}.log")

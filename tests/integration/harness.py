@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,8 @@ ROOT = launcher.REPO
 # HS256 wants at least 32 bytes of key; PyJWT warns (and warnings fail tests) below that.
 AUTH_SECRET = "integration-test-secret-0123456789abcdef"
 ALLOWED_ORIGIN = "http://allowed.example"
+# The internal API token of this run's services (they refuse to start without one).
+INTERNAL_TOKEN = secrets.token_urlsafe(32)
 PRESENCE_GRACE_MS = 2000
 PRESENCE_GATEWAY_EXPIRY_MS = 3000
 # Web Push bounds of the notifier under test: a hanging push service times out in seconds.

@@ -265,3 +265,41 @@ def test_proxy_upgrades_websockets_to_both_gateways(compose: dict[str, Any]) -> 
         port = compose["services"][gateway]["environment"]["GATEWAY_PORT"]
         assert f"server {gateway}:{port}" in config
     assert "/healthz" in config
+
+
+def test_only_the_proxy_is_published_beyond_this_host(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            if name == "proxy":
+                continue
+            # "127.0.0.1:9090:9090": published on the host's loopback only.
+            assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping}"
+    for name in APP_SERVICES:
+        assert "ports" not in compose["services"][name], f"{name} publishes an internal port"
+
+
+def test_app_services_listen_on_the_network_explicitly(compose: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        environment = compose["services"][name]["environment"]
+        for variable in ("GATEWAY_HOST", "CHAT_HOST", "PRESENCE_HOST"):
+            assert environment[variable] == "0.0.0.0", f"{name}: {variable}"
+
+
+def test_every_app_service_reads_the_generated_internal_token(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    generator = services["internal-token"]
+    written = {entry.split(":")[1] for entry in generator["volumes"]}
+    readers = [name for name, svc in services.items() if svc.get("image") == "realtime-app:local"]
+    assert set(APP_SERVICES) | {"chat-migrate", "presence-migrate"} <= set(readers)
+    for name in readers:
+        if name == "internal-token":
+            continue
+        service = services[name]
+        token_file = service["environment"]["INTERNAL_TOKEN_FILE"]
+        mounts = {entry.split(":")[1]: entry for entry in service["volumes"]}
+        directory = token_file.rsplit("/", 1)[0]
+        assert directory in written and directory in mounts, f"{name}: {token_file} not mounted"
+        assert mounts[directory].endswith(":ro"), f"{name} may rewrite the token"
+        condition = service["depends_on"]["internal-token"]["condition"]
+        assert condition == "service_completed_successfully", name
+    assert "secrets.token_urlsafe" in " ".join(generator["command"])

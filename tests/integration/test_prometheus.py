@@ -32,11 +32,11 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
+from deploy.local.launcher import free_port
 from tests.integration.harness import (
     Client,
     ServiceProcess,
     System,
-    free_port,
     of_type,
     seconds,
     send_frame,

@@ -13,6 +13,7 @@ def settings(
     return GatewaySettings(
         kafka_bootstrap_servers="k:9092",
         auth_secret="s" * 32,
+        internal_token="t" * 32,
         chat_url=chat_url,
         notifier_url=notifier_url,
     )
