@@ -24,12 +24,15 @@ def main() -> None:
     token.add_argument("--name", default=None, help="display name claim")
     args = parser.parse_args()
     if args.command == "token":
+        auth = AuthSettings()
         print(  # noqa: T201
             mint_token(
-                secret=AuthSettings().auth_secret,
+                secret=auth.auth_secret,
                 user_id=args.sub,
                 expires_at=int(time.time()) + args.ttl_s,
                 name=args.name,
+                issuer=auth.auth_issuer,
+                audience=auth.auth_audience,
             )
         )
         return

@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import httpx
 from aiokafka.errors import KafkaError
 from websockets.asyncio.server import serve as ws_serve
 
+from services.gateway.admission import Admission
 from services.gateway.connections import Endpoint
 from services.gateway.delivery import DeliveryTail
 from services.gateway.devpage import dev_page_from_settings
 from services.gateway.domain import commands
+from services.gateway.domain.limits import HandshakeLimiter
 from services.gateway.domain.registry import Registry
 from services.gateway.presence import PresenceClient
 from services.gateway.publisher import CommandPublisher
@@ -114,6 +117,18 @@ async def serve(settings: GatewaySettings) -> None:
 
     readiness.add("kafka", kafka_ready)
     readiness.add("chat", chat_ready)
+    admission = Admission(
+        registry=registry,
+        max_connections=settings.gateway_max_connections,
+        per_user=settings.max_connections_per_user,
+        handshakes=HandshakeLimiter(
+            rate_per_s=settings.handshake_rate_per_s,
+            burst=settings.handshake_burst,
+            max_sources=settings.handshake_max_sources,
+        ),
+        trusted_proxies=settings.trusted_proxies(),
+        clock=time.monotonic,
+    )
     endpoint = Endpoint(
         settings=settings,
         registry=registry,
@@ -130,6 +145,7 @@ async def serve(settings: GatewaySettings) -> None:
         ),
         presence=presence,
         readiness=readiness,
+        admission=admission,
         now=utc_now,
         dev_page=dev_page_from_settings(settings),
     )
@@ -153,7 +169,10 @@ async def serve(settings: GatewaySettings) -> None:
         ping_timeout=settings.heartbeat_s,
         close_timeout=2,
     ) as server:
-        log.info("gateway started", extra={"port": settings.gateway_port})
+        log.info(
+            "gateway started",
+            extra={"port": settings.gateway_port, "connection_cap": admission.cap},
+        )
         stop_task = asyncio.create_task(stopping.wait())
         await asyncio.wait({stop_task, delivery_task}, return_when=asyncio.FIRST_COMPLETED)
         log.info("gateway stopping", extra={"connections": len(registry)})

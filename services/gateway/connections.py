@@ -1,10 +1,11 @@
 """The WebSocket endpoint: upgrade checks, ``hello``, and the per-connection frame loop.
 
-    HTTP request --process_request--> health/metrics | /dev/ (when on) | GET /v1/presence |
+    HTTP request --process_request--> health/metrics | /dev/ (when on) |
                                       GET /v1/push/vapid-public-key | 404
-                                      | 401/403 | upgrade (the principal kept on its connection)
-    upgrade --handle--> registry.add, delivery.hold(partition), hello, presence snapshot,
-                        connection.opened
+                                      | 429/503 (admission) | 401/403 | GET /v1/presence
+                                      | upgrade (the principal kept on its connection)
+    upgrade --handle--> registry.add, oldest of the user's beyond the limit closed (4010),
+                        delivery.hold(partition), hello, presence snapshot, connection.opened
         frame loop: rate limit -> parse -> ROUTES[frame type] (services/gateway/routes.py)
         end: registry.remove, connection.closed
 
@@ -44,6 +45,7 @@ from schemas.frames import (
     HelloPush,
     Limits,
 )
+from services.gateway.admission import Admission
 from services.gateway.delivery import DeliveryTail
 from services.gateway.devpage import PREFIX as DEV_PREFIX, DevPage
 from services.gateway.domain import commands
@@ -59,6 +61,7 @@ from services.gateway.routes import ROUTES, Upstream, served_frame_types
 from services.gateway.session import (
     CLOSE_RATE_ABUSE,
     CLOSE_TOKEN_EXPIRED,
+    CLOSE_TRY_AGAIN_LATER,
     GatewayConnection,
     Session,
 )
@@ -85,6 +88,7 @@ class Endpoint:
         upstream: where frames go: the command publisher and the streams' owners.
         presence: reads presence (snapshot after hello, the HTTP read API).
         readiness: checks behind ``/readyz``.
+        admission: connection and handshake limits.
         now: wall clock (token expiry, server_time).
         dev_page: the development page under ``/dev/`` (None: off, the default).
     """
@@ -98,6 +102,7 @@ class Endpoint:
         upstream: Upstream,
         presence: PresenceClient,
         readiness: Readiness,
+        admission: Admission,
         now: Callable[[], datetime],
         dev_page: DevPage | None = None,
     ) -> None:
@@ -109,6 +114,7 @@ class Endpoint:
         self._upstream = upstream
         self._presence = presence
         self._readiness = readiness
+        self._admission = admission
         self._now = now
         self._limits = Limits(
             max_frame_bytes=settings.max_frame_bytes,
@@ -150,6 +156,9 @@ class Endpoint:
             return self._vapid_public_key()
         if path not in (WS_PATH, PRESENCE_PATH):
             return _response(HTTPStatus.NOT_FOUND, b'{"error":"not found"}', "application/json")
+        refusal = self._admission.refuse_handshake(connection, request, upgrade=path == WS_PATH)
+        if refusal is not None:
+            return refusal
         try:
             principal = authenticate(
                 origin=request.headers.get("Origin"),
@@ -158,6 +167,8 @@ class Endpoint:
                 allowed_origins=self._allowed_origins,
                 secret=self._settings.auth_secret,
                 now=self._now().timestamp(),
+                issuer=self._settings.auth_issuer,
+                audience=self._settings.auth_audience,
                 cookie_headers=request.headers.get_all("Cookie"),
             )
         except AuthError as exc:
@@ -212,6 +223,9 @@ class Endpoint:
         if principal is None:  # process_request always sets it before an upgrade
             await websocket.close(1011, "no principal")
             return
+        if self._admission.over_capacity():
+            await websocket.close(CLOSE_TRY_AGAIN_LATER, "gateway full; try again later")
+            return
         session = Session(
             websocket=websocket,
             principal=principal,
@@ -225,6 +239,7 @@ class Endpoint:
         )
         partition = self._registry.add(session)
         CONNECTIONS.inc()
+        self._admission.evict_oldest(session)
         expiry = asyncio.get_running_loop().call_later(
             max(principal.expires_at - self._now().timestamp(), 0),
             session.close,

@@ -111,7 +111,13 @@ def dev_page_from_settings(settings: GatewaySettings) -> DevPage | None:
         log.warning("development tokens on: /dev/token mints a token for any user")
 
         def mint(user_id: str, expires_at: int) -> str:
-            return mint_token(secret=settings.auth_secret, user_id=user_id, expires_at=expires_at)
+            return mint_token(
+                secret=settings.auth_secret,
+                user_id=user_id,
+                expires_at=expires_at,
+                issuer=settings.auth_issuer,
+                audience=settings.auth_audience,
+            )
 
     return DevPage(root=settings.gateway_dev_root, mint=mint)
 

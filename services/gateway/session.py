@@ -29,6 +29,10 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TOKEN_EXPIRED = 4001
 CLOSE_RATE_ABUSE = 4008
 CLOSE_TOO_SLOW = 4009
+#: The user opened more connections on this gateway than allowed: the oldest make room.
+CLOSE_REPLACED = 4010
+#: Standard "try again later": the gateway filled up while this upgrade was under way.
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class GatewayConnection(ServerConnection):

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.gateway.domain.limits import Network, parse_networks
 from services.runtime.settings import InternalAuthSettings, KafkaSettings
 
 
@@ -23,6 +24,10 @@ class AuthSettings(BaseSettings):
 
     # HS256 secret shared with the site's auth (NextAuth); AUTH_SECRET wins over NEXTAUTH_SECRET.
     auth_secret: str = Field(validation_alias=AliasChoices("AUTH_SECRET", "NEXTAUTH_SECRET"))
+    # When set, tokens must carry this `iss` (and the `token` command mints it).
+    auth_issuer: str | None = None
+    # When set, tokens must carry this `aud` (a string, or a list naming it).
+    auth_audience: str | None = None
 
 
 class GatewaySettings(KafkaSettings, AuthSettings, InternalAuthSettings):
@@ -59,6 +64,19 @@ class GatewaySettings(KafkaSettings, AuthSettings, InternalAuthSettings):
     heartbeat_s: int = Field(default=25, ge=1)
     # Frames waiting for a slow client before it is closed with 4009.
     send_queue_frames: int = Field(default=256, ge=1)
+    # Most connections this gateway holds (then 503 before the upgrade); lowered at start to
+    # what RLIMIT_NOFILE leaves.
+    gateway_max_connections: int = Field(default=10000, ge=1)
+    # Connections of one user on this gateway; a newer one closes the oldest with 4010.
+    max_connections_per_user: int = Field(default=20, ge=1)
+    # Handshakes (upgrades and presence reads) per client address: rate and burst (then 429).
+    handshake_rate_per_s: float = Field(default=20.0, gt=0)
+    handshake_burst: int = Field(default=100, ge=1)
+    # Client addresses the handshake limiter tracks at most (its memory bound).
+    handshake_max_sources: int = Field(default=100_000, ge=1)
+    # Comma-separated proxies (addresses or CIDR networks) whose X-Forwarded-For names the
+    # client; empty: the peer address is the client.
+    gateway_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # permessage-deflate costs ~100 KiB per connection and invites decompression bombs: off
     # unless asked for; when on, max_frame_bytes caps the decompressed size.
     compression: Literal["none", "deflate"] = "none"
@@ -102,7 +120,18 @@ class GatewaySettings(KafkaSettings, AuthSettings, InternalAuthSettings):
             raise ValueError("VAPID_PUBLIC_KEY must be an uncompressed P-256 point (65 bytes)")
         return value
 
-    @field_validator("gateway_allowed_origins", mode="before")
+    def trusted_proxies(self) -> tuple[Network, ...]:
+        """The trusted proxies as networks."""
+        return parse_networks(self.gateway_trusted_proxies)
+
+    @field_validator("gateway_allowed_origins", "gateway_trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         return value.split(",") if isinstance(value, str) else value
+
+    @field_validator("gateway_trusted_proxies", mode="after")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        entries = [entry.strip() for entry in value if entry.strip()]
+        parse_networks(entries)
+        return entries

@@ -9,6 +9,7 @@ network, no stack needed.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -303,3 +304,17 @@ def test_every_app_service_reads_the_generated_internal_token(compose: dict[str,
         condition = service["depends_on"]["internal-token"]["condition"]
         assert condition == "service_completed_successfully", name
     assert "secrets.token_urlsafe" in " ".join(generator["command"])
+
+
+def test_gateways_trust_exactly_the_proxy_for_client_addresses(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    proxy_address = services["proxy"]["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(proxy_address) in ipaddress.ip_network(subnet)
+    for name in ("gateway-1", "gateway-2"):
+        environment = services[name]["environment"]
+        assert environment["GATEWAY_TRUSTED_PROXIES"] == proxy_address
+    assert (
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+        in (DEPLOY / "nginx.conf").read_text()
+    )

@@ -9,6 +9,7 @@ Module map:
     commands   what a frame (or a connection event) becomes for the service that applies it:
                topic, key, data
     ratelimit  per-connection token bucket with an abuse verdict (close 4008)
+    limits     admission: handshakes per client address, connection cap under the fd limit
     registry   sessions by user and connection; delivery partitions needed (murmur2)
     errors     GatewayError > AuthError (HTTP status) | FrameError (protocol code)
 """

@@ -6,7 +6,12 @@ NextAuth session cookie (``session_cookie``). Origin is checked first: a browser
 foreign site is refused before its token is even read. A cookie is sent by the browser whatever
 page opens the socket, so a cookie-authenticated upgrade also REQUIRES an Origin, and an allowed
 one (cross-site WebSocket hijacking): a request without Origin is not a browser page we can vouch
-for, and gets 403.
+for, and gets 403. The URL's query string is never a source: a token there would be written to
+proxy and server logs.
+
+Verification of a bearer token pins the algorithm (HS256, never the one the token's header
+names) and, when configured, checks ``iss`` and ``aud`` (``AUTH_ISSUER``, ``AUTH_AUDIENCE``).
+The session cookie is a JWE only our secret decrypts; NextAuth puts no ``iss``/``aud`` in it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from jwt.types import Options
 
 from services.gateway.domain.errors import AuthError
 from services.gateway.domain.session_cookie import (
@@ -27,6 +33,10 @@ from services.gateway.domain.session_cookie import (
 
 SUBPROTOCOL = "chat.v1"
 _BEARER_SUBPROTOCOL_PREFIX = "bearer."
+#: The one signature algorithm accepted, whatever a token's header says: the site signs with a
+#: shared secret. "none", RS256 (a public key passed off as an HMAC secret: the RS/HS
+#: confusion) and every other algorithm are refused before any signature is computed.
+ALGORITHMS = ("HS256",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,27 +84,36 @@ def parse_subprotocols(header_values: list[str]) -> list[str]:
     return [part.strip() for value in header_values for part in value.split(",") if part.strip()]
 
 
-def verify_token(token: str, *, secret: str, now: float) -> Principal:
+def verify_token(
+    token: str,
+    *,
+    secret: str,
+    now: float,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> Principal:
     """Verify an HS256 JWT and read its claims.
 
     Expiry and not-before are checked against ``now`` here rather than by PyJWT's own clock,
     so the decision is a pure function of its inputs.
 
+    Args:
+        issuer: when set, ``iss`` must be present and equal to it.
+        audience: when set, ``aud`` (a string or a list) must be present and name it. When
+            unset, a token that carries ``aud`` is refused: it was meant for someone else.
+
     Raises:
-        AuthError: 401 for a malformed, wrongly signed, expired or incomplete token.
+        AuthError: 401 for a malformed, wrongly signed, expired or incomplete token, or one
+            for another issuer or audience.
     """
     try:
         claims = jwt.decode(
             token,
             secret,
-            algorithms=["HS256"],
-            options={
-                "require": ["exp", "sub"],
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_sub": False,
-            },
+            algorithms=list(ALGORITHMS),
+            issuer=issuer,
+            audience=audience,
+            options=_decode_options(issuer=issuer, audience=audience),
         )
     except jwt.PyJWTError as exc:
         raise AuthError(401, f"invalid token: {type(exc).__name__}") from exc
@@ -145,6 +164,23 @@ def verify_session_cookie(found: list[SessionCookie], *, secret: str, now: float
     raise first_error
 
 
+def _decode_options(*, issuer: str | None, audience: str | None) -> Options:
+    """PyJWT's options: claims required (``iss``/``aud`` only when configured), time checks
+    left to :func:`verify_token`'s injected clock."""
+    required = ["exp", "sub"]
+    if issuer is not None:
+        required.append("iss")
+    if audience is not None:
+        required.append("aud")
+    return {
+        "require": required,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "verify_sub": False,
+    }
+
+
 def authenticate(
     *,
     origin: str | None,
@@ -154,6 +190,8 @@ def authenticate(
     secret: str,
     now: float,
     cookie_headers: Sequence[str] = (),
+    issuer: str | None = None,
+    audience: str | None = None,
 ) -> Principal:
     """The whole upgrade decision: origin, then the token from the header, the subprotocol
     list or, failing both, the session cookie (which needs an allowed Origin).
@@ -174,12 +212,24 @@ def authenticate(
             raise AuthError(403, "a session cookie needs an allowed Origin")
         return verify_session_cookie(found, secret=secret, now=now)
     token = extract_token(authorization, subprotocols)
-    return verify_token(token, secret=secret, now=now)
+    return verify_token(token, secret=secret, now=now, issuer=issuer, audience=audience)
 
 
-def mint_token(*, secret: str, user_id: str, expires_at: int, name: str | None = None) -> str:
+def mint_token(
+    *,
+    secret: str,
+    user_id: str,
+    expires_at: int,
+    name: str | None = None,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
     """A token as the site's auth would issue it (dev tool and tests)."""
     claims: dict[str, object] = {"sub": user_id, "exp": expires_at}
     if name is not None:
         claims["name"] = name
+    if issuer is not None:
+        claims["iss"] = issuer
+    if audience is not None:
+        claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm="HS256")

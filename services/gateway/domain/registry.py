@@ -80,6 +80,11 @@ class Registry(Generic[SessionT]):
             return () if session is None or session.user_id != user_id else (session,)
         return tuple(self._by_user.get(user_id, {}).values())
 
+    def oldest_beyond(self, user_id: str, limit: int) -> list[SessionT]:
+        """The user's oldest sessions past the first ``limit`` (newest kept), oldest first."""
+        sessions = list(self._by_user.get(user_id, {}).values())
+        return sessions[: max(len(sessions) - limit, 0)]
+
     def sessions(self) -> list[SessionT]:
         """Every session (for shutdown)."""
         return list(self._by_connection.values())
