@@ -32,7 +32,7 @@ SDK_SOURCES := $(wildcard $(SDK)/src/*.ts $(SDK)/demo/*) $(wildcard $(SDK)/tscon
 # Browser tests drive Debian's Chromium (Playwright's own browser downloads cannot work here).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv tools up down status lint schemas schemas-check test unit bench node-deps sdk sdk-test chromium
+.PHONY: venv tools up down status lint schemas schemas-check test unit fuzz bench node-deps sdk sdk-test chromium
 
 
 venv: $(STAMP)
@@ -108,6 +108,14 @@ test: venv tools lint schemas-check node-deps sdk sdk-test chromium
 
 unit: venv tools
 	PYTHONASYNCIODEBUG=1 $(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+# The frame fuzzer of `make test` (tests/integration/test_fuzz_frames.py), run far longer:
+# FUZZ_EXAMPLES batches of 5..25 generated frames against a live gateway.
+FUZZ_EXAMPLES ?= 5000
+fuzz: venv
+	$(STACK) up --infra-only
+	eval "$$($(STACK) env)" && FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(VENV)/bin/pytest tests/integration/test_fuzz_frames.py $(PYTEST_ARGS)
 
 # Benchmarks (docs/performance.md), not part of `make test`: installs the bench extras, starts
 # Kafka and Postgres if needed; the bench runs chat and gateway processes of its own and writes

@@ -2,9 +2,17 @@
 
 Error messages name the offending field and the kind of problem, never its value: a body is
 never echoed back (protocol.md, "Error messages never echo message bodies").
+
+Whatever the frame type, nothing Postgres cannot store gets past the gateway: a string with
+U+0000 or an integer beyond 64 bits would fail deep in a service, after the gateway handed the
+command on, and the client would never get its answer (found by tests/integration/
+test_fuzz_frames.py). Checked for every frame type, the ones added later included.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import orjson
 import pydantic
@@ -21,6 +29,12 @@ from services.gateway.domain.errors import FrameError
 _MAX_REQUEST_ID = 64
 #: Frames whose ``body`` is a message text, bounded by the configured max_body_chars.
 _BODY_TYPES = frozenset({"message.send", "message.edit"})
+#: Postgres bigint, the widest integer any service stores.
+_INT64 = range(-(2**63), 2**63)
+#: Cheap tests on the raw text that let almost every frame skip the walk below: JSON can only
+#: carry U+0000 escaped, and an integer beyond 64 bits needs 19 digits or more.
+_MAYBE_NUL = "\\u0000"
+_MAYBE_WIDE_INTEGER = re.compile(r"\d{19}")
 
 
 def parse_client_frame(text: str, *, max_body_chars: int) -> AnyClientFrame:
@@ -46,6 +60,10 @@ def parse_client_frame(text: str, *, max_body_chars: int) -> AnyClientFrame:
         raise FrameError("bad_request", "frame has no string 'type'", request_id)
     if frame_type not in CLIENT_FRAME_TYPES:
         raise FrameError("bad_request", "unknown frame type", request_id)
+    if _MAYBE_NUL in text or _MAYBE_WIDE_INTEGER.search(text):
+        problem = _unstorable(raw)
+        if problem is not None:
+            raise FrameError("bad_request", problem, request_id)
     body = raw.get("body")
     if frame_type in _BODY_TYPES and isinstance(body, str) and len(body) > max_body_chars:
         raise FrameError("too_large", f"body exceeds {max_body_chars} characters", request_id)
@@ -53,6 +71,27 @@ def parse_client_frame(text: str, *, max_body_chars: int) -> AnyClientFrame:
         return CLIENT_FRAME.validate_python(raw, strict=True)
     except pydantic.ValidationError as exc:
         raise FrameError("bad_request", _describe(exc), request_id) from None
+
+
+def _unstorable(value: Any) -> str | None:
+    """What no service could store in ``value`` (keys included), or None."""
+    if isinstance(value, str):
+        return "strings must not contain U+0000" if "\x00" in value else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if value in _INT64 else "integers must fit in 64 bits"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _unstorable(key) or _unstorable(item)
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _unstorable(item)
+            if problem is not None:
+                return problem
+    return None
 
 
 def _readable_id(value: object) -> str | None:
