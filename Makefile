@@ -32,7 +32,7 @@ SDK_SOURCES := $(wildcard $(SDK)/src/*.ts $(SDK)/demo/*) $(wildcard $(SDK)/tscon
 # Browser tests drive Debian's Chromium (Playwright's own browser downloads cannot work here).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv tools up down status lint schemas schemas-check test unit fuzz bench node-deps sdk sdk-test chromium
+.PHONY: venv tools up down status lint schemas schemas-check test unit fuzz chaos bench node-deps sdk sdk-test chromium
 
 
 venv: $(STAMP)
@@ -116,6 +116,15 @@ fuzz: venv
 	$(STACK) up --infra-only
 	eval "$$($(STACK) env)" && FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 	  $(VENV)/bin/pytest tests/integration/test_fuzz_frames.py $(PYTEST_ARGS)
+
+# The chaos soak of `make test` (tests/integration/test_chaos.py), run for CHAOS_DURATION_S
+# (default ten minutes) with every kind of fault in turn; the counts go to CHAOS_REPORT.
+CHAOS_DURATION_S ?= 600
+CHAOS_REPORT ?= $(CURDIR)/.local/chaos-report.json
+chaos: venv
+	$(STACK) up --infra-only
+	eval "$$($(STACK) env)" && CHAOS_DURATION_S=$(CHAOS_DURATION_S) CHAOS_REPORT=$(CHAOS_REPORT) \
+	  $(VENV)/bin/pytest -s tests/integration/test_chaos.py $(PYTEST_ARGS)
 
 # Benchmarks (docs/performance.md), not part of `make test`: installs the bench extras, starts
 # Kafka and Postgres if needed; the bench runs chat and gateway processes of its own and writes
