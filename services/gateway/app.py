@@ -38,6 +38,7 @@ from services.runtime.kafka import (
     make_consumer,
     make_producer,
     standard_topics,
+    watch_producer,
 )
 from services.runtime.lifecycle import new_id, stop_signal, utc_now
 
@@ -152,6 +153,7 @@ async def serve(settings: GatewaySettings) -> None:
     stopping = stop_signal()
 
     delivery_task = asyncio.create_task(delivery.run(), name="delivery")
+    producing = asyncio.create_task(watch_producer(producer), name="kafka-producer")
     heartbeat_task = asyncio.create_task(
         _heartbeat(publisher, registry, settings.presence_heartbeat_interval_ms / 1000),
         name="presence-heartbeat",
@@ -174,7 +176,13 @@ async def serve(settings: GatewaySettings) -> None:
             extra={"port": settings.gateway_port, "connection_cap": admission.cap},
         )
         stop_task = asyncio.create_task(stopping.wait())
-        await asyncio.wait({stop_task, delivery_task}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {stop_task, delivery_task, producing}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if producing.done():
+            # Every command would be answered `unavailable` for good: exit 1, to be restarted
+            # by the supervisor; clients reconnect to other gateways meanwhile.
+            log.error("Kafka producer failed; stopping", exc_info=producing.exception())
         log.info("gateway stopping", extra={"connections": len(registry)})
         server.close(close_connections=False)
         with contextlib.suppress(TimeoutError):
@@ -183,10 +191,13 @@ async def serve(settings: GatewaySettings) -> None:
                 settings.drain_timeout_ms / 1000,
             )
         await server.wait_closed()
-    delivery_task.cancel()
-    heartbeat_task.cancel()
-    await asyncio.gather(delivery_task, heartbeat_task, return_exceptions=True)
+    failed = producing.done()
+    for task in (delivery_task, heartbeat_task, producing):
+        task.cancel()
+    await asyncio.gather(delivery_task, heartbeat_task, producing, return_exceptions=True)
     await consumer.stop()
     await producer.stop()
     await http.aclose()
     log.info("gateway stopped")
+    if failed:
+        raise SystemExit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -143,6 +144,29 @@ def make_producer(
         request_timeout_ms=10000,
         partitioner=default_partitioner,
     )
+
+
+class ProducerFailed(Exception):
+    """A producer's sender routine has ended: nothing it is given will ever be sent."""
+
+
+async def watch_producer(producer: AIOKafkaProducer) -> None:
+    """Wait while ``producer`` can send; raise :class:`ProducerFailed` once it cannot.
+
+    aiokafka's idempotent producer does not recover from some broker answers: after a broker
+    crash lost batches in flight, the broker answers ``OutOfOrderSequenceNumber``, the sender
+    routine ends, and every later send fails (the chaos soak found a gateway answering
+    ``unavailable`` for good after a Kafka crash). A service runs this as a vital component, so
+    such a process stops (exit 1) and its supervisor starts a fresh one with a new producer id.
+    aiokafka 0.14 has no public handle on the routine, hence the private attribute.
+
+    Raises:
+        ProducerFailed: naming the error the routine ended with.
+    """
+    sender_task: asyncio.Task[None] = producer._sender.sender_task
+    await asyncio.wait({sender_task})
+    error = None if sender_task.cancelled() else sender_task.exception()
+    raise ProducerFailed(type(error).__name__ if error is not None else "sender stopped")
 
 
 def make_consumer(

@@ -37,7 +37,13 @@ from services.runtime.db import create_pool
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.health import Readiness, postgres_check
 from services.runtime.http import add_stream_route, internal_app
-from services.runtime.kafka import TopicNames, ensure_topics, make_producer, standard_topics
+from services.runtime.kafka import (
+    TopicNames,
+    ensure_topics,
+    make_producer,
+    standard_topics,
+    watch_producer,
+)
 from services.runtime.outbox import Outbox
 from services.runtime.settings import ServiceSettings
 from services.runtime.streams import Stream
@@ -270,9 +276,11 @@ class Service(Generic[SettingsT]):
             name="outbox-relay",
         )
         http = asyncio.create_task(server.serve(), name="http")
+        # A producer that can no longer send makes the process useless: stop, to be restarted.
+        producing = asyncio.create_task(watch_producer(producer), name="kafka-producer")
         # The JSON formatter names the service on every line.
         log.info("service started", extra={"port": port})
-        vital = [*consuming, *(t for t, task in extra.items() if task.vital), http]
+        vital = [*consuming, *(t for t, task in extra.items() if task.vital), http, producing]
         crashed = await lifecycle.until_stopped(stopping, vital)
         log.info("service stopping")
         server.should_exit = True
@@ -284,7 +292,8 @@ class Service(Generic[SettingsT]):
             else:
                 running.cancel()
         relay.cancel()
-        await asyncio.gather(*consuming, http, *extra, relay, return_exceptions=True)
+        producing.cancel()
+        await asyncio.gather(*consuming, http, *extra, relay, producing, return_exceptions=True)
         await producer.stop()
         await pool.close()
         log.info("service stopped")
