@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, UnknownProducerId
 
 from schemas import topics
 from services.runtime.partitioning import default_partitioner
@@ -126,16 +127,74 @@ async def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec]) -> None
         await admin.close()
 
 
-def make_producer(
-    bootstrap_servers: str, *, client_id: str, linger_ms: int = 0
-) -> AIOKafkaProducer:
+#: Broker answers after which an idempotent producer never sends to that partition again: its
+#: producer id and sequence numbers no longer match the broker's (after a broker crash, KIP-360).
+#: aiokafka 0.14 neither bumps its epoch nor takes a new id; only a new producer does.
+FATAL_PRODUCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+
+
+class Producer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka has no type information
+    """An idempotent producer that notices when it can no longer send.
+
+    Every send's future is watched: one failing with a :data:`FATAL_PRODUCE_ERRORS` error marks
+    the producer failed (:meth:`failure`), as does the end of its sender routine. The owning
+    service watches that (:func:`watch_producer`) and stops, to be started afresh.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fatal: BaseException | None = None
+        self._failed: asyncio.Event | None = None
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await super().send(*args, **kwargs)
+        future.add_done_callback(self._notice)
+        return future
+
+    async def send_batch(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await super().send_batch(*args, **kwargs)
+        future.add_done_callback(self._notice)
+        return future
+
+    def _notice(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or self._fatal is not None:
+            return
+        error = future.exception()
+        if isinstance(error, FATAL_PRODUCE_ERRORS):
+            self._fatal = error
+            self._failed_event().set()
+
+    def _failed_event(self) -> asyncio.Event:
+        if self._failed is None:
+            self._failed = asyncio.Event()
+        return self._failed
+
+    async def failure(self) -> str:
+        """Wait until the producer can no longer send; returns the error's name."""
+        # aiokafka 0.14 has no public handle on its sender routine: the private attribute.
+        sender_task: asyncio.Task[None] | None = self._sender.sender_task
+        failed = asyncio.ensure_future(self._failed_event().wait())
+        watched: set[asyncio.Future[Any]] = {failed}
+        if sender_task is not None:
+            watched.add(sender_task)
+        try:
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+        if self._fatal is not None or sender_task is None:
+            return type(self._fatal).__name__
+        error = None if sender_task.cancelled() else sender_task.exception()
+        return type(error).__name__ if error is not None else "sender stopped"
+
+
+def make_producer(bootstrap_servers: str, *, client_id: str, linger_ms: int = 0) -> Producer:
     """An idempotent producer (acks=all): a retried send is never written twice.
 
     No linger by default: records sent while a request to the broker is in flight are batched
     anyway, so lingering only adds its delay to every hop at low load (1 ms measured 1.2 ms
     more per hop here, docs/performance.md).
     """
-    return AIOKafkaProducer(
+    return Producer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         enable_idempotence=True,
@@ -147,26 +206,23 @@ def make_producer(
 
 
 class ProducerFailed(Exception):
-    """A producer's sender routine has ended: nothing it is given will ever be sent."""
+    """A producer can no longer send: nothing it is given will ever reach Kafka."""
 
 
-async def watch_producer(producer: AIOKafkaProducer) -> None:
+async def watch_producer(producer: Producer) -> None:
     """Wait while ``producer`` can send; raise :class:`ProducerFailed` once it cannot.
 
-    aiokafka's idempotent producer does not recover from some broker answers: after a broker
-    crash lost batches in flight, the broker answers ``OutOfOrderSequenceNumber``, the sender
-    routine ends, and every later send fails (the chaos soak found a gateway answering
-    ``unavailable`` for good after a Kafka crash). A service runs this as a vital component, so
-    such a process stops (exit 1) and its supervisor starts a fresh one with a new producer id.
-    aiokafka 0.14 has no public handle on the routine, hence the private attribute.
+    After a broker crash lost batches in flight, the broker answers an idempotent producer
+    ``OutOfOrderSequenceNumber`` and aiokafka never recovers: its sender routine ends, or every
+    batch to the partition fails, for as long as the process lives (the chaos soak found a
+    gateway answering ``unavailable`` for good, and chat's outbox relay failing until chat was
+    restarted). A service runs this as a vital component, so such a process stops (exit 1) and
+    its supervisor starts a fresh one, with a new producer id.
 
     Raises:
-        ProducerFailed: naming the error the routine ended with.
+        ProducerFailed: naming the error that ended it.
     """
-    sender_task: asyncio.Task[None] = producer._sender.sender_task
-    await asyncio.wait({sender_task})
-    error = None if sender_task.cancelled() else sender_task.exception()
-    raise ProducerFailed(type(error).__name__ if error is not None else "sender stopped")
+    raise ProducerFailed(await producer.failure())
 
 
 def make_consumer(
