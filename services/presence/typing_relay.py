@@ -32,6 +32,7 @@ from schemas.frames import Ack, Error, TypingEvent
 from services.presence import storage
 from services.presence.domain.typing_indicators import MembershipWait, TypingKey, TypingTracker
 from services.runtime import codec
+from services.runtime.consumer import is_retriable
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
 from services.runtime.metrics import ERRORS
@@ -95,12 +96,27 @@ class TypingRelay:
                 lapsed = self._tracker.lapse(now)
                 if not arriving and not lapsed and not self._wait:
                     continue
-                members = await self._members_of(
-                    {conversation_id for (conversation_id, _), _ in arriving}
-                    | self._wait.conversations()
-                    | {conversation_id for conversation_id, _ in lapsed}
-                )
                 out: list[OutboundRecord] = []
+                try:
+                    members = await self._members_of(
+                        {conversation_id for (conversation_id, _), _ in arriving}
+                        | self._wait.conversations()
+                        | {conversation_id for conversation_id, _ in lapsed}
+                    )
+                except Exception as exc:
+                    if not is_retriable(exc):
+                        raise
+                    # Postgres restarting (found by the chaos soak: this used to stop presence).
+                    # Typing is at most once: the arriving indicators are dropped, their senders
+                    # told; those already waiting stay for the next round.
+                    ERRORS.labels("typing_dropped_database").inc()
+                    log.warning(
+                        "typing dropped; database unavailable", extra={"error": type(exc).__name__}
+                    )
+                    for _, (_, command) in arriving:
+                        self._unavailable(command, out)
+                    await self._send(out)
+                    continue
                 for _, (envelope, command) in self._wait.sort(arriving, members, now):
                     self._relay(envelope, command, members, out)
                 for key in lapsed:
@@ -153,6 +169,18 @@ class TypingRelay:
                     command.user_id, ack.to_wire(), connection_id=reply.connection_id
                 )
             )
+
+    def _unavailable(self, command: TypingCommand, out: list[OutboundRecord]) -> None:
+        """Answer a dropped indicator's request (when it had an id) with ``unavailable``."""
+        reply = command.reply_to
+        if reply.request_id is None:
+            return
+        error = Error(id=reply.request_id, code="unavailable", message="try again shortly")
+        out.append(
+            self._delivery.frame(
+                command.user_id, error.to_wire(), connection_id=reply.connection_id
+            )
+        )
 
     def _announce(
         self,

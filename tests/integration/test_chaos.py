@@ -227,6 +227,10 @@ class Report:
         }
 
 
+#: Restarts by the soak's supervisor (it outlives the test body, so it counts apart).
+SUPERVISION = Report()
+
+
 @dataclass
 class Acked:
     """A message acknowledged to its sender."""
@@ -297,20 +301,21 @@ async def supervise(services: list[ServiceProcess], report: Report) -> None:
             await service.wait_ready()
 
 
+async def keep_supervising(services: list[ServiceProcess], report: Report) -> None:
+    """:func:`supervise` every second, until cancelled (the whole soak and its checks)."""
+    while True:
+        await supervise(services, report)
+        await asyncio.sleep(1.0)
+
+
 async def schedule_faults(
     system: System, second: ServiceProcess, stop: asyncio.Event, report: Report
 ) -> None:
-    """One fault every FAULT_INTERVAL_S (after the previous one recovered) until ``stop``;
-    a supervisor looks at the services every second meanwhile."""
-    services = [system.chat, system.presence, system.gateway, second]
+    """One fault every FAULT_INTERVAL_S (after the previous one recovered) until ``stop``."""
     for name, inject in itertools.cycle(faults(system, second)):
-        next_fault = time.monotonic() + FAULT_INTERVAL_S
-        while time.monotonic() < next_fault and not stop.is_set():
-            await supervise(services, report)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), FAULT_INTERVAL_S)
         if stop.is_set():
-            await supervise(services, report)
             return
         await inject()
         report.faults[name] += 1
@@ -346,10 +351,17 @@ async def dlq_end_offsets(system: System) -> dict[str, int]:
 
 @pytest.fixture
 async def second_gateway(system: System) -> AsyncIterator[ServiceProcess]:
+    """A second gateway; a supervisor keeps every service up while the soak runs, and the
+    session's services are up again when it ends, whatever happened."""
     gateway = system.extra_gateway("gw-chaos")
     gateway.start()
     await gateway.wait_ready()
+    services = [system.chat, system.presence, system.gateway, gateway]
+    supervisor = asyncio.create_task(keep_supervising(services, SUPERVISION))
     yield gateway
+    supervisor.cancel()
+    await asyncio.gather(supervisor, return_exceptions=True)
+    await supervise(services, SUPERVISION)
     gateway.stop()
 
 
@@ -520,6 +532,7 @@ async def test_chaos_soak_keeps_every_guarantee(
             f"{topic}: {records - dlq_before.get(topic, 0)} records dead-lettered",
         )
     report.count("reconnects", sum(client.reconnects for client in clients.values()))
+    report.counts.update(SUPERVISION.counts)
 
     path = Path(os.environ.get("CHAOS_REPORT", system.logs / "chaos-report.json"))
     write_report(path, report)
