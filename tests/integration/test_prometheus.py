@@ -69,6 +69,13 @@ EMPTY_WHEN_IDLE: dict[str, str] = {
     "realtime_inbound_duplicates_total": (
         "only an event published twice on a deduplicated topic (test_inbound_dedupe.py)"
     ),
+    "realtime_notifications_skipped_total": (
+        "only when a notification is not made (a muted conversation, a kind turned off)"
+    ),
+    "realtime_pushes_total": "only once a Web Push was attempted (test_push.py sends them)",
+    'realtime_pushes_total{outcome=~"failed|given_up"}': (
+        "only once a Web Push failed for good (test_push.py makes push services fail)"
+    ),
 }
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 
