@@ -242,6 +242,40 @@ class MessageChanged(WireModel):
     member_ids: list[UserId]
 
 
+#: Message ids in one ``chat.messages.erased`` fact at most: a user with more messages in one
+#: conversation makes several facts (parts), each well under Kafka's record size limit.
+MAX_ERASED_PER_FACT = 500
+
+
+class ErasureRef(WireModel):
+    """Which erasure request something was done for: the request's CloudEvent identity."""
+
+    # The request's ``source``.
+    source: str
+    # The request's ``id``.
+    id: str
+
+
+class MessagesErased(WireModel):
+    """data of ``chat.messages.erased`` on chat.events.v1 (key: the conversation): a user was
+    erased and these of their messages in this conversation were erased (body gone, sender the
+    placeholder). The notifier erases what it kept of them (previews) and of the user."""
+
+    # The conversation.
+    conversation_id: ConversationId
+    # The erased user.
+    user_id: UserId
+    # Their messages erased in this conversation (this part of them; possibly none when the
+    # user was only a member).
+    message_ids: Annotated[list[MessageId], Field(max_length=MAX_ERASED_PER_FACT)]
+    # Every member of the conversation now (the erased user no longer among them).
+    member_ids: list[UserId]
+    # The erasure request this is part of.
+    request: ErasureRef
+    # Which part of this conversation's facts of that request, from 0.
+    part: int
+
+
 class WatermarkMoved(WireModel):
     """data of ``chat.watermark.moved``."""
 
@@ -266,6 +300,17 @@ class DeliveryFrame(WireModel):
     frame: dict[str, Any]
     # When the originating command entered the system, for end-to-end latency.
     origin_time: datetime | None = None
+
+
+class DeliveryClose(WireModel):
+    """data of ``delivery.close``: close every connection of one user (keyed by the user)."""
+
+    # Whose connections.
+    user_id: UserId
+    # The WebSocket close code (docs/protocol-notes.md).
+    code: int
+    # The close reason sent with it (never user data).
+    reason: str
 
 
 class ConnectionOpened(WireModel):
@@ -348,6 +393,17 @@ class ConnectivityChanged(WireModel):
     # When presence applied the change; a fact older than one already applied is stale (the
     # outbox relay may publish an older fact after a newer one).
     changed_at: datetime
+
+
+class ConnectivityErased(WireModel):
+    """data of ``presence.connectivity.erased`` (keyed by user, on the compacted
+    presence.connectivity.v1): the user was erased; every earlier fact of theirs is void, and
+    this one stays as the key's last word."""
+
+    # The erased user.
+    user_id: UserId
+    # When presence erased them.
+    erased_at: datetime
 
 
 # --- notifier.commands.v1 (keyed by user): client frames the notifier answers ------------------
@@ -489,3 +545,36 @@ class ApplicationStatusChanged(PartnerEvent):
     changed_at: AwareDatetime
     # A note for the candidate.
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+# --- user data erasure (docs/erasure.md) ------------------------------------------------------
+
+
+class UserErasureRequested(PartnerEvent):
+    """data of ``user.erasure.requested`` on ``users.erasure.v1`` (key: the user id): erase
+    everything the system holds of the user. Published by ``python -m services.runtime.erasure
+    erase-user`` or by the site's own services (either CloudEvents binding, like partner
+    events); applying it again changes nothing."""
+
+    # The user to erase (the ``sub`` of their tokens).
+    user_id: UserId
+
+
+class UserErased(WireModel):
+    """data of ``user.erased`` on ``users.erased.v1`` (key: the user id): a service applied an
+    erasure request, or one step of it, in a committed transaction."""
+
+    # The erased user.
+    user_id: UserId
+    # The service that reports (``chat``, ``presence``, ``notifier``).
+    service: str
+    # ``request`` for the request itself; a follow-up step's name otherwise (the notifier's
+    # ``messages:<conversation id>:<part>`` for each chat.messages.erased fact).
+    step: str
+    # The erasure request.
+    request: ErasureRef
+    # What the step changed, by kind of row or frame (all 0 when there was nothing left).
+    changes: dict[str, int]
+    # Steps other services report for this request because of this one, by service (chat:
+    # the notifier's follow-ups, one per chat.messages.erased fact it published).
+    follow_ups: dict[str, int] = Field(default_factory=dict)

@@ -54,9 +54,17 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     topics.PUSH_UNSUBSCRIBE: events.PushUnsubscribeCommand,
     topics.JOB_ALERT_MATCHED: events.JobAlertMatched,
     topics.APPLICATION_STATUS_CHANGED: events.ApplicationStatusChanged,
+    topics.MESSAGES_ERASED: events.MessagesErased,
+    topics.DELIVERY_CLOSE: events.DeliveryClose,
+    topics.CONNECTIVITY_ERASED: events.ConnectivityErased,
+    topics.USER_ERASURE_REQUESTED: events.UserErasureRequested,
+    topics.USER_ERASED: events.UserErased,
 }
-#: Events other teams publish (../shared/events.md): either CloudEvents Kafka binding.
-PARTNER_EVENTS = frozenset({topics.JOB_ALERT_MATCHED, topics.APPLICATION_STATUS_CHANGED})
+#: Events other teams publish (../shared/events.md, docs/publishing-events.md): either
+#: CloudEvents Kafka binding.
+PARTNER_EVENTS = frozenset(
+    {topics.JOB_ALERT_MATCHED, topics.APPLICATION_STATUS_CHANGED, topics.USER_ERASURE_REQUESTED}
+)
 TOPIC_EVENTS: dict[str, list[str]] = {
     topics.CHAT_COMMANDS: [
         topics.MESSAGE_SEND,
@@ -75,9 +83,10 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         topics.MESSAGE_UPDATED,
         topics.WATERMARK_MOVED,
         topics.CONVERSATION_UPDATED,
+        topics.MESSAGES_ERASED,
     ],
     topics.CHAT_CONVERSATIONS: [topics.CONVERSATION_CREATED, topics.CONVERSATION_UPDATED],
-    topics.DELIVERY: [topics.DELIVERY_FRAME],
+    topics.DELIVERY: [topics.DELIVERY_FRAME, topics.DELIVERY_CLOSE],
     topics.PRESENCE_COMMANDS: [
         topics.CONNECTION_OPENED,
         topics.CONNECTION_CLOSED,
@@ -86,7 +95,7 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         topics.OFFLINE_DUE,
     ],
     topics.PRESENCE_TYPING: [topics.TYPING],
-    topics.PRESENCE_CONNECTIVITY: [topics.CONNECTIVITY_CHANGED],
+    topics.PRESENCE_CONNECTIVITY: [topics.CONNECTIVITY_CHANGED, topics.CONNECTIVITY_ERASED],
     topics.NOTIFIER_COMMANDS: [
         topics.NOTIFICATION_READ,
         topics.PREFS_SET,
@@ -96,6 +105,8 @@ TOPIC_EVENTS: dict[str, list[str]] = {
     ],
     topics.JOBS_EVENTS: [topics.JOB_ALERT_MATCHED],
     topics.APPLICATIONS_EVENTS: [topics.APPLICATION_STATUS_CHANGED],
+    topics.USERS_ERASURE: [topics.USER_ERASURE_REQUESTED],
+    topics.USERS_ERASED: [topics.USER_ERASED],
 }
 
 

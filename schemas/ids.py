@@ -6,6 +6,10 @@ import functools
 import hashlib
 
 DIRECT_PREFIX = "dm_"
+#: Who an erased user's messages are from, and what stands in for them wherever others still see
+#: a trace of them (docs/erasure.md). Not a user id a site issues: the gateway refuses a token
+#: whose ``sub`` is this, so nobody can speak as the placeholder.
+ERASED_USER_ID = "~erased"
 
 
 @functools.lru_cache(maxsize=65536)

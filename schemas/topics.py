@@ -7,7 +7,7 @@ from typing import Final
 #: Client commands for the chat service, keyed by conversation id (one conversation in order).
 CHAT_COMMANDS: Final = "chat.commands.v1"
 #: Facts the chat service established (message created, edited, deleted or reacted to, watermark
-#: moved, conversation changed), keyed by conversation.
+#: moved, conversation changed, an erased user's messages erased), keyed by conversation.
 CHAT_EVENTS: Final = "chat.events.v1"
 #: Conversations and their members, keyed by conversation id; compacted, so the latest fact of
 #: every conversation stays (each fact carries the whole member list).
@@ -27,6 +27,13 @@ NOTIFIER_COMMANDS: Final = "notifier.commands.v1"
 JOBS_EVENTS: Final = "jobs.events.v1"
 #: Application events published by the applications tracker's team, keyed by application id.
 APPLICATIONS_EVENTS: Final = "applications.events.v1"
+#: Requests to erase a user's data, keyed by user id; compacted, so a service rebuilt later still
+#: finds every erasure (``python -m services.runtime.erasure erase-user``, or the site's own
+#: services: docs/publishing-events.md).
+USERS_ERASURE: Final = "users.erasure.v1"
+#: Each service's report that it applied an erasure (or a step of one), keyed by user id; what
+#: ``erase-user`` waits for. Short retention: progress reports, not a record.
+USERS_ERASED: Final = "users.erased.v1"
 
 #: chat.commands.v1: a message.send frame accepted by a gateway.
 MESSAGE_SEND: Final = "chat.message.send"
@@ -59,8 +66,12 @@ CONVERSATION_CREATED: Final = "chat.conversation.created"
 #: chat.conversations.v1 and chat.events.v1: a group was created or changed, with its whole
 #: current member list and a version (a consumer ignores a version it already passed).
 CONVERSATION_UPDATED: Final = "chat.conversation.updated"
+#: chat.events.v1: an erased user's messages in one conversation were erased (a part of them).
+MESSAGES_ERASED: Final = "chat.messages.erased"
 #: delivery.frames.v1: one frame for one user (or one of their connections).
 DELIVERY_FRAME: Final = "delivery.frame"
+#: delivery.frames.v1: close every connection of one user (their data was erased).
+DELIVERY_CLOSE: Final = "delivery.close"
 #: presence.commands.v1: a device connected to a gateway.
 CONNECTION_OPENED: Final = "presence.connection.opened"
 #: presence.commands.v1: a device disconnected (or its gateway was declared dead).
@@ -75,6 +86,8 @@ OFFLINE_DUE: Final = "presence.offline.due"
 TYPING: Final = "presence.typing"
 #: presence.connectivity.v1: a user's first device connected or last one went away.
 CONNECTIVITY_CHANGED: Final = "presence.connectivity.changed"
+#: presence.connectivity.v1: a user was erased; what was known of their connectivity is void.
+CONNECTIVITY_ERASED: Final = "presence.connectivity.erased"
 #: notifier.commands.v1: notification.read.
 NOTIFICATION_READ: Final = "notifier.notification.read"
 #: notifier.commands.v1: notification.prefs.set.
@@ -89,6 +102,10 @@ PUSH_UNSUBSCRIBE: Final = "notifier.push.unsubscribe"
 JOB_ALERT_MATCHED: Final = "job.alert.matched"
 #: applications.events.v1 (the applications tracker's team): an application's status moved.
 APPLICATION_STATUS_CHANGED: Final = "application.status.changed"
+#: users.erasure.v1: erase everything the system holds of a user.
+USER_ERASURE_REQUESTED: Final = "user.erasure.requested"
+#: users.erased.v1: a service applied an erasure request (or one step of it).
+USER_ERASED: Final = "user.erased"
 
 
 def dlq_topic(topic: str) -> str:

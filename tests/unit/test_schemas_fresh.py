@@ -61,6 +61,8 @@ def test_asyncapi_channels() -> None:
         topics.NOTIFIER_COMMANDS,
         topics.JOBS_EVENTS,
         topics.APPLICATIONS_EVENTS,
+        topics.USERS_ERASURE,
+        topics.USERS_ERASED,
     }
 
 
@@ -84,12 +86,13 @@ def test_asyncapi_topic_messages() -> None:
         "chat_message_updated",
         "chat_watermark_moved",
         "chat_conversation_updated",
+        "chat_messages_erased",
     }
     assert set(by_address[topics.CHAT_CONVERSATIONS]["messages"]) == {
         "chat_conversation_created",
         "chat_conversation_updated",
     }
-    assert set(by_address[topics.DELIVERY]["messages"]) == {"delivery_frame"}
+    assert set(by_address[topics.DELIVERY]["messages"]) == {"delivery_frame", "delivery_close"}
     assert set(by_address[topics.PRESENCE_COMMANDS]["messages"]) == {
         "presence_connection_opened",
         "presence_connection_closed",
@@ -99,7 +102,8 @@ def test_asyncapi_topic_messages() -> None:
     }
     assert set(by_address[topics.PRESENCE_TYPING]["messages"]) == {"presence_typing"}
     assert set(by_address[topics.PRESENCE_CONNECTIVITY]["messages"]) == {
-        "presence_connectivity_changed"
+        "presence_connectivity_changed",
+        "presence_connectivity_erased",
     }
     assert set(by_address[topics.NOTIFIER_COMMANDS]["messages"]) == {
         "notifier_notification_read",
@@ -117,6 +121,12 @@ def test_asyncapi_topic_messages() -> None:
         "application_status_changed",
         "application_status_changed_binary",
     }
+    # Erasure requests come from erase-user or the site's own services (either binding).
+    assert set(by_address[topics.USERS_ERASURE]["messages"]) == {
+        "user_erasure_requested",
+        "user_erasure_requested_binary",
+    }
+    assert set(by_address[topics.USERS_ERASED]["messages"]) == {"user_erased"}
     messages = document["components"]["messages"]
     for channel in document["channels"].values():
         for ref in channel["messages"].values():
