@@ -1,7 +1,9 @@
-"""Building records for ``delivery.frames.v1``: one frame for one user (or one connection).
+"""Building records for ``delivery.frames.v1``: one frame for one user (or one connection), or
+the order to close every connection of a user.
 
 Every service that talks to clients (chat, presence, notifier) writes these; gateways push
-them to the user's live connections.
+them to the user's live connections (``delivery.frame``) or close those (``delivery.close``:
+presence, when the user is erased).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from datetime import datetime
 
 import orjson
 
-from schemas.topics import DELIVERY_FRAME
+from schemas.events import DeliveryClose
+from schemas.topics import DELIVERY_CLOSE, DELIVERY_FRAME
 from services.runtime.codec import EventBuilder
 from services.runtime.outbox import OutboundRecord
 
@@ -51,3 +54,15 @@ class DeliveryWriter:
         if connection_id is not None:
             data["connection_id"] = connection_id
         return self._events.record(self._topic, DELIVERY_FRAME, key=user_id, data=data)
+
+    def close(self, user_id: str, *, code: int, reason: str) -> OutboundRecord:
+        """A record telling gateways to close every connection of ``user_id``.
+
+        Args:
+            user_id: whose connections; also the record key (the partition the gateways that
+                hold the user's connections tail).
+            code: the WebSocket close code.
+            reason: the close reason (never user data).
+        """
+        data = DeliveryClose(user_id=user_id, code=code, reason=reason).to_dict()
+        return self._events.record(self._topic, DELIVERY_CLOSE, key=user_id, data=data)

@@ -35,6 +35,8 @@ class TopicNames:
     notifier_commands: str
     jobs_events: str
     applications_events: str
+    users_erasure: str
+    users_erased: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -50,6 +52,8 @@ class TopicNames:
             notifier_commands=prefix + topics.NOTIFIER_COMMANDS,
             jobs_events=prefix + topics.JOBS_EVENTS,
             applications_events=prefix + topics.APPLICATIONS_EVENTS,
+            users_erasure=prefix + topics.USERS_ERASURE,
+            users_erased=prefix + topics.USERS_ERASED,
         )
 
 
@@ -63,29 +67,42 @@ class TopicSpec:
 
 
 def standard_topics(settings: KafkaSettings) -> list[TopicSpec]:
-    """Every topic of the system with its partition count, DLQs included."""
+    """Every topic of the system with its partition count, DLQs included.
+
+    Retention is explicit where records carry what a user wrote or owns (message bodies, push
+    endpoints): an erasure cannot rewrite Kafka's logs, so these bounds are how long such data
+    outlives its erasure there (docs/erasure.md). Compacted topics keep each key's latest
+    record for as long as the topic lives; a superseded record (a membership fact naming an
+    erased user) is compacted away within ``kafka_max_compaction_lag_ms``.
+    """
     names = TopicNames.with_prefix(settings.kafka_topic_prefix)
+    content = {"retention.ms": str(settings.kafka_content_retention_ms)}
+    compacted = {
+        "cleanup.policy": "compact",
+        "max.compaction.lag.ms": str(settings.kafka_max_compaction_lag_ms),
+    }
     specs = [
-        TopicSpec(names.chat_commands, settings.chat_partitions, {}),
-        TopicSpec(names.chat_events, settings.chat_partitions, {}),
+        TopicSpec(names.chat_commands, settings.chat_partitions, content),
+        TopicSpec(names.chat_events, settings.chat_partitions, content),
         # Membership, read in full by a new consumer (presence builds its contacts from it):
         # compaction keeps every conversation's latest fact for as long as the topic lives.
-        TopicSpec(
-            names.chat_conversations, settings.chat_partitions, {"cleanup.policy": "compact"}
-        ),
+        TopicSpec(names.chat_conversations, settings.chat_partitions, compacted),
         # Live tail only: durable catch-up comes from sync, so a day of frames is plenty.
         TopicSpec(names.delivery, settings.delivery_partitions, {"retention.ms": "86400000"}),
         TopicSpec(names.presence_commands, settings.presence_partitions, {}),
         # A typing indicator is worthless after seconds: keep a minute, never replay it.
         TopicSpec(names.presence_typing, settings.presence_partitions, {"retention.ms": "60000"}),
         # Each user's latest connectivity fact is the truth, read in full by a new notifier.
-        TopicSpec(
-            names.presence_connectivity, settings.presence_partitions, {"cleanup.policy": "compact"}
-        ),
-        TopicSpec(names.notifier_commands, settings.notifier_partitions, {}),
+        TopicSpec(names.presence_connectivity, settings.presence_partitions, compacted),
+        # Push subscriptions (endpoints and keys) travel here.
+        TopicSpec(names.notifier_commands, settings.notifier_partitions, content),
         # Fed by other teams' services; read by the notifier.
         TopicSpec(names.jobs_events, settings.jobs_partitions, {}),
         TopicSpec(names.applications_events, settings.applications_partitions, {}),
+        # Every erasure ever requested, read in full by a service rebuilt later.
+        TopicSpec(names.users_erasure, settings.erasure_partitions, compacted),
+        # Progress reports of erasures: read by erase-user within minutes.
+        TopicSpec(names.users_erased, settings.erasure_partitions, {"retention.ms": "86400000"}),
     ]
     dlqs = [
         TopicSpec(topics.dlq_topic(spec.name), 1, {"retention.ms": str(14 * 86400000)})

@@ -35,6 +35,7 @@ from services.runtime.codec import EventBuilder
 from services.runtime.consumer import RecordHandler, TransactionalConsumer
 from services.runtime.db import create_pool
 from services.runtime.delivery import DeliveryWriter
+from services.runtime.erasure import Eraser, ErasureHandler, ErasureReports
 from services.runtime.health import Readiness, postgres_check
 from services.runtime.http import add_stream_route, internal_app
 from services.runtime.kafka import (
@@ -75,6 +76,7 @@ class Kit(Generic[SettingsT]):
         outbox: the service's outbox (publishing what consumers' handlers stage).
         events: builds the service's events (source ``/<service>/<instance id>``).
         delivery: builds delivery frames for users.
+        erasure_reports: builds the service's ``user.erased`` reports (erasure follow-ups).
         http: the internal FastAPI app; add the service's routes to it.
         now: the clock to inject into domain code; new_id: ids to inject.
     """
@@ -113,7 +115,13 @@ class Kit(Generic[SettingsT]):
                 default_limit=settings.sync_default_limit,
             )
         self.consumers: list[TransactionalConsumer] = []
+        # Consumers whose assignment readiness waits for (the erasure consumer's is not: its
+        # topic has fewer partitions than a large deployment has instances).
+        self.gating: list[TransactionalConsumer] = []
         self.tasks: list[_Task] = []
+        self.erasure_reports = ErasureReports(
+            service=service.name, events=self.events, topic=self.topics.users_erased
+        )
 
     def consume(
         self,
@@ -123,6 +131,7 @@ class Kit(Generic[SettingsT]):
         handler: RecordHandler,
         max_batch_records: int = 500,
         dedupe_topics: Collection[str] = (),
+        gates_readiness: bool = True,
     ) -> TransactionalConsumer:
         """A transactional consumer of ``topics`` applying records with ``handler`` (offsets,
         outbox, DLQ and retries included); it runs with the service and gates readiness.
@@ -134,6 +143,7 @@ class Kit(Generic[SettingsT]):
             max_batch_records: most records per transaction.
             dedupe_topics: topics fed by other teams' services whose events are applied once
                 per CloudEvent (source, id); the service must declare ``inbound_dedupe``.
+            gates_readiness: ``/readyz`` waits until it owns a partition.
 
         Raises:
             ValueError: dedupe asked of a service whose schema has no inbound tables.
@@ -154,7 +164,26 @@ class Kit(Generic[SettingsT]):
             inbound_retention_ms=self.settings.inbound_retention_hours * 3_600_000,
         )
         self.consumers.append(consumer)
+        if gates_readiness:
+            self.gating.append(consumer)
         return consumer
+
+    def erase_with(self, eraser: Eraser, *, group_id: str) -> TransactionalConsumer:
+        """Apply the erasure requests of ``users.erasure.v1`` with the service's part, one
+        request per transaction, reporting each on ``users.erased.v1``
+        (:mod:`services.runtime.erasure`).
+
+        Args:
+            eraser: the service's part of an erasure.
+            group_id: the consumer group of this service's erasures (prefix applied).
+        """
+        return self.consume(
+            group_id=group_id,
+            topics=[self.topics.users_erasure],
+            handler=ErasureHandler(eraser=eraser, reports=self.erasure_reports),
+            max_batch_records=1,
+            gates_readiness=False,
+        )
 
     def run(
         self,
@@ -256,7 +285,7 @@ class Service(Generic[SettingsT]):
         readiness.add("postgres", postgres_check(pool))
 
         async def consumers_assigned() -> bool:
-            return all(consumer.assigned for consumer in kit.consumers)
+            return all(consumer.assigned for consumer in kit.gating)
 
         readiness.add("kafka_consumer_assigned", consumers_assigned)
         host, port = settings.http_address

@@ -34,6 +34,16 @@ class KafkaSettings(BaseSettings):
     # publishing there may have created them first; an existing topic is left as it is).
     jobs_partitions: int = Field(default=8, ge=1)
     applications_partitions: int = Field(default=8, ge=1)
+    # Partitions of users.erasure.v1 and users.erased.v1 (erasures are rare: parallelism of
+    # erasures of different users).
+    erasure_partitions: int = Field(default=4, ge=1)
+    # Retention of the topics whose records carry what users wrote or own (chat commands and
+    # facts: message bodies; notifier commands: push endpoints): how long such data outlives
+    # its erasure in Kafka (docs/erasure.md). 7 days, Kafka's default, made explicit.
+    kafka_content_retention_ms: int = Field(default=7 * 86_400_000, ge=60_000)
+    # Compacted topics: a record superseded by a newer one of its key (a membership fact naming
+    # an erased user) is compacted away within this.
+    kafka_max_compaction_lag_ms: int = Field(default=86_400_000, ge=60_000)
     # Replication factor of created topics (1 for the local single broker).
     kafka_replication_factor: int = Field(default=1, ge=1)
 

@@ -25,7 +25,8 @@ Two ways to append, the same numbering:
 A frame may name its *subject* (what it carries: chat gives the id of the message in it). The
 frames of a subject can later be rewritten in place (:meth:`Stream.rewrite`: same users, same
 seqs), so a replay shows what the subject became — a deleted message's text is erased from
-every frame that carried it.
+every frame that carried it. An erasure also rewrites the frames that mention a user
+(:meth:`Stream.rewrite_where`) and deletes the user's own stream (:meth:`Stream.delete`).
 
 Reads (:meth:`Stream.read`) run as the reader role with ``app.user_id`` set, so the policy
 hides every other user's frames whatever the query says; :func:`services.runtime.http.
@@ -117,22 +118,88 @@ class Stream:
         Returns:
             How many frames were rewritten.
         """
+        return await self.rewrite_where(conn, change, subjects=[subject])
+
+    async def rewrite_where(
+        self,
+        conn: Connection,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        subjects: Sequence[str] = (),
+        mentioning: str | None = None,
+        of_users: Sequence[str] = (),
+        mentioning_subjects: Sequence[str] = (),
+        except_user: str | None = None,
+    ) -> int:
+        """Rewrite in place the stored frames that some subject or text singles out, in the
+        caller's transaction; a frame ``change`` leaves as it was is not written.
+
+        Selected: the frames of ``subjects``; and, when ``mentioning`` is given, the frames
+        containing that text among the frames of ``of_users`` and of ``mentioning_subjects``
+        (an erasure looks for a user id, as it is written in JSON, in the streams of the
+        people who shared conversations with the user, and in the frames of messages the
+        user reacted to). The text is a filter only: ``change`` sees the parsed frame and
+        decides. Rows are locked in (user, seq) order.
+
+        Args:
+            conn: a connection in the caller's transaction.
+            change: the frame's new content (given a parsed copy it may change).
+            subjects: every frame of these subjects.
+            mentioning: the text the other frames must contain.
+            of_users: streams searched for ``mentioning``.
+            mentioning_subjects: subjects whose frames are searched for ``mentioning``.
+            except_user: a stream left out (one about to be deleted).
+
+        Returns:
+            How many frames were rewritten.
+        """
         rows = await conn.fetch(
-            f"SELECT user_id, seq, frame FROM {self._events} WHERE subject = $1"
+            f"SELECT user_id, seq, frame FROM {self._events}"
+            " WHERE (subject = ANY($1::text[]) OR (strpos(frame, $2) > 0"
+            "   AND (user_id = ANY($3::text[]) OR subject = ANY($4::text[]))))"
+            "   AND user_id IS DISTINCT FROM $5"
             " ORDER BY user_id, seq FOR UPDATE",
-            subject,
+            list(subjects),
+            mentioning,
+            list(of_users),
+            list(mentioning_subjects),
+            except_user,
         )
-        if not rows:
+        changed: list[tuple[str, int, str]] = []
+        for row in rows:
+            rewritten = orjson.dumps(change(orjson.loads(row["frame"]))).decode()
+            if rewritten != row["frame"]:
+                changed.append((row["user_id"], row["seq"], rewritten))
+        if not changed:
             return 0
         await conn.execute(
             f"UPDATE {self._events} AS e SET frame = n.frame"
             " FROM unnest($1::text[], $2::bigint[], $3::text[]) AS n (user_id, seq, frame)"
             " WHERE e.user_id = n.user_id AND e.seq = n.seq",
-            [row["user_id"] for row in rows],
-            [row["seq"] for row in rows],
-            [orjson.dumps(change(orjson.loads(row["frame"]))).decode() for row in rows],
+            [user for user, _, _ in changed],
+            [seq for _, seq, _ in changed],
+            [frame for _, _, frame in changed],
         )
-        return len(rows)
+        return len(changed)
+
+    async def delete(self, conn: Connection, user_id: str) -> int:
+        """Delete a user's whole stream (frames and last seq), in the caller's transaction,
+        the user's stream row locked first like every writer of the stream.
+
+        A frame appended later starts the stream again from seq 1: for a client it is a new
+        stream (an erased user who comes back is a new, empty user).
+
+        Returns:
+            How many frames were deleted.
+        """
+        await conn.execute(f"SELECT 1 FROM {self._seqs} WHERE user_id = $1 FOR UPDATE", user_id)
+        deleted = await conn.fetchval(
+            f"WITH f AS (DELETE FROM {self._events} WHERE user_id = $1 RETURNING 1),"
+            f" s AS (DELETE FROM {self._seqs} WHERE user_id = $1)"
+            " SELECT count(*) FROM f",
+            user_id,
+        )
+        return int(deleted)
 
     async def read(
         self, conn: Connection, *, user_id: str, after_seq: int, limit: int

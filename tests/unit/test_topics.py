@@ -46,7 +46,7 @@ def test_every_topic_has_a_dead_letter_queue() -> None:
     names = {spec.name for spec in standard_topics(kafka())}
     sources = {name for name in names if not name.endswith(".dlq")}
     assert {topics.dlq_topic(name) for name in sources} == names - sources
-    assert len(sources) == 10
+    assert len(sources) == 12
 
 
 def test_connectivity_facts_are_compacted_so_a_new_reader_finds_every_users_latest() -> None:
@@ -55,5 +55,31 @@ def test_connectivity_facts_are_compacted_so_a_new_reader_finds_every_users_late
         for spec in standard_topics(kafka())
         if spec.name == "it1." + topics.PRESENCE_CONNECTIVITY
     )
-    assert spec.config == {"cleanup.policy": "compact"}
+    assert spec.config["cleanup.policy"] == "compact"
     assert spec.partitions == 4
+
+
+def test_compacted_topics_forget_superseded_records_within_a_bound() -> None:
+    # An erased user's id in a membership or connectivity fact outlives the erasure only
+    # until compaction: bounded by max.compaction.lag.ms (docs/erasure.md).
+    compacted = {
+        spec.name: spec.config
+        for spec in standard_topics(kafka())
+        if spec.config.get("cleanup.policy") == "compact"
+    }
+    assert set(compacted) == {
+        "it1." + topics.CHAT_CONVERSATIONS,
+        "it1." + topics.PRESENCE_CONNECTIVITY,
+        "it1." + topics.USERS_ERASURE,
+    }
+    assert {config["max.compaction.lag.ms"] for config in compacted.values()} == {"86400000"}
+
+
+def test_topics_carrying_what_users_wrote_have_an_explicit_retention() -> None:
+    retention = {spec.name: spec.config.get("retention.ms") for spec in standard_topics(kafka())}
+    week = str(7 * 86_400_000)
+    assert retention["it1." + topics.CHAT_COMMANDS] == week
+    assert retention["it1." + topics.CHAT_EVENTS] == week
+    assert retention["it1." + topics.NOTIFIER_COMMANDS] == week
+    assert retention["it1." + topics.DELIVERY] == "86400000"
+    assert retention["it1." + topics.USERS_ERASED] == "86400000"
