@@ -5,6 +5,7 @@ pool, producer, outbox, the consumer's run, the read route of the ``chat`` strea
 HTTP and ordered shutdown. The service adds its own reads (list, history, search) to that HTTP.
 
     chat.commands.v1 --consumer--> ChatCommandHandler --tx--> Postgres --outbox--> Kafka
+    users.erasure.v1 --consumer (its own group)--> ChatEraser --tx--> Postgres --outbox--> Kafka
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.chat import storage
+from services.chat.emit import Emitter
+from services.chat.erasure import ChatEraser
 from services.chat.handlers import ChatCommandHandler
 from services.chat.http import add_read_routes
 from services.chat.settings import ChatSettings
@@ -19,7 +22,8 @@ from services.runtime.service import Kit, Service
 
 
 async def compose(kit: Kit[ChatSettings]) -> None:
-    """The chat command handler, applied by one transactional consumer."""
+    """The chat command handler, applied by one transactional consumer; the chat part of
+    erasures, applied by another."""
     handler = ChatCommandHandler(
         topic_names=kit.topics,
         events=kit.events,
@@ -33,6 +37,14 @@ async def compose(kit: Kit[ChatSettings]) -> None:
         topics=[kit.topics.chat_commands],
         handler=handler,
         max_batch_records=kit.settings.chat_max_batch_records,
+    )
+    kit.erase_with(
+        ChatEraser(
+            emit=Emitter(events=kit.events, delivery=kit.delivery),
+            topic_names=kit.topics,
+            outbox=kit.outbox,
+        ),
+        group_id=kit.settings.consumer_group + "-erasure",
     )
     add_read_routes(kit.http, pool=kit.pool, now=kit.now)
 
