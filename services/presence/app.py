@@ -7,6 +7,9 @@ pool, producer, outbox, starting and stopping what is registered here, readiness
         --outbox--> delivery.frames.v1 (presence frames), presence.connectivity.v1 (facts)
     presence.typing.v1 --typing relay--> delivery.frames.v1         (never stored)
     sweeper (timers) --offline.due, expired connection.closed--> presence.commands.v1
+    users.erasure.v1 --consumer (its own group)--> PresenceEraser --tx--> Postgres --outbox-->
+        delivery.frames.v1 (offline to contacts, close the user's connections),
+        presence.connectivity.v1 (presence.connectivity.erased)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from services.presence import http, storage
 from services.presence.domain.typing_indicators import MembershipWait, TypingTracker
+from services.presence.erasure import PresenceEraser
 from services.presence.handlers import PresenceHandler
 from services.presence.settings import PresenceSettings
 from services.presence.sweeper import Sweeper
@@ -26,7 +30,8 @@ from services.runtime.service import Kit, Service
 
 
 async def compose(kit: Kit[PresenceSettings]) -> None:
-    """The presence handler's consumer, the typing relay, the sweeper and the read routes."""
+    """The presence handler's consumer, the typing relay, the sweeper, the read routes and the
+    presence part of erasures."""
     settings = kit.settings
     grace = timedelta(milliseconds=settings.presence_offline_grace_ms)
     consumer = kit.consume(
@@ -79,6 +84,15 @@ async def compose(kit: Kit[PresenceSettings]) -> None:
         "sweeper",
         functools.partial(sweeper.run, interval_s=settings.presence_sweep_interval_ms / 1000),
         vital=False,
+    )
+    kit.erase_with(
+        PresenceEraser(
+            delivery=kit.delivery,
+            events=kit.events,
+            connectivity_topic=kit.topics.presence_connectivity,
+            now=kit.now,
+        ),
+        group_id=settings.consumer_group + "-erasure",
     )
     http.add_routes(kit.http, pool=kit.pool, now=kit.now)
 

@@ -122,6 +122,10 @@ class PresenceHandler:
             await self._commit(conn, transition, out)
         elif kind == topics.CONNECTION_CLOSED:
             closed = parse_data(envelope, ConnectionEnded)
+            if not await storage.connection_known(conn, closed.connection_id):
+                # A repeat, or a connection erased with its user: nothing to change, and no
+                # row to create for a user presence no longer knows.
+                return
             state = await storage.lock_user(conn, closed.user_id)
             await storage.remove_connection(conn, closed.connection_id)
             transition = presence.connection_closed(
@@ -150,7 +154,11 @@ class PresenceHandler:
                 )
         elif kind == topics.OFFLINE_DUE:
             due = parse_data(envelope, OfflineDue)
-            state = await storage.lock_user(conn, due.user_id)
+            known = await storage.lock_known_user(conn, due.user_id)
+            if known is None:
+                # The sweeper saw the user before they were erased (or purged).
+                return
+            state = known
             await self._commit(
                 conn, presence.offline_due(state, now=self._now(), grace=self._grace), out
             )

@@ -18,18 +18,30 @@ SCHEMA = "presence"
 
 async def lock_user(conn: Connection, user_id: str) -> UserPresence:
     """A user's presence, row-locked until the transaction ends (unknown users start empty)."""
-    await conn.execute(
-        "INSERT INTO presence.users (user_id, chosen, shown) VALUES ($1, 'online', 'offline')"
-        " ON CONFLICT (user_id) DO NOTHING",
-        user_id,
-    )
+    while True:
+        await conn.execute(
+            "INSERT INTO presence.users (user_id, chosen, shown) VALUES ($1, 'online', 'offline')"
+            " ON CONFLICT (user_id) DO NOTHING",
+            user_id,
+        )
+        state = await lock_known_user(conn, user_id)
+        if state is not None:
+            return state
+        # Another transaction (an erasure, the purge) deleted the row between the two
+        # statements and committed: this user starts empty again.
+
+
+async def lock_known_user(conn: Connection, user_id: str) -> UserPresence | None:
+    """A user's presence, row-locked until the transaction ends; None when presence has no row
+    of them (never seen, purged, or erased): nothing to change then."""
     row = await conn.fetchrow(
         "SELECT chosen, shown, last_seen, offline_pending_since,"
         " ARRAY(SELECT connection_id FROM presence.connections WHERE user_id = $1) AS connections"
         " FROM presence.users WHERE user_id = $1 FOR UPDATE",
         user_id,
     )
-    assert row is not None  # inserted above in this transaction
+    if row is None:
+        return None
     return UserPresence(
         user_id=user_id,
         chosen=row["chosen"],
@@ -37,6 +49,17 @@ async def lock_user(conn: Connection, user_id: str) -> UserPresence:
         connections=frozenset(row["connections"]),
         last_seen=row["last_seen"],
         offline_pending_since=row["offline_pending_since"],
+    )
+
+
+async def connection_known(conn: Connection, connection_id: str) -> bool:
+    """Whether presence holds this connection (a close of one it does not hold is a repeat, or
+    of a connection erased with its user)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM presence.connections WHERE connection_id = $1)",
+            connection_id,
+        )
     )
 
 
@@ -85,14 +108,18 @@ async def record_heartbeat(conn: Connection, gateway_id: str, at: datetime) -> N
 async def remember_members(
     conn: Connection, conversation_id: str, user_ids: Sequence[str]
 ) -> list[str]:
-    """Learn a conversation's members from a chat fact (idempotent).
+    """Learn a conversation's members from its creation fact (idempotent). A conversation
+    whose versioned fact was applied already (a later change: a group's, or an erasure's of a
+    direct one) ignores it: a creation fact relayed late must not bring back a member who left.
 
     Returns:
         The members this call added (empty when presence knew them all).
     """
     rows = await conn.fetch(
         "INSERT INTO presence.memberships (conversation_id, user_id)"
-        " SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING user_id",
+        " SELECT $1, u FROM unnest($2::text[]) AS u WHERE NOT EXISTS"
+        "   (SELECT 1 FROM presence.conversations WHERE conversation_id = $1)"
+        " ON CONFLICT DO NOTHING RETURNING user_id",
         conversation_id,
         list(user_ids),
     )
@@ -251,3 +278,29 @@ async def purge_stale_users(conn: Connection, *, offline_before: datetime) -> in
         offline_before,
     )
     return int(result.split()[-1])
+
+
+async def erase_user(conn: Connection, user_id: str) -> tuple[list[str], dict[str, int]]:
+    """Delete everything presence holds of a user (one statement): their presence row, live
+    connections and memberships. Their contacts are read in the same statement's snapshot,
+    before the memberships go.
+
+    Returns:
+        (the users who shared a conversation with them, rows deleted by table).
+    """
+    rows = await conn.fetch(
+        "WITH contacts AS (SELECT DISTINCT theirs.user_id FROM presence.memberships mine"
+        "   JOIN presence.memberships theirs USING (conversation_id)"
+        "   WHERE mine.user_id = $1 AND theirs.user_id <> $1),"
+        " u AS (DELETE FROM presence.users WHERE user_id = $1 RETURNING 1),"
+        " c AS (DELETE FROM presence.connections WHERE user_id = $1 RETURNING 1),"
+        " m AS (DELETE FROM presence.memberships WHERE user_id = $1 RETURNING 1)"
+        " SELECT 'contact' AS row, user_id, NULL::bigint AS n FROM contacts"
+        " UNION ALL SELECT 'users', NULL, count(*) FROM u"
+        " UNION ALL SELECT 'connections', NULL, count(*) FROM c"
+        " UNION ALL SELECT 'memberships', NULL, count(*) FROM m",
+        user_id,
+    )
+    contacts = sorted(row["user_id"] for row in rows if row["row"] == "contact")
+    counts = {row["row"]: int(row["n"]) for row in rows if row["row"] != "contact"}
+    return contacts, counts
