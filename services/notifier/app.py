@@ -7,6 +7,7 @@ readiness, HTTP and ordered shutdown.
     chat.events.v1, presence.connectivity.v1, notifier.commands.v1,
     jobs.events.v1, applications.events.v1 --consumer--> NotifierHandler --tx--> Postgres
         --outbox--> delivery.frames.v1;  push jobs --push worker--> push services
+    users.erasure.v1 --consumer (its own group)--> NotifierEraser --tx--> Postgres
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.notifier import http, storage
+from services.notifier.erasure import NotifierEraser
 from services.notifier.handlers import NotifierHandler, PushConfig
 from services.notifier.push_worker import build_push_worker
 from services.notifier.settings import NotifierSettings
@@ -22,7 +24,8 @@ from services.runtime.service import Kit, Service
 
 async def compose(kit: Kit[NotifierSettings]) -> None:
     """The handler and its consumer (inbound events deduplicated by (source, id)), the push
-    worker when Web Push is configured, and the bell's reads."""
+    worker when Web Push is configured, the bell's reads, and the notifier's part of
+    erasures."""
     settings = kit.settings
     push = None
     if settings.push_enabled:
@@ -36,7 +39,12 @@ async def compose(kit: Kit[NotifierSettings]) -> None:
         )
         kit.run("push-worker", worker.run, stop=worker.request_stop)
     handler = NotifierHandler(
-        topic_names=kit.topics, delivery=kit.delivery, now=kit.now, new_id=kit.new_id, push=push
+        topic_names=kit.topics,
+        delivery=kit.delivery,
+        reports=kit.erasure_reports,
+        now=kit.now,
+        new_id=kit.new_id,
+        push=push,
     )
     topics = kit.topics
     kit.consume(
@@ -52,6 +60,7 @@ async def compose(kit: Kit[NotifierSettings]) -> None:
         max_batch_records=settings.notifier_max_batch_records,
         dedupe_topics=[topics.jobs_events, topics.applications_events],
     )
+    kit.erase_with(NotifierEraser(), group_id=settings.consumer_group + "-erasure")
     http.add_routes(kit.http, pool=kit.pool)
 
 

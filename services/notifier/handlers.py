@@ -14,9 +14,11 @@ What is consumed, and what is not ours:
 
     chat.events.v1               chat.message.created, chat.watermark.moved (read),
                                  chat.message.updated (deleted: its preview is erased from
-                                 notifications and their frames); any other fact of chat's
-                                 (edits, reactions, membership) is not the notifier's: skipped
-    presence.connectivity.v1     presence.connectivity.changed
+                                 notifications and their frames), chat.messages.erased (an
+                                 erased user's: :mod:`services.notifier.erasure`); any other
+                                 fact of chat's (edits, reactions, membership) is not the
+                                 notifier's: skipped
+    presence.connectivity.v1     presence.connectivity.changed, presence.connectivity.erased
     notifier.commands.v1         notification.read, prefs.set, conversation.mute,
                                  push.subscribe, push.unsubscribe (from gateways)
     jobs.events.v1               job.alert.matched            (deduplicated by (source, id))
@@ -38,10 +40,12 @@ from schemas import topics
 from schemas.events import (
     ApplicationStatusChanged,
     ConnectivityChanged,
+    ConnectivityErased,
     ConversationMuteCommand,
     JobAlertMatched,
     MessageChanged,
     MessageCreated,
+    MessagesErased,
     NotificationPrefsSetCommand,
     NotificationReadCommand,
     PushSubscribeCommand,
@@ -50,7 +54,7 @@ from schemas.events import (
     WatermarkMoved,
 )
 from schemas.frames import Ack, Error, ErrorCode
-from services.notifier import push_storage, storage, wire
+from services.notifier import erasure_storage, push_storage, storage, wire
 from services.notifier.domain.inbox import (
     Answer,
     Connectivity,
@@ -78,11 +82,13 @@ from services.notifier.domain.push import (
     build_push,
     parse_subscription,
 )
+from services.notifier.erasure import apply_erased_messages
 from services.notifier.metrics import NOT_NOTIFIED, NOTIFICATIONS, UNREAD_UPDATES
 from services.runtime.codec import parse_data
 from services.runtime.consumer import InboundRecord
 from services.runtime.db import Connection
 from services.runtime.delivery import DeliveryWriter
+from services.runtime.erasure import ErasureReports
 from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
 from services.runtime.metrics import ERRORS
@@ -137,6 +143,7 @@ class NotifierHandler:
     Args:
         topic_names: topic names of this deployment.
         delivery: builds frames for users.
+        reports: builds the reports of erasure steps (chat.messages.erased facts).
         now: the clock (injected so tests control it).
         new_id: makes notification ids.
         push: Web Push settings, or None when push is not configured (nothing is staged).
@@ -147,18 +154,22 @@ class NotifierHandler:
         *,
         topic_names: TopicNames,
         delivery: DeliveryWriter,
+        reports: ErasureReports,
         now: Callable[[], datetime],
         new_id: Callable[[], str],
         push: PushConfig | None,
     ) -> None:
         self._delivery = delivery
+        self._reports = reports
         self._now = now
         self._new_id = new_id
         self._push = push
         self._chat_events = topic_names.chat_events
         # The types each strict topic carries; anything else there is dead-lettered.
         self._types: dict[str, frozenset[str]] = {
-            topic_names.presence_connectivity: frozenset({topics.CONNECTIVITY_CHANGED}),
+            topic_names.presence_connectivity: frozenset(
+                {topics.CONNECTIVITY_CHANGED, topics.CONNECTIVITY_ERASED}
+            ),
             topic_names.notifier_commands: frozenset(
                 {
                     topics.NOTIFICATION_READ,
@@ -195,6 +206,8 @@ class NotifierHandler:
         intents: list[Intent] = []
         subscriptions: list[_Subscription] = []
         erasures: list[_Erase] = []
+        erased_messages: list[MessagesErased] = []
+        forgotten: list[ConnectivityErased] = []
         for record in records:
             parsed = self._parse(record)
             if parsed is None:
@@ -203,6 +216,10 @@ class NotifierHandler:
                 subscriptions.append(parsed)
             elif isinstance(parsed, _Erase):
                 erasures.append(parsed)
+            elif isinstance(parsed, MessagesErased):
+                erased_messages.append(parsed)
+            elif isinstance(parsed, ConnectivityErased):
+                forgotten.append(parsed)
             else:
                 intents.append(parsed)
         if intents:
@@ -216,12 +233,19 @@ class NotifierHandler:
                 message_id=erase.message_id,
                 member_ids=erase.member_ids,
             )
+        # After the batch's notifications too: an erased user's message notified in this
+        # batch loses its preview, a notification made for the erased user goes.
+        await apply_erased_messages(conn, erased_messages, reports=self._reports, out=out)
+        for erased in forgotten:
+            await erasure_storage.forget_connectivity(conn, erased.user_id, erased.erased_at)
         for command in subscriptions:
             await self._subscription(conn, command, out)
 
     # -- records to intents -----------------------------------------------------------------
 
-    def _parse(self, record: InboundRecord) -> Intent | _Subscription | _Erase | None:
+    def _parse(
+        self, record: InboundRecord
+    ) -> Intent | _Subscription | _Erase | MessagesErased | ConnectivityErased | None:
         envelope = record.envelope
         kind = envelope.type
         if record.topic == self._chat_events:
@@ -250,6 +274,8 @@ class NotifierHandler:
                     message_id=updated.message.id,
                     member_ids=tuple(updated.member_ids),
                 )
+            if kind == topics.MESSAGES_ERASED:
+                return parse_data(envelope, MessagesErased)
             # Chat's other facts (membership) notify nobody.
             return None
         if kind not in self._types.get(record.topic, ()):
@@ -279,6 +305,8 @@ class NotifierHandler:
         if kind == topics.CONNECTIVITY_CHANGED:
             fact_ = parse_data(envelope, ConnectivityChanged)
             return Connectivity(fact_.user_id, fact_.connected, fact_.changed_at)
+        if kind == topics.CONNECTIVITY_ERASED:
+            return parse_data(envelope, ConnectivityErased)
         return self._command(record)
 
     def _command(self, record: InboundRecord) -> Intent | _Subscription:
