@@ -8,6 +8,9 @@ everything produced after ``hello`` (the answers to the client's requests) reach
 aiokafka's ``assign()`` replaces the whole assignment and forgets positions, so each change
 saves the positions of partitions kept and seeks back to them: no record is skipped or
 repeated on the partitions other users are already reading.
+
+A record carries a frame for a user (``delivery.frame``) or tells the gateways to close every
+connection of a user (``delivery.close``, when the user is erased: docs/erasure.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from schemas.topics import DELIVERY_CLOSE
 from services.gateway.domain.registry import Registry
 from services.gateway.metrics import DELIVERY_LATENCY_BY_TYPE, HELD_PARTITIONS
 from services.gateway.session import Session
@@ -131,11 +135,16 @@ class DeliveryTail:
             event = orjson.loads(record.value)
             data = event["data"]
             user_id = data["user_id"]
+            if event.get("type") == DELIVERY_CLOSE:
+                code, reason = int(data["code"]), str(data["reason"])
+                for session in self._registry.targets(user_id, None):
+                    session.close(code, reason)
+                return
             frame = data["frame"]
             frame_type = frame["type"]
             connection_id = data.get("connection_id")
             origin_time = data.get("origin_time")
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             await self._dead_letter(record, f"invalid_delivery:{type(exc).__name__}")
             return
         targets = self._registry.targets(user_id, connection_id)

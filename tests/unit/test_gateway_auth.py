@@ -204,6 +204,8 @@ BAD_TOKENS: dict[str, str] = {
     "sub int": _token({"sub": 123, "exp": int(NOW) + 3600}),
     "sub list": _token({"sub": ["u1"], "exp": int(NOW) + 3600}),
     "sub null": _token({"sub": None, "exp": int(NOW) + 3600}),
+    # What erased users' messages show as their sender: nobody may speak as it.
+    "sub the erased placeholder": _token({"sub": "~erased", "exp": int(NOW) + 3600}),
     "exp string": _token({"sub": "u1", "exp": "9999999999"}),
     "exp bool": _token({"sub": "u1", "exp": True}),
     "exp equals now": _token({"sub": "u1", "exp": int(NOW)}),

@@ -23,6 +23,7 @@ from typing import Any
 import jwt
 from jwt.types import Options
 
+from schemas.ids import ERASED_USER_ID
 from services.gateway.domain.errors import AuthError
 from services.gateway.domain.session_cookie import (
     SessionCookie,
@@ -129,6 +130,9 @@ def principal_from_claims(claims: dict[str, Any], *, now: float) -> Principal:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not 1 <= len(sub) <= 128:
         raise AuthError(401, "invalid token: sub must be a string of 1..128 characters")
+    if sub == ERASED_USER_ID:
+        # The placeholder erased users' messages show as their sender: nobody speaks as it.
+        raise AuthError(401, "invalid token: sub is reserved")
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise AuthError(401, "invalid token: exp must be a number")
