@@ -153,16 +153,21 @@ class Stream:
         Returns:
             How many frames were rewritten.
         """
+        # One index-driven branch per way of selecting (by subject, by stream), then the rows
+        # locked: an OR across them would leave the planner a scan of the whole table.
         rows = await conn.fetch(
-            f"SELECT user_id, seq, frame FROM {self._events}"
-            " WHERE (subject = ANY($1::text[]) OR (strpos(frame, $2) > 0"
-            "   AND (user_id = ANY($3::text[]) OR subject = ANY($4::text[]))))"
-            "   AND user_id IS DISTINCT FROM $5"
+            f"SELECT user_id, seq, frame FROM {self._events} WHERE (user_id, seq) IN ("
+            f"   SELECT user_id, seq FROM {self._events} WHERE subject = ANY($1::text[])"
+            f"   UNION SELECT user_id, seq FROM {self._events}"
+            "     WHERE user_id = ANY($3::text[]) AND strpos(frame, $2) > 0"
+            f"   UNION SELECT user_id, seq FROM {self._events}"
+            "     WHERE subject = ANY($4::text[]) AND strpos(frame, $2) > 0)"
+            " AND user_id IS DISTINCT FROM $5"
             " ORDER BY user_id, seq FOR UPDATE",
             list(subjects),
             mentioning,
-            list(of_users),
-            list(mentioning_subjects),
+            list(of_users) if mentioning is not None else [],
+            list(mentioning_subjects) if mentioning is not None else [],
             except_user,
         )
         changed: list[tuple[str, int, str]] = []
