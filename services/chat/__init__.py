@@ -13,6 +13,8 @@ Module map:
                    statements
     reads          the reads that serve a user (list, history, search), under RLS
     http           those reads on the service's internal HTTP, for gateways
+    erasure        the chat part of a user's erasure (its own consumer, off the send path);
+                   erasure_storage: its statements
     app            the service (SERVICE: schema, migrations, the chat stream) and its parts: the
                    handler and its consumer, the read routes; the runtime starts, serves (the
                    stream's sync reads, health, metrics) and stops them (services/runtime/service)
@@ -29,4 +31,6 @@ Event flow::
                 \\-> chat.conversations.v1 (key: conversation, compacted): conversation.created /
                     conversation.updated
     gateway --HTTP--> http --reads (as chat_reader)--> Postgres
+    users.erasure.v1 --its own consumer--> erasure --tx--> Postgres --outbox--> frames,
+        chat.conversation.updated, chat.messages.erased, users.erased.v1 (the report)
 """

@@ -10,7 +10,8 @@ Module map:
                  notifications.list, notification.prefs.get)
     session      one connection: the principal on it before the upgrade, then its bounded
                  send queue (close 4009), close codes
-    delivery     tails delivery.frames.v1 on the partitions of connected users
+    delivery     tails delivery.frames.v1 on the partitions of connected users: frames to
+                 push, and closes of an erased user's connections (4003)
     publisher    publishes commands (chat: sends, receipts, group and message changes;
                  presence, typing, connection events; the notifier: reads, preferences,
                  mutes, push subscriptions) to Kafka

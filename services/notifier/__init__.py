@@ -30,6 +30,10 @@ Module map:
     push_worker     claims due jobs (SKIP LOCKED), sends with bounded concurrency per push
                     service, retries with backoff, gives up, deletes gone subscriptions
     push_metrics    realtime_pushes_total, realtime_push_latency_seconds, in-flight, backlog
+    erasure         the notifier's part of a user's erasure: the user's data (on the request,
+                    its own consumer), others' previews of their messages (chat's
+                    chat.messages.erased), their connectivity (presence's erased fact)
+    erasure_storage every statement of an erasure
     migrations/     versioned SQL (0001 notifications, 0002 Web Push)
 
 Event flow::
@@ -39,4 +43,5 @@ Event flow::
         --outbox--> delivery.frames.v1 (key: user): notification.new / notification.read / ack
         push jobs (same tx) --NOTIFY--> push_worker --> push services
     gateway --HTTP--> http: the bell's list and preferences; the stream's sync route
+    users.erasure.v1 --its own consumer--> erasure --tx--> Postgres --> users.erased.v1
 """

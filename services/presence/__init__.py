@@ -9,6 +9,8 @@ Module map:
     sweeper       timers as commands: grace ended, gateway dead, old rows purged
     storage       every SQL statement (schema ``presence``)
     http          internal reads for gateways (RLS-filtered), beside the runtime's health
+    erasure       the presence part of a user's erasure (its own consumer): rows deleted,
+                  contacts told, gateways told to close the user's connections
     app           the service (SERVICE) and its parts: handler's consumer, typing relay,
                   sweeper, reads; the runtime starts and stops them; settings: PresenceSettings
 

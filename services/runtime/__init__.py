@@ -18,8 +18,10 @@ Module map:
                   EventBuilder: how every producer of ours makes its events
     partitioning  Kafka's murmur2 partitioner, for gateways tailing their users' partitions
     kafka         topic names and creation, the idempotent producer, the consumer factory
-    delivery      records for delivery.frames.v1 (one frame for one user or connection)
-    streams       per-user durable streams: seqs, appends (also set-based), reads under RLS
+    delivery      records for delivery.frames.v1 (one frame for one user or connection, or
+                  closing a user's connections)
+    streams       per-user durable streams: seqs, appends (also set-based), reads under RLS,
+                  frames rewritten in place (a deletion, an erasure), a user's stream deleted
     dlq           dead letters: the copy of a failed record for ``<topic>.dlq``, counted
     outbox        transactional outbox: every statement on its table; stage in the
                   transaction, publish after commit, relay leftovers
@@ -28,6 +30,8 @@ Module map:
     contact       how long Kafka has answered without a miss, and what it held (timers acting
                   on silence)
     consumer      the transactional consumer loop, its handler contracts, the retry policy
+    erasure/      user erasure: a service's part (Eraser) applied by its own consumer of
+                  users.erasure.v1 and reported on users.erased.v1; the erase-user command
     service       one start-up for every schema-owning service: Service (what it is), Kit
                   (what its compose() gets and registers), serve and migrate, ordered stop
 

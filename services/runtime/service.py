@@ -5,7 +5,8 @@ notifier): a service describes itself and builds its own parts; the runtime does
 
     serve: topics --> migrations (the service's own, then the runtime's tables it uses)
            --> pool --> producer --> outbox --> compose(kit): the service's handlers,
-           consumers, routes and tasks --> consumers and tasks start --> internal HTTP
+           consumers (its part of user erasures among them), routes and tasks
+           --> consumers and tasks start --> internal HTTP
            (health, readiness, metrics, the read route of its streams)
            --> until SIGTERM/SIGINT, or until a vital task ends (exit 1)
     stop:  HTTP stops accepting, consumers finish their batch and leave their groups, the

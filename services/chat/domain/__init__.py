@@ -6,6 +6,7 @@ Module map:
     groups      create_group, add_members, remove_member, set_role, rename: who may change a
                 group, admin succession, member limit
     edits       edit, delete, react, check_reply: who may change a message, and how
+    erasure     an erased user's messages, reactions, memberships and stored frames
     errors      ChatError > Forbidden | NotFound | Conflict | TooLarge | BadRequest, each with
                 its protocol code
 """

@@ -6,4 +6,5 @@ Module map:
            unread counts
     texts  title, body and ``data`` of each kind
     push   Web Push: subscriptions, allow-list, payload, headers, answers, retries
+    erasure  an erased user's trace in others' notifications (preview, title, sender)
 """
