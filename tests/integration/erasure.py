@@ -26,7 +26,11 @@ _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
 async def erase_user(
-    system: System, user_id: str, *, timeout_s: float = seconds(120)
+    system: System,
+    user_id: str,
+    *,
+    timeout_s: float = seconds(120),
+    services: str = "chat,presence,notifier",
 ) -> tuple[int, list[dict[str, Any]]]:
     """``python -m services.runtime.erasure erase-user <user_id>`` with the services'
     environment; returns its exit code and its JSON lines."""
@@ -38,6 +42,8 @@ async def erase_user(
         user_id,
         "--timeout-s",
         str(timeout_s),
+        "--services",
+        services,
         env=system.env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -319,3 +319,13 @@ async def test_a_chat_killed_mid_erasure_finishes_it_after_a_restart(system: Sys
     assert vera not in replayed and text not in replayed
     for client in (v, w):
         await client.close()
+
+
+async def test_erase_user_says_which_service_has_not_finished(system: System) -> None:
+    # "ledger" takes no part in erasures: it never reports, and the command says so.
+    code, lines = await erase_user(
+        system, person("nobody"), timeout_s=seconds(5), services="chat,presence,notifier,ledger"
+    )
+    assert code == 1
+    assert lines[0]["published"]["source"].startswith("/erase-user/")
+    assert lines[-1]["done"] is False and lines[-1]["waiting_for"]["ledger"] == "the request"
