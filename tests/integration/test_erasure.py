@@ -149,6 +149,8 @@ async def test_erase_user_leaves_no_trace_and_others_keep_their_history(system: 
 
     await until(staged, what="a push staged for ulla")
     u = await Client.connect(system.ws_url, ulla)
+    # Presence (and the notifier after it) applied the connection: it is hers when erased.
+    await wait_connected(system, ulla, True)
 
     # Ann's notification previews Ulla's first text (before the edit).
     async def previewed() -> bool:
