@@ -256,7 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= len(args.user_id) <= 128:
         parser.error("user_id: 1..128 characters")
-    settings = KafkaSettings()
+    try:
+        settings = KafkaSettings()
+    except ValidationError as exc:
+        fields = ", ".join(str(error["loc"][0]).upper() for error in exc.errors())
+        parser.error(f"Kafka settings missing or invalid in the environment: {fields}")
 
     def emit(line: dict[str, Any]) -> None:
         sys.stdout.write(orjson.dumps(line).decode() + "\n")
