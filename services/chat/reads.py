@@ -23,6 +23,9 @@ from services.runtime.db import Connection, read_as, reader_role
 _READER = reader_role(SCHEMA)
 
 #: conversations.list: $1 user, $2 as of, $3/$4 cursor (activity, id) or nulls, $5 limit + 1.
+#: The user's conversations are probed one by one through the primary key (the LATERAL with
+#: OFFSET 0 keeps the planner from turning it into a hash join): the cost follows the user's
+#: memberships, not the number of conversations on the site (docs/conversations.md).
 LIST_SQL = (
     "WITH mine AS ("
     "   SELECT c.id, c.kind, c.title, c.created_at, c.last_seq, m.read_seq,"
@@ -30,7 +33,8 @@ LIST_SQL = (
     "     ELSE coalesce((SELECT x.created_at FROM chat.messages x"
     "       WHERE x.conversation_id = c.id AND x.created_at <= $2"
     "       ORDER BY x.seq DESC LIMIT 1), c.created_at) END AS activity"
-    "   FROM chat.members m JOIN chat.conversations c ON c.id = m.conversation_id"
+    "   FROM chat.members m CROSS JOIN LATERAL (SELECT * FROM chat.conversations c0"
+    "     WHERE c0.id = m.conversation_id OFFSET 0) c"
     "   WHERE m.user_id = $1 AND c.created_at <= $2),"
     " page AS (SELECT * FROM mine"
     "   WHERE $3::timestamptz IS NULL OR (activity, id) < ($3, $4)"
