@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from bench import groups, hops, notifications, profile, scenarios
+from bench import duel, groups, hops, notifications, profile, scenarios
 from bench.chatdata import DataSizes
 from bench.load import PairLoad
 from bench.progress import Progress
@@ -27,6 +27,7 @@ from bench.report import plot, say, table, write_json
 from bench.system import ROOT, BenchError, CpuMeter, System, machine, raise_nofile
 
 SCENARIOS = (
+    "duel",
     "latency",
     "sustained",
     "idle",
@@ -92,6 +93,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--read-users", type=int, default=d.read_users)
     parser.add_argument("--read-requests", type=int, default=d.read_requests, help="per read")
+    dd = duel.DuelSizes()
+    parser.add_argument(
+        "--duel-rates", default=",".join(map(str, dd.rates)), help="duel steps, msgs/s"
+    )
+    parser.add_argument("--duel-pairs", type=int, default=dd.pairs, help="sender/recipient pairs")
+    parser.add_argument("--duel-step-s", type=float, default=dd.step_s, help="seconds per rate")
+    parser.add_argument(
+        "--duel-systems", default=",".join(dd.systems), help="seed, ours or both (seed first)"
+    )
     parser.add_argument(
         "--notify-users", type=int, default=d.notify_users, help="job alert recipients"
     )
@@ -157,6 +167,16 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
     )
 
 
+def duel_sizes(args: argparse.Namespace) -> duel.DuelSizes:
+    """The duel's sizes from the flags."""
+    return duel.DuelSizes(
+        rates=tuple(int(rate) for rate in args.duel_rates.split(",") if rate),
+        pairs=args.duel_pairs,
+        step_s=args.duel_step_s,
+        systems=tuple(name.strip() for name in args.duel_systems.split(",") if name.strip()),
+    )
+
+
 def git_commit() -> str:
     """The commit the services ran at (with ``-dirty`` when the tree has changes)."""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
@@ -202,6 +222,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     system = await System.start(log_dir=out / "logs", extra_env={}, source=args.source)
     meter = CpuMeter(system.pids)
     try:
+        if "duel" in chosen:
+            result["duel"] = await duel.duel(
+                system, meter, duel_sizes(args), progress, log_dir=out / "logs"
+            )
         if chosen & {"latency", "sustained"} or args.profile_rate:
             load = PairLoad(system.ws_url, sizes.users, progress, label="pairs")
             progress.update(f"connecting {sizes.users} users", force=True)

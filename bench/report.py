@@ -25,6 +25,10 @@ def table(result: Result) -> str:
         f"machine: {machine.get('cores')} cores, {machine.get('memory_gib')} GiB,"
         f" {machine.get('cpu_model', '')}"
     )
+    if result.get("duel"):
+        from bench.duel import table as duel_table
+
+        lines.extend(duel_table(result["duel"]))
     if result.get("latency"):
         lines.append("")
         lines.append(

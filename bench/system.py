@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import secrets
 import time
@@ -233,22 +234,43 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return float(times.user) + float(times.system)
 
 
-def _find_kafka() -> psutil.Process | None:
-    for process in psutil.process_iter(["name", "cmdline"]):
-        cmdline = process.info.get("cmdline") or []
-        if "kafka.Kafka" in cmdline:
-            return process
+def _listening_pid(port: int) -> int | None:
+    """The process listening on loopback ``port``, if any (root sees every process's sockets)."""
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                return int(conn.pid) if conn.pid else None
     return None
+
+
+def _port_of(address: str, default: int) -> int:
+    """The port of ``host:port`` or of a ``postgresql://…@host:port/db`` URL."""
+    found = re.search(r":(\d+)(?:/|$|,)", address.rsplit("@", 1)[-1])
+    return int(found.group(1)) if found else default
+
+
+def _find_kafka() -> psutil.Process | None:
+    """This deployment's broker: the JVM listening on KAFKA_BOOTSTRAP_SERVERS' port.
+
+    Several engineers' brokers may run on one machine; the first JVM named ``kafka.Kafka``
+    would be anyone's.
+    """
+    port = _port_of(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""), 9092)
+    pid = _listening_pid(port)
+    return psutil.Process(pid) if pid is not None else None
 
 
 def _find_postmaster() -> psutil.Process | None:
-    for process in psutil.process_iter(["name", "ppid"]):
-        if process.info.get("name") != "postgres":
-            continue
-        with contextlib.suppress(psutil.Error):
-            if psutil.Process(int(process.info["ppid"])).name() != "postgres":
-                return process
-    return None
+    """The Postgres server listening on DATABASE_URL's port (its postmaster)."""
+    port = _port_of(os.environ.get("DATABASE_URL", ""), 5432)
+    pid = _listening_pid(port)
+    if pid is None:
+        return None
+    process = psutil.Process(pid)
+    with contextlib.suppress(psutil.Error):
+        while process.parent() is not None and process.parent().name() == "postgres":
+            process = process.parent()
+    return process
 
 
 def _postgres_seconds(postmaster: psutil.Process) -> float:
