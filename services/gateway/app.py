@@ -23,6 +23,7 @@ from services.gateway.devpage import dev_page_from_settings
 from services.gateway.domain import commands
 from services.gateway.domain.limits import HandshakeLimiter
 from services.gateway.domain.registry import Registry
+from services.gateway.domain.shedding import LoadShedder
 from services.gateway.presence import PresenceClient
 from services.gateway.publisher import CommandPublisher
 from services.gateway.reads import ChatReads, NotifierReads
@@ -43,6 +44,10 @@ from services.runtime.kafka import (
 from services.runtime.lifecycle import new_id, stop_signal, utc_now
 
 log = logging.getLogger(__name__)
+
+#: A request unanswered this long lost its answer (a dead-lettered command): load shedding
+#: forgets it.
+_FORGET_UNANSWERED_S = 30.0
 
 
 async def _heartbeat(
@@ -80,7 +85,13 @@ async def serve(settings: GatewaySettings) -> None:
     # The producer waits for the topic's metadata, which may lag a topic created moments ago.
     partitions = len(await producer.partitions_for(topic_names.delivery))
     registry: Registry[Session] = Registry(partitions=partitions)
+    shedder = LoadShedder(
+        max_wait_s=settings.gateway_overload_wait_ms / 1000,
+        min_pending=settings.gateway_overload_min_pending,
+        forget_after_s=_FORGET_UNANSWERED_S,
+    )
     delivery = DeliveryTail(
+        shedder=shedder,
         consumer=consumer,
         producer=producer,
         topic=topic_names.delivery,
@@ -143,6 +154,8 @@ async def serve(settings: GatewaySettings) -> None:
                 base_url=settings.notifier_url or None,
                 internal_token=settings.required_internal_token(),
             ),
+            shedder=shedder,
+            max_unconfirmed=settings.gateway_max_unconfirmed,
         ),
         presence=presence,
         readiness=readiness,
