@@ -61,10 +61,14 @@ async def hops(
                 command_made[index] = record.timestamp / 1000
                 command_seen[index] = seen
             return
-        frame = data.get("frame") or {}
-        message = frame.get("message") if frame.get("type") == "message.new" else None
-        if message and data.get("user_id") == recipient.user_id:
-            delivery_made.setdefault(int(message["client_msg_id"]), record.timestamp / 1000)
+        if data.get("user_id") != recipient.user_id:
+            return
+        # One frame, or a batch's frames for the user (services/runtime/delivery.py).
+        for item in data.get("frames") or [data]:
+            frame = item.get("frame") or {}
+            message = frame.get("message") if frame.get("type") == "message.new" else None
+            if message:
+                delivery_made.setdefault(int(message["client_msg_id"]), record.timestamp / 1000)
 
     tail = AIOKafkaConsumer(
         commands_topic,
