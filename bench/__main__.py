@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from bench import duel, groups, hops, notifications, profile, scenarios
+from bench import duel, groups, hops, notifications, overload, profile, scenarios
 from bench.chatdata import DataSizes
 from bench.load import PairLoad
 from bench.progress import Progress
@@ -28,6 +28,7 @@ from bench.system import ROOT, BenchError, CpuMeter, System, machine, raise_nofi
 
 SCENARIOS = (
     "duel",
+    "overload",
     "latency",
     "sustained",
     "idle",
@@ -108,6 +109,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--notify-events", type=int, default=d.notify_events, help="events")
     parser.add_argument(
         "--notify-connected", type=int, default=d.notify_connected, help="recipients online"
+    )
+    parser.add_argument(
+        "--overload-capacity",
+        type=int,
+        default=0,
+        help="msgs/s the system keeps up with (overload offers twice that); default: the"
+        " duel's highest passing rate for ours, else 1000",
     )
     parser.add_argument(
         "--profile-rate",
@@ -225,6 +233,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if "duel" in chosen:
             result["duel"] = await duel.duel(
                 system, meter, duel_sizes(args), progress, log_dir=out / "logs"
+            )
+        if "overload" in chosen:
+            capacity = args.overload_capacity or int(
+                result.get("duel", {}).get("highest_rate_p99_under_limit", {}).get("ours") or 1000
+            )
+            result["overload"] = await overload.overload(
+                system, meter, overload.OverloadSizes(capacity=capacity), progress
             )
         if chosen & {"latency", "sustained"} or args.profile_rate:
             load = PairLoad(system.ws_url, sizes.users, progress, label="pairs")

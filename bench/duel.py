@@ -12,8 +12,9 @@ Postgres server, measured the same way (the method of ``../shared/peers/duel.py`
   bodies, each message stamped with a client id;
 * latency = the recipient's receive time - send time; ack latency = the sender's ack - send;
   lost = sent but not received within ``drain_s`` (3 s) after the last send;
-* per rate: CPU seconds of every process (``/proc``, psutil) over the step, divided by the
-  messages persisted (acked): **CPU per persisted message per process**, robust on a shared
+* per rate: CPU seconds of every process (``/proc``, psutil) from the first send until every
+  message is acked and received (or ``settle_s`` passed), divided by the messages persisted
+  (acked): **CPU per persisted message per process**, robust on a shared
   machine where latency is not; Kafka records per message (end offsets of the deployment's
   topics before and after); Postgres commits, rows inserted/updated/deleted and WAL bytes per
   message (``pg_stat_database``, ``pg_stat_user_tables``, ``pg_current_wal_lsn()``); the
@@ -407,12 +408,13 @@ async def run_rate(
         await _until(lambda: len(tally.got) >= len(tally.sent), sizes.drain_s)
         in_time = dict(tally.got)
         acked_in_time = len(tally.acked)
-    load_end = os.getloadavg()
-    # Stragglers are not counted, but must not spill into the next step.
-    settled = await _until(
-        lambda: len(tally.got) >= len(tally.sent) and len(tally.acked) >= len(tally.sent),
-        sizes.settle_s,
-    )
+        load_end = os.getloadavg()
+        # Stragglers are not counted as received, but must not spill into the next step; and
+        # the CPU they cost is this step's (CPU per message counts until all is persisted).
+        settled = await _until(
+            lambda: len(tally.got) >= len(tally.sent) and len(tally.acked) >= len(tally.sent),
+            sizes.settle_s,
+        )
     for client in senders + receivers:
         await driver.close(client)
     latencies = [(in_time[k] - t) for k, t in tally.sent.items() if k in in_time]
