@@ -16,17 +16,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+import orjson
+
 from schemas import topics
 from schemas.events import (
     ConversationCreated,
-    MessageCreated,
     MessageSendCommand,
     ReceiptCommand,
     ReplyTo,
     WatermarkMoved,
 )
-from schemas.frames import Message, MessageNew, MessageStatus
-from services.chat import changes, conversations, storage
+from schemas.frames import Message, MessageStatus
+from services.chat import changes, conversations, storage, wire
 from services.chat.changes import MessageCommands
 from services.chat.conversations import ConversationCommands
 from services.chat.domain.edits import check_reply
@@ -251,17 +252,20 @@ class ChatCommandHandler:
             )
             created[position] = message
             users = members[conversation]
+            # The message serialised once, carried into its frames, answer and fact.
+            encoded = orjson.Fragment(message.to_wire())
             for user in users:
                 user_seq = appends.next_seq(user)
-                frame = MessageNew(seq=user_seq, message=message).to_wire()
+                frame = wire.message_new(user_seq, encoded)
                 appends.add(user, user_seq, frame, message.id)
                 frames.add(user, frame, origin=origin)
-            emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=message, into=frames)
-            fact = MessageCreated(message=message, member_ids=users)
+            request_id = cmd.reply_to.request_id
+            if request_id is not None:
+                answer = wire.ack_with_message(request_id, encoded)
+                emit.reply(out, cmd.sender_id, cmd.reply_to, origin, answer, into=frames)
+            fact = wire.message_created(encoded, users)
             out.append(
-                emit.fact(
-                    self._topics.chat_events, topics.MESSAGE_CREATED, conversation, fact.to_wire()
-                )
+                emit.fact(self._topics.chat_events, topics.MESSAGE_CREATED, conversation, fact)
             )
         out.extend(frames.records())
         if created:
