@@ -183,6 +183,7 @@ async def serve(settings: GatewaySettings) -> None:
         ping_interval=settings.heartbeat_s,
         ping_timeout=settings.heartbeat_s,
         close_timeout=2,
+        reuse_port=settings.gateway_reuse_port,
     ) as server:
         log.info(
             "gateway started",

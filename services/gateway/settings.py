@@ -37,6 +37,9 @@ class GatewaySettings(KafkaSettings, AuthSettings, InternalAuthSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # Several gateway processes on one host share the port (SO_REUSEPORT: the kernel spreads
+    # new connections over them); each tails the delivery partitions of its own users.
+    gateway_reuse_port: bool = False
     # Comma-separated Origins allowed to open WebSockets; requests without Origin are allowed.
     gateway_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Where the chat service's internal HTTP API is.
