@@ -133,6 +133,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=ROOT,
         help="run the services from this directory (e.g. a `git archive` snapshot of a commit)",
     )
+    parser.add_argument(
+        "--gateways", type=int, default=1, help="gateway processes sharing one port (SO_REUSEPORT)"
+    )
+    parser.add_argument("--chats", type=int, default=1, help="chat instances in one group")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of the services (repeatable), e.g. GATEWAY_OVERLOAD_WAIT_MS=600000",
+    )
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database")
     parser.add_argument("--note", default="", help="free text stored in the result (what changed)")
     return parser.parse_args(argv)
@@ -221,13 +232,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit() if args.source == ROOT else str(args.source),
         "note": args.note,
+        "env": args.env,
+        "gateways": args.gateways,
+        "chats": args.chats,
         "machine": machine(),
         "sizes": dict(vars(sizes)),
         "loadgen_processes": 1,
         "loadgen_nofile": nofile,
     }
     progress.update("starting chat and gateway", force=True)
-    system = await System.start(log_dir=out / "logs", extra_env={}, source=args.source)
+    system = await System.start(
+        log_dir=out / "logs",
+        extra_env=dict(item.split("=", 1) for item in args.env),
+        source=args.source,
+        gateways=args.gateways,
+        chats=args.chats,
+    )
     meter = CpuMeter(system.pids)
     try:
         if "duel" in chosen:
