@@ -72,7 +72,11 @@ async def serve(settings: GatewaySettings) -> None:
     """
     topic_names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     await ensure_topics(settings, standard_topics(settings))
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
+    producer = make_producer(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.instance_id,
+        linger_ms=settings.kafka_linger_ms,
+    )
     await producer.start()
     consumer = make_consumer(
         settings.kafka_bootstrap_servers,
