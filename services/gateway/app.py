@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 
 import httpx
@@ -93,6 +94,7 @@ async def serve(settings: GatewaySettings) -> None:
         max_wait_s=settings.gateway_overload_wait_ms / 1000,
         min_pending=settings.gateway_overload_min_pending,
         forget_after_s=_FORGET_UNANSWERED_S,
+        chance=random.random,
     )
     delivery = DeliveryTail(
         shedder=shedder,

@@ -10,6 +10,11 @@ and more than ``min_pending`` wait, the system is behind, and new commands are a
 ``unavailable`` with a ``retry_after_ms`` hint instead of joining the queue: what is accepted is
 served within a bounded time, and the queue drains (recovery) as soon as offered load falls.
 
+Refusal is gradual: a command is refused with a probability that grows from 0 when the oldest
+wait reaches ``max_wait_s`` to 1 at twice that. An all-or-nothing gate makes every connection
+stop and start together (the queue empties, all are let in at once, it overflows again); a
+share of refusals that follows the excess keeps the accepted rate near what the system serves.
+
 A refused command was never handed on, so nothing acked is lost; the client resends it (same
 ``client_msg_id``) after the hint. ``min_pending`` keeps a few answers that never come (a
 record dead-lettered, a connection gone) from looking like overload; entries older than
@@ -20,7 +25,7 @@ Pure: time is passed in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 #: The bounds of the ``retry_after_ms`` hint.
 MIN_RETRY_MS = 100
@@ -31,14 +36,24 @@ class LoadShedder:
     """Requests handed on and not yet answered, oldest first.
 
     Args:
-        max_wait_s: the oldest pending request may wait this long before new ones are refused.
+        max_wait_s: the oldest pending request may wait this long before new ones are refused
+            (some at first, all at twice this wait).
         min_pending: fewer pending requests than this never count as overload.
         forget_after_s: a request unanswered this long is forgotten (its answer was lost).
+        chance: a uniform random number in [0, 1) (injected; tests fix it).
     """
 
-    __slots__ = ("_forget_after_s", "_max_wait_s", "_min_pending", "_pending")
+    __slots__ = ("_chance", "_forget_after_s", "_max_wait_s", "_min_pending", "_pending")
 
-    def __init__(self, *, max_wait_s: float, min_pending: int, forget_after_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_wait_s: float,
+        min_pending: int,
+        forget_after_s: float,
+        chance: Callable[[], float],
+    ) -> None:
+        self._chance = chance
         self._max_wait_s = max_wait_s
         self._min_pending = min_pending
         self._forget_after_s = forget_after_s
@@ -80,6 +95,7 @@ class LoadShedder:
         if len(self._pending) < self._min_pending:
             return None
         waited = self.oldest_wait_s(now)
-        if waited <= self._max_wait_s:
+        excess = (waited - self._max_wait_s) / self._max_wait_s
+        if excess <= 0 or self._chance() >= excess:
             return None
         return max(MIN_RETRY_MS, min(MAX_RETRY_MS, round(waited * 1000)))
