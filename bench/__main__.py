@@ -77,6 +77,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fanout-messages", type=int, default=d.fanout_messages)
     parser.add_argument("--hops-messages", type=int, default=d.hops_messages)
     parser.add_argument("--hops-rate", type=float, default=d.hops_rate, help="msgs/s")
+    parser.add_argument(
+        "--hops-keep", action="store_true", help="keep every message's hops in the result"
+    )
     parser.add_argument("--group-members", type=int, default=d.group_members)
     parser.add_argument("--group-messages", type=int, default=d.group_messages)
     parser.add_argument("--group-rate", type=float, default=d.group_rate, help="msgs/s")
@@ -290,7 +293,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["fanout"] = await scenarios.fanout(system, meter, sizes, progress)
         if "hops" in chosen:
             result["hops"] = await hops.hops(
-                system, progress, messages=sizes.hops_messages, rate=sizes.hops_rate
+                system,
+                progress,
+                messages=sizes.hops_messages,
+                rate=sizes.hops_rate,
+                keep=args.hops_keep,
             )
         if "groupfanout" in chosen:
             result["groupfanout"] = await groups.group_fanout(
