@@ -131,26 +131,38 @@ async def overload(
 async def _offer(
     clients: list[LoadClient], book: _Book, rate: int, seconds: float, progress: Progress
 ) -> None:
-    """Open loop: message k of the phase is due at start + k/rate, whatever the answers."""
+    """Open loop: each client sends its share at fixed times whatever the answers; a
+    connection the gateway reads slowly (its backpressure) delays only its own sends."""
     count = len(clients)
-    total = max(int(rate * seconds), 1)
+    interval = count / rate
     start = time.perf_counter()
-    sent = 0
-    while sent < total:
-        due = min(total, int((time.perf_counter() - start) * rate) + 1)
-        while sent < due:
+    sent_before = len(book.sent_at)
+
+    async def one(client: LoadClient) -> None:
+        peer = clients[client.number ^ 1]
+        first = start + client.number / rate
+        n = 0
+        while True:
+            due = first + n * interval
+            if due - start >= seconds:
+                return
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
             index = len(book.sent_at)
-            sender = clients[index % count]
-            peer = clients[sender.number ^ 1]
             book.sent_at.append(time.perf_counter())
-            book.route.append((sender.number, peer.number))
-            await sender.send_message(peer.user_id, index)
-            sent += 1
+            book.route.append((client.number, peer.number))
+            await client.send_message(peer.user_id, index)
+            n += 1
+
+    sending = asyncio.gather(*(one(client) for client in clients))
+    while not sending.done():
         progress.update(
-            f"overload {rate}/s sent={sent}/{total} acked={len(book.acked_at)}"
-            f" refused={len(book.refused)}"
+            f"overload {rate}/s sent={len(book.sent_at) - sent_before}/{int(rate * seconds)}"
+            f" acked={len(book.acked_at)} refused={len(book.refused)}"
         )
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.25)
+    await sending
 
 
 async def _settle(book: _Book, timeout_s: float, progress: Progress) -> None:
