@@ -84,7 +84,7 @@ class Tally:
     got: dict[str, float] = field(default_factory=dict)
     acked: dict[str, float] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
-    # Messages sent again after an ``unavailable`` (ours: the gateway's admission).
+    # Messages sent again after an ``unavailable`` (ours: the gateway's load shedding).
     resends: int = 0
 
     def error(self, code: str) -> None:

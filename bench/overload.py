@@ -1,8 +1,8 @@
 """Scenario ``overload``: twice the capacity for a while, then the normal rate again.
 
 Past capacity a system either queues (latency grows for as long as the overload lasts, and
-for as long again to drain) or pushes back. Ours pushes back at the gateway (admission,
-services/gateway/domain/admission.py): while the oldest command handed on waits too long for
+for as long again to drain) or pushes back. Ours pushes back at the gateway (load shedding,
+services/gateway/domain/shedding.py): while the oldest command handed on waits too long for
 its answer, new commands are answered ``unavailable`` with ``retry_after_ms``. This scenario
 shows what a client sees, second by second:
 

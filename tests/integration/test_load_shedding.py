@@ -27,13 +27,13 @@ async def test_an_overloaded_gateway_refuses_with_a_hint_and_recovers(system: Sy
         {
             **system.env,
             "GATEWAY_PORT": str(port),
-            "INSTANCE_ID": f"admission-{uuid.uuid4().hex[:6]}",
+            "INSTANCE_ID": f"shedding-{uuid.uuid4().hex[:6]}",
             # Any answer slower than a millisecond, with PENDING waiting, is "behind".
             "GATEWAY_OVERLOAD_WAIT_MS": "1",
             "GATEWAY_OVERLOAD_MIN_PENDING": str(PENDING),
         },
         port,
-        system.logs / "gateway-admission.log",
+        system.logs / "gateway-shedding.log",
     )
     gateway.start()
     try:
