@@ -19,6 +19,9 @@ PYTEST_ARGS ?=
 # Flags of `python -m bench` (e.g. BENCH_ARGS="--full" or "--scenarios latency --rates 100,1000").
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.installed-bench
+# The seed's Socket.io + Postgres stack, the bench's duel peer (bench/peer, pinned by its lockfile).
+PEER := bench/peer
+PEER_STAMP := $(PEER)/node_modules/.installed
 
 # Node packages: the interop suite mints session cookies with the real next-auth and @auth/core
 # (pinned by package-lock.json; `npm ci` reinstalls exactly that when the lockfile changes).
@@ -133,6 +136,10 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-bench: venv $(BENCH_STAMP)
+$(PEER_STAMP): $(PEER)/package-lock.json
+	cd $(PEER) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench: venv $(BENCH_STAMP) $(PEER_STAMP)
 	$(STACK) up --infra-only
 	eval "$$($(STACK) env)" && $(PY) -m bench $(BENCH_ARGS)

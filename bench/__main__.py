@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from bench import groups, hops, notifications, profile, scenarios
+from bench import duel, groups, hops, notifications, overload, profile, scenarios
 from bench.chatdata import DataSizes
 from bench.load import PairLoad
 from bench.progress import Progress
@@ -27,6 +27,8 @@ from bench.report import plot, say, table, write_json
 from bench.system import ROOT, BenchError, CpuMeter, System, machine, raise_nofile
 
 SCENARIOS = (
+    "duel",
+    "overload",
     "latency",
     "sustained",
     "idle",
@@ -75,6 +77,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fanout-messages", type=int, default=d.fanout_messages)
     parser.add_argument("--hops-messages", type=int, default=d.hops_messages)
     parser.add_argument("--hops-rate", type=float, default=d.hops_rate, help="msgs/s")
+    parser.add_argument(
+        "--hops-keep", action="store_true", help="keep every message's hops in the result"
+    )
     parser.add_argument("--group-members", type=int, default=d.group_members)
     parser.add_argument("--group-messages", type=int, default=d.group_messages)
     parser.add_argument("--group-rate", type=float, default=d.group_rate, help="msgs/s")
@@ -92,12 +97,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--read-users", type=int, default=d.read_users)
     parser.add_argument("--read-requests", type=int, default=d.read_requests, help="per read")
+    dd = duel.DuelSizes()
+    parser.add_argument(
+        "--duel-rates", default=",".join(map(str, dd.rates)), help="duel steps, msgs/s"
+    )
+    parser.add_argument("--duel-pairs", type=int, default=dd.pairs, help="sender/recipient pairs")
+    parser.add_argument("--duel-step-s", type=float, default=dd.step_s, help="seconds per rate")
+    parser.add_argument(
+        "--duel-systems", default=",".join(dd.systems), help="seed, ours or both (seed first)"
+    )
     parser.add_argument(
         "--notify-users", type=int, default=d.notify_users, help="job alert recipients"
     )
     parser.add_argument("--notify-events", type=int, default=d.notify_events, help="events")
     parser.add_argument(
         "--notify-connected", type=int, default=d.notify_connected, help="recipients online"
+    )
+    parser.add_argument(
+        "--overload-capacity",
+        type=int,
+        default=0,
+        help="msgs/s the system keeps up with (overload offers twice that); default: the"
+        " duel's highest passing rate for ours, else 1000",
     )
     parser.add_argument(
         "--profile-rate",
@@ -114,6 +135,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         default=ROOT,
         help="run the services from this directory (e.g. a `git archive` snapshot of a commit)",
+    )
+    parser.add_argument(
+        "--gateways", type=int, default=1, help="gateway processes sharing one port (SO_REUSEPORT)"
+    )
+    parser.add_argument("--chats", type=int, default=1, help="chat instances in one group")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of the services (repeatable), e.g. GATEWAY_OVERLOAD_WAIT_MS=600000",
     )
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database")
     parser.add_argument("--note", default="", help="free text stored in the result (what changed)")
@@ -157,6 +189,16 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
     )
 
 
+def duel_sizes(args: argparse.Namespace) -> duel.DuelSizes:
+    """The duel's sizes from the flags."""
+    return duel.DuelSizes(
+        rates=tuple(int(rate) for rate in args.duel_rates.split(",") if rate),
+        pairs=args.duel_pairs,
+        step_s=args.duel_step_s,
+        systems=tuple(name.strip() for name in args.duel_systems.split(",") if name.strip()),
+    )
+
+
 def git_commit() -> str:
     """The commit the services ran at (with ``-dirty`` when the tree has changes)."""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
@@ -193,15 +235,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit() if args.source == ROOT else str(args.source),
         "note": args.note,
+        "env": args.env,
+        "gateways": args.gateways,
+        "chats": args.chats,
         "machine": machine(),
         "sizes": dict(vars(sizes)),
         "loadgen_processes": 1,
         "loadgen_nofile": nofile,
     }
     progress.update("starting chat and gateway", force=True)
-    system = await System.start(log_dir=out / "logs", extra_env={}, source=args.source)
+    system = await System.start(
+        log_dir=out / "logs",
+        extra_env=dict(item.split("=", 1) for item in args.env),
+        source=args.source,
+        gateways=args.gateways,
+        chats=args.chats,
+    )
     meter = CpuMeter(system.pids)
     try:
+        if "duel" in chosen:
+            result["duel"] = await duel.duel(
+                system, meter, duel_sizes(args), progress, log_dir=out / "logs"
+            )
+        if "overload" in chosen:
+            capacity = args.overload_capacity or int(
+                result.get("duel", {}).get("highest_rate_p99_under_limit", {}).get("ours") or 1000
+            )
+            result["overload"] = await overload.overload(
+                system, meter, overload.OverloadSizes(capacity=capacity), progress
+            )
         if chosen & {"latency", "sustained"} or args.profile_rate:
             load = PairLoad(system.ws_url, sizes.users, progress, label="pairs")
             progress.update(f"connecting {sizes.users} users", force=True)
@@ -231,7 +293,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["fanout"] = await scenarios.fanout(system, meter, sizes, progress)
         if "hops" in chosen:
             result["hops"] = await hops.hops(
-                system, progress, messages=sizes.hops_messages, rate=sizes.hops_rate
+                system,
+                progress,
+                messages=sizes.hops_messages,
+                rate=sizes.hops_rate,
+                keep=args.hops_keep,
             )
         if "groupfanout" in chosen:
             result["groupfanout"] = await groups.group_fanout(

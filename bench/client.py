@@ -148,17 +148,22 @@ class LoadClient:
             self._waiters.pop(request_id, None)
 
     async def sync_all(self, after: int) -> list[Frame]:
-        """Every chat frame of this user after seq ``after``, oldest first (paged sync)."""
+        """Every chat frame of this user after seq ``after``, oldest first (paged sync).
+
+        The whole cursor the server answers with is sent back: a stream left out of a request
+        is served from its beginning (the notifications stream, since the notifier), so paging
+        on the chat seq alone would ask for the same notifications page forever.
+        """
         frames: list[Frame] = []
-        cursor = after
+        cursor: dict[str, int] = {"chat": after}
         while True:
             answer = await self.request(
-                {"type": "sync", "cursor": {"chat": cursor}, "limit": 1000}, timeout_s=60.0
+                {"type": "sync", "cursor": cursor, "limit": 1000}, timeout_s=60.0
             )
             if answer.get("type") != "ack":
                 raise RuntimeError(f"sync refused: {answer.get('code')}")
-            frames.extend(answer["events"])
-            cursor = answer["cursor"]["chat"]
+            frames.extend(e for e in answer["events"] if e.get("stream", "chat") == "chat")
+            cursor = dict(answer["cursor"])
             if not answer["has_more"]:
                 return frames
 

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -33,9 +36,17 @@ from schemas import topics
 
 
 async def hops(
-    system: System, progress: Progress, *, messages: int, rate: float
+    system: System, progress: Progress, *, messages: int, rate: float, keep: bool = False
 ) -> dict[str, object]:
-    """Send ``messages`` at ``rate`` msgs/s and summarise each hop (p50/p95/p99/max, ms)."""
+    """Send ``messages`` at ``rate`` msgs/s and summarise each hop (p50/p95/p99/max, ms).
+
+    With ``keep``, every message's hops are in the result too (``per_message``: send time in
+    seconds from the first send, then gateway in, Kafka hop, chat, gateway out in ms), the
+    chat service's histogram of batch transaction times over the run (``chat_batches``), and
+    the slow ``fsync()`` calls of a probe that writes and syncs 4 KiB every 10 ms on the disk
+    Postgres and Kafka write to (``slow_fsyncs``: seconds from the first send, ms): where a
+    slow message's time went, and whether the transactions or the disk explain it.
+    """
     sent: dict[int, float] = {}
     received: dict[int, float] = {}
     command_made: dict[int, float] = {}
@@ -61,10 +72,14 @@ async def hops(
                 command_made[index] = record.timestamp / 1000
                 command_seen[index] = seen
             return
-        frame = data.get("frame") or {}
-        message = frame.get("message") if frame.get("type") == "message.new" else None
-        if message and data.get("user_id") == recipient.user_id:
-            delivery_made.setdefault(int(message["client_msg_id"]), record.timestamp / 1000)
+        if data.get("user_id") != recipient.user_id:
+            return
+        # One frame, or a batch's frames for the user (services/runtime/delivery.py).
+        for item in data.get("frames") or [data]:
+            frame = item.get("frame") or {}
+            message = frame.get("message") if frame.get("type") == "message.new" else None
+            if message:
+                delivery_made.setdefault(int(message["client_msg_id"]), record.timestamp / 1000)
 
     tail = AIOKafkaConsumer(
         commands_topic,
@@ -84,6 +99,16 @@ async def hops(
                     note(record)
 
     follower = asyncio.create_task(follow())
+    batches_before = await _batch_histogram(system) if keep else {}
+    probe_stop = threading.Event()
+    slow_fsyncs: list[tuple[float, float]] = []
+    probe = (
+        asyncio.create_task(
+            asyncio.to_thread(_fsync_probe, system.log_dir / "fsync-probe", probe_stop, slow_fsyncs)
+        )
+        if keep
+        else None
+    )
     try:
         # The tail must be positioned before the first message is produced.
         await _until(lambda: bool(tail.assignment()), timeout_s=10.0)
@@ -100,6 +125,9 @@ async def hops(
         await _until(lambda: len(received) >= messages, timeout_s=10.0)
         await asyncio.sleep(0.5)  # the tail's last fetch
     finally:
+        probe_stop.set()
+        if probe is not None:
+            await probe
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await follower
@@ -109,7 +137,28 @@ async def hops(
     whole = [i for i in sent if i in received and i in command_made and i in delivery_made]
     end_to_end = summarize([received[i] - sent[i] for i in whole])
     progress.done(f"hops at {rate:g}/s: end to end p50 {end_to_end['p50_ms']} ms")
+    kept: dict[str, object] = {}
+    if keep:
+        first = min(sent.values(), default=0.0)
+        kept["per_message"] = [
+            [
+                round(sent[i] - first, 3),
+                round((command_made[i] - sent[i]) * 1000, 1),
+                round((command_seen[i] - command_made[i]) * 1000, 1),
+                round((delivery_made[i] - command_made[i]) * 1000, 1),
+                round((received[i] - delivery_made[i]) * 1000, 1),
+            ]
+            for i in whole
+        ]
+        after = await _batch_histogram(system)
+        kept["chat_batches"] = {
+            le: after.get(le, 0) - batches_before.get(le, 0) for le in sorted(after, key=float)
+        }
+        kept["slow_fsyncs"] = [
+            [round(at - first, 3), round(took * 1000, 1)] for at, took in slow_fsyncs
+        ]
     return {
+        **kept,
         "messages": messages,
         "rate": rate,
         "traced": len(whole),
@@ -119,6 +168,37 @@ async def hops(
         "gateway_out": summarize([received[i] - delivery_made[i] for i in whole]),
         "end_to_end": end_to_end,
     }
+
+
+def _fsync_probe(path: Path, stop: threading.Event, slow: list[tuple[float, float]]) -> None:
+    """Write and fsync 4 KiB every 10 ms until ``stop``; note (wall time, seconds) of each
+    fsync slower than 20 ms. Runs in a thread: a slow fsync must not stall the load."""
+    block = os.urandom(4096)
+    with path.open("wb") as handle:
+        while not stop.wait(0.01):
+            started = time.time()
+            handle.seek(0)
+            handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+            took = time.time() - started
+            if took > 0.02:
+                slow.append((started, took))
+
+
+async def _batch_histogram(system: System) -> dict[str, float]:
+    """Cumulative buckets of chat's ``realtime_db_seconds{operation="consume_batch"}``."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{system.chat.port}/metrics")).text
+    buckets: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("realtime_db_seconds_bucket{") and 'operation="consume_batch"' in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            if le != "+Inf":
+                buckets[le] = float(line.rsplit(" ", 1)[1])
+    return buckets
 
 
 async def _until(condition: Callable[[], bool], *, timeout_s: float) -> None:

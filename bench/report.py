@@ -25,6 +25,21 @@ def table(result: Result) -> str:
         f"machine: {machine.get('cores')} cores, {machine.get('memory_gib')} GiB,"
         f" {machine.get('cpu_model', '')}"
     )
+    if result.get("duel"):
+        from bench.duel import table as duel_table
+
+        lines.extend(duel_table(result["duel"]))
+    over = result.get("overload")
+    if over:
+        capacity = over["sizes"]["capacity"]
+        lines.append("")
+        lines.append(
+            f"overload {capacity} -> {2 * capacity} -> {capacity} msgs/s: sent {over['sent']},"
+            f" acked {over['acked']}, refused {over['refused']} (retry_after_ms p50"
+            f" {over['retry_after_ms']['p50_ms']:.0f}); delivery p99 while overloaded"
+            f" {over['overload_delivery']['p99_ms']} ms; recovery {over['recovery_s']} s after"
+            f" the load fell; acked but missing after sync: {over['acked_missing_after_sync']}"
+        )
     if result.get("latency"):
         lines.append("")
         lines.append(

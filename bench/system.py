@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import secrets
 import time
@@ -65,9 +66,18 @@ class Service(ServiceProcess):
     launch theirs): run from ``source``, with a high open-file limit."""
 
     def __init__(
-        self, name: str, env: dict[str, str], port: int, log_path: Path, source: Path = ROOT
+        self,
+        name: str,
+        env: dict[str, str],
+        port: int,
+        log_path: Path,
+        source: Path = ROOT,
+        *,
+        label: str | None = None,
     ) -> None:
         super().__init__(name, env, port, log_path, cwd=source, preexec_fn=raise_nofile)
+        #: Its role in CPU accounting (``gateway-2`` for a second gateway).
+        self.label = label or name
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Poll ``/readyz`` until it answers 200.
@@ -98,6 +108,9 @@ class System:
     env: dict[str, str] = field(default_factory=dict)
     kafka_bootstrap: str = ""
     topic_prefix: str = ""
+    # More processes of a service beside the first: gateways sharing its port (SO_REUSEPORT),
+    # chat instances sharing the consumer group (partitions spread over them).
+    more: list[Service] = field(default_factory=list)
 
     @property
     def ws_url(self) -> str:
@@ -106,7 +119,13 @@ class System:
 
     @classmethod
     async def start(
-        cls, *, log_dir: Path, extra_env: Mapping[str, str], source: Path = ROOT
+        cls,
+        *,
+        log_dir: Path,
+        extra_env: Mapping[str, str],
+        source: Path = ROOT,
+        gateways: int = 1,
+        chats: int = 1,
     ) -> System:
         """Create the database, start chat, presence and the notifier, then the gateway, and wait
         until each is ready.
@@ -165,6 +184,8 @@ class System:
             "LOG_LEVEL": "WARNING",
         }
         env |= dict(extra_env)
+        if gateways > 1:
+            env["GATEWAY_REUSE_PORT"] = "1"
 
         def service(name: str) -> Service:
             return Service(name, env, ports[name], log_dir / f"{name}.log", source)
@@ -188,6 +209,34 @@ class System:
                 if started is not None:
                     started.start()
                     await started.wait_ready()
+                if started is system.chat:
+                    for n in range(2, chats + 1):
+                        # Its internal HTTP needs a port of its own; the group shares the
+                        # partitions.
+                        port = free_port()
+                        chat = Service(
+                            "chat",
+                            env | {"CHAT_PORT": str(port)},
+                            port,
+                            log_dir / f"chat-{n}.log",
+                            source,
+                            label=f"chat-{n}",
+                        )
+                        system.more.append(chat)
+                        chat.start()
+                        await chat.wait_ready()
+            for n in range(2, gateways + 1):
+                gateway = Service(
+                    "gateway",
+                    env,
+                    ports["gateway"],
+                    log_dir / f"gateway-{n}.log",
+                    source,
+                    label=f"gateway-{n}",
+                )
+                system.more.append(gateway)
+                gateway.start()
+                await gateway.wait_ready()
         except BaseException:
             await system.stop(drop_database=True)
             raise
@@ -196,6 +245,7 @@ class System:
     def pids(self) -> dict[str, int]:
         """Process id of each running service, by role."""
         found = {"gateway": self.gateway.pid, "chat": self.chat.pid}
+        found |= {service.label: service.pid for service in self.more}
         if self.presence is not None:
             found["presence"] = self.presence.pid
         if self.notifier is not None:
@@ -213,6 +263,8 @@ class System:
 
     async def stop(self, *, drop_database: bool) -> None:
         """Stop the services and (optionally) drop the bench database."""
+        for extra in self.more:
+            extra.stop()
         for service in (self.gateway, self.notifier, self.presence, self.chat):
             if service is not None:
                 service.stop()
@@ -233,22 +285,43 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return float(times.user) + float(times.system)
 
 
-def _find_kafka() -> psutil.Process | None:
-    for process in psutil.process_iter(["name", "cmdline"]):
-        cmdline = process.info.get("cmdline") or []
-        if "kafka.Kafka" in cmdline:
-            return process
+def _listening_pid(port: int) -> int | None:
+    """The process listening on loopback ``port``, if any (root sees every process's sockets)."""
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                return int(conn.pid) if conn.pid else None
     return None
+
+
+def _port_of(address: str, default: int) -> int:
+    """The port of ``host:port`` or of a ``postgresql://…@host:port/db`` URL."""
+    found = re.search(r":(\d+)(?:/|$|,)", address.rsplit("@", 1)[-1])
+    return int(found.group(1)) if found else default
+
+
+def _find_kafka() -> psutil.Process | None:
+    """This deployment's broker: the JVM listening on KAFKA_BOOTSTRAP_SERVERS' port.
+
+    Several engineers' brokers may run on one machine; the first JVM named ``kafka.Kafka``
+    would be anyone's.
+    """
+    port = _port_of(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""), 9092)
+    pid = _listening_pid(port)
+    return psutil.Process(pid) if pid is not None else None
 
 
 def _find_postmaster() -> psutil.Process | None:
-    for process in psutil.process_iter(["name", "ppid"]):
-        if process.info.get("name") != "postgres":
-            continue
-        with contextlib.suppress(psutil.Error):
-            if psutil.Process(int(process.info["ppid"])).name() != "postgres":
-                return process
-    return None
+    """The Postgres server listening on DATABASE_URL's port (its postmaster)."""
+    port = _port_of(os.environ.get("DATABASE_URL", ""), 5432)
+    pid = _listening_pid(port)
+    if pid is None:
+        return None
+    process = psutil.Process(pid)
+    with contextlib.suppress(psutil.Error):
+        while process.parent() is not None and process.parent().name() == "postgres":
+            process = process.parent()
+    return process
 
 
 def _postgres_seconds(postmaster: psutil.Process) -> float:

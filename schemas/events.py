@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from schemas.base import ConversationId, RequestId, UserId, WireModel
 from schemas.frames import (
@@ -289,17 +296,37 @@ class WatermarkMoved(WireModel):
     up_to_seq: int
 
 
-class DeliveryFrame(WireModel):
-    """data of ``delivery.frame``: a frame for the devices of one user."""
+class DeliveredFrame(WireModel):
+    """One of several frames of a ``delivery.frame`` record."""
 
-    # Recipient user; also the record key.
-    user_id: UserId
     # Only this connection gets it (answers to requests); all of the user's when absent.
     connection_id: str | None = None
     # The server frame, as sent to the client.
     frame: dict[str, Any]
     # When the originating command entered the system, for end-to-end latency.
     origin_time: datetime | None = None
+
+
+class DeliveryFrame(WireModel):
+    """data of ``delivery.frame``: a frame for the devices of one user, or (``frames``) every
+    frame a batch had for that user, in order. Exactly one of ``frame`` and ``frames``."""
+
+    # Recipient user; also the record key.
+    user_id: UserId
+    # Only this connection gets it (answers to requests); all of the user's when absent.
+    connection_id: str | None = None
+    # The server frame, as sent to the client.
+    frame: dict[str, Any] | None = None
+    # When the originating command entered the system, for end-to-end latency.
+    origin_time: datetime | None = None
+    # Several frames for the user, in the order the gateway pushes them.
+    frames: list[DeliveredFrame] | None = Field(default=None, min_length=2)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> DeliveryFrame:
+        if (self.frame is None) == (self.frames is None):
+            raise ValueError("exactly one of frame and frames")
+        return self
 
 
 class DeliveryClose(WireModel):

@@ -652,6 +652,9 @@ class Error(WireModel):
     code: ErrorCode
     # Human-readable reason; never echoes a message body.
     message: str
+    # With ``unavailable``: how long to wait before sending the frame again (milliseconds),
+    # e.g. from a gateway that refuses commands while the system is behind.
+    retry_after_ms: int | None = Field(default=None, ge=0)
 
 
 class Pong(WireModel):

@@ -8,6 +8,7 @@ Module map:
     conversations  group changes (create, members, roles, title)
     changes        message changes (edit, delete, reaction)
     emit           stages answers, frames of the ``chat`` stream and facts for the outbox
+    wire           a new message's frames, answer and fact around its JSON (serialised once)
     storage        every SQL statement of the command side (schema ``chat``); the ``chat``
                    stream is the runtime's (services/runtime/streams), folded into its send
                    statements

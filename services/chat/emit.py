@@ -16,7 +16,7 @@ from services.chat import storage
 from services.chat.domain.errors import ChatError
 from services.runtime.codec import EventBuilder
 from services.runtime.db import Connection
-from services.runtime.delivery import DeliveryWriter
+from services.runtime.delivery import DeliveryBatch, DeliveryWriter
 from services.runtime.metrics import ERRORS
 from services.runtime.outbox import OutboundRecord
 
@@ -42,11 +42,14 @@ class Emitter:
         *,
         message: Message | None = None,
         conversation: Conversation | None = None,
+        into: DeliveryBatch | None = None,
     ) -> None:
-        """Acknowledge a request that carried an id; a request without one gets no answer."""
+        """Acknowledge a request that carried an id; a request without one gets no answer.
+        ``into``: gathered with the user's other frames of the batch instead of a record of
+        its own."""
         if reply_to.request_id is not None:
             ack = Ack(id=reply_to.request_id, message=message, conversation=conversation)
-            self.reply(out, user_id, reply_to, origin, ack.to_wire())
+            self.reply(out, user_id, reply_to, origin, ack.to_wire(), into=into)
 
     def refuse(
         self,
@@ -55,12 +58,14 @@ class Emitter:
         reply_to: ReplyTo,
         origin: datetime,
         exc: ChatError,
+        *,
+        into: DeliveryBatch | None = None,
     ) -> None:
         """Answer a refused command with an ``error`` frame to the requesting connection
         (whether or not the request had an id: a client must learn it was refused)."""
         ERRORS.labels(exc.code).inc()
         error = Error(id=reply_to.request_id, code=exc.code, message=exc.message)
-        self.reply(out, user_id, reply_to, origin, error.to_wire())
+        self.reply(out, user_id, reply_to, origin, error.to_wire(), into=into)
 
     def reply(
         self,
@@ -69,8 +74,14 @@ class Emitter:
         reply_to: ReplyTo,
         origin: datetime,
         frame: bytes,
+        *,
+        into: DeliveryBatch | None = None,
     ) -> None:
-        """Stage a frame for the one connection that made the request."""
+        """Stage a frame for the one connection that made the request (in ``into`` when
+        given)."""
+        if into is not None:
+            into.add(user_id, frame, origin=origin, connection_id=reply_to.connection_id)
+            return
         out.append(
             self.delivery.frame(user_id, frame, origin=origin, connection_id=reply_to.connection_id)
         )

@@ -3,9 +3,11 @@
 Each command: check with the pure domain, write through :mod:`services.chat.storage`, and stage
 what must leave the service (:class:`~services.chat.emit.Emitter`): one delivery frame per
 recipient user (keyed by user id), the answer to the requesting connection, and a fact on
-``chat.events.v1``; a conversation created by a send is also announced, with its members, on
-``chat.conversations.v1``. Sends and receipts are applied here; group changes by
-:mod:`services.chat.conversations`, message changes by :mod:`services.chat.changes`.
+``chat.events.v1``; a batch of sends stages one delivery record per user with all of that
+user's frames (the sender's answers included); a conversation created by a send is also
+announced, with its members, on ``chat.conversations.v1``. Sends and receipts are applied
+here; group changes by :mod:`services.chat.conversations`, message changes by
+:mod:`services.chat.changes`.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+import orjson
+
 from schemas import topics
 from schemas.events import (
     ConversationCreated,
-    MessageCreated,
     MessageSendCommand,
     ReceiptCommand,
     ReplyTo,
     WatermarkMoved,
 )
-from schemas.frames import Message, MessageNew, MessageStatus
-from services.chat import changes, conversations, storage
+from schemas.frames import Message, MessageStatus
+from services.chat import changes, conversations, storage, wire
 from services.chat.changes import MessageCommands
 from services.chat.conversations import ConversationCommands
 from services.chat.domain.edits import check_reply
@@ -213,20 +216,25 @@ class ChatCommandHandler:
                 continue
             decisions.append(None)
             new_at[key] = position
-        # Number the new messages and their frames from the locked seqs, in record order.
+        # Number the new messages and their frames from the locked seqs, in record order. Every
+        # frame of a user in this batch (members' message.new, the sender's answers) rides in
+        # one delivery record per user, in this order.
         created: dict[int, Message] = {}
         last_seq: dict[str, int] = {}
         appends = Appends(state.stream_seq)
+        frames = self._emit.delivery.batch()
+        emit = self._emit
         for position, decision in enumerate(decisions):
             cmd, origin = sends[position]
             if isinstance(decision, ChatError):
-                self._emit.refuse(out, cmd.sender_id, cmd.reply_to, origin, decision)
+                emit.refuse(out, cmd.sender_id, cmd.reply_to, origin, decision, into=frames)
                 continue
             if isinstance(decision, Message):
-                self._emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=decision)
+                emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=decision, into=frames)
                 continue
             if isinstance(decision, int):
-                self._emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=created[decision])
+                first = created[decision]
+                emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=first, into=frames)
                 continue
             conversation = cmd.conversation_id
             seq = last_seq.get(conversation, state.last_seq[conversation]) + 1
@@ -244,18 +252,22 @@ class ChatCommandHandler:
             )
             created[position] = message
             users = members[conversation]
+            # The message serialised once, carried into its frames, answer and fact.
+            encoded = orjson.Fragment(message.to_wire())
             for user in users:
                 user_seq = appends.next_seq(user)
-                frame = MessageNew(seq=user_seq, message=message).to_wire()
+                frame = wire.message_new(user_seq, encoded)
                 appends.add(user, user_seq, frame, message.id)
-                out.append(self._emit.delivery.frame(user, frame, origin=origin))
-            self._emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=message)
-            fact = MessageCreated(message=message, member_ids=users)
+                frames.add(user, frame, origin=origin)
+            request_id = cmd.reply_to.request_id
+            if request_id is not None:
+                answer = wire.ack_with_message(request_id, encoded)
+                emit.reply(out, cmd.sender_id, cmd.reply_to, origin, answer, into=frames)
+            fact = wire.message_created(encoded, users)
             out.append(
-                self._emit.fact(
-                    self._topics.chat_events, topics.MESSAGE_CREATED, conversation, fact.to_wire()
-                )
+                emit.fact(self._topics.chat_events, topics.MESSAGE_CREATED, conversation, fact)
             )
+        out.extend(frames.records())
         if created:
             await storage.store_sends(
                 conn, messages=list(created.values()), last_seq=last_seq, appends=appends

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 
 import httpx
@@ -23,6 +24,7 @@ from services.gateway.devpage import dev_page_from_settings
 from services.gateway.domain import commands
 from services.gateway.domain.limits import HandshakeLimiter
 from services.gateway.domain.registry import Registry
+from services.gateway.domain.shedding import LoadShedder
 from services.gateway.presence import PresenceClient
 from services.gateway.publisher import CommandPublisher
 from services.gateway.reads import ChatReads, NotifierReads
@@ -43,6 +45,10 @@ from services.runtime.kafka import (
 from services.runtime.lifecycle import new_id, stop_signal, utc_now
 
 log = logging.getLogger(__name__)
+
+#: A request unanswered this long lost its answer (a dead-lettered command): load shedding
+#: forgets it.
+_FORGET_UNANSWERED_S = 30.0
 
 
 async def _heartbeat(
@@ -67,7 +73,11 @@ async def serve(settings: GatewaySettings) -> None:
     """
     topic_names = TopicNames.with_prefix(settings.kafka_topic_prefix)
     await ensure_topics(settings, standard_topics(settings))
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
+    producer = make_producer(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.instance_id,
+        linger_ms=settings.kafka_linger_ms,
+    )
     await producer.start()
     consumer = make_consumer(
         settings.kafka_bootstrap_servers,
@@ -80,7 +90,14 @@ async def serve(settings: GatewaySettings) -> None:
     # The producer waits for the topic's metadata, which may lag a topic created moments ago.
     partitions = len(await producer.partitions_for(topic_names.delivery))
     registry: Registry[Session] = Registry(partitions=partitions)
+    shedder = LoadShedder(
+        max_wait_s=settings.gateway_overload_wait_ms / 1000,
+        min_pending=settings.gateway_overload_min_pending,
+        forget_after_s=_FORGET_UNANSWERED_S,
+        chance=random.random,
+    )
     delivery = DeliveryTail(
+        shedder=shedder,
         consumer=consumer,
         producer=producer,
         topic=topic_names.delivery,
@@ -143,6 +160,8 @@ async def serve(settings: GatewaySettings) -> None:
                 base_url=settings.notifier_url or None,
                 internal_token=settings.required_internal_token(),
             ),
+            shedder=shedder,
+            max_unconfirmed=settings.gateway_max_unconfirmed,
         ),
         presence=presence,
         readiness=readiness,
@@ -170,6 +189,7 @@ async def serve(settings: GatewaySettings) -> None:
         ping_interval=settings.heartbeat_s,
         ping_timeout=settings.heartbeat_s,
         close_timeout=2,
+        reuse_port=settings.gateway_reuse_port,
     ) as server:
         log.info(
             "gateway started",

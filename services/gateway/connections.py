@@ -266,6 +266,8 @@ class Endpoint:
             pass
         finally:
             expiry.cancel()
+            if session.pending:
+                self._upstream.shedder.forget(session.connection_id, session.pending)
             self._registry.remove(session)
             CONNECTIONS.dec()
             await self._tell_presence(session, opened=False)

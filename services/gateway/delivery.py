@@ -9,8 +9,11 @@ aiokafka's ``assign()`` replaces the whole assignment and forgets positions, so 
 saves the positions of partitions kept and seeks back to them: no record is skipped or
 repeated on the partitions other users are already reading.
 
-A record carries a frame for a user (``delivery.frame``) or tells the gateways to close every
-connection of a user (``delivery.close``, when the user is erased: docs/erasure.md).
+A record carries one frame (``data.frame``) or, from a service that applied a batch, all of
+one user's frames of that batch in order (``data.frames``, :mod:`services.runtime.delivery`),
+or tells the gateways to close every connection of a user (``delivery.close``, when the user
+is erased: docs/erasure.md). An answer (``ack``/``error`` to one connection) also tells load
+shedding that its request is done.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from schemas.topics import DELIVERY_CLOSE
 from services.gateway.domain.registry import Registry
+from services.gateway.domain.shedding import LoadShedder
 from services.gateway.metrics import DELIVERY_LATENCY_BY_TYPE, HELD_PARTITIONS
 from services.gateway.session import Session
 from services.runtime.dlq import count_dead_letter, dead_letter
@@ -32,11 +36,15 @@ from services.runtime.metrics import CONSUMER_LAG, ERRORS
 
 log = logging.getLogger(__name__)
 
+#: Frame types that answer a request (and end its wait in load shedding).
+_ANSWERS = frozenset({"ack", "error"})
+
 
 class DeliveryTail:
     """Consumes ``delivery.frames.v1`` partitions of connected users and pushes frames.
 
     Args:
+        shedder: requests awaiting answers (answers pass through here).
         consumer: an unstarted consumer with no group (manual assignment).
         producer: used to dead-letter malformed records.
         topic: the delivery topic.
@@ -47,12 +55,14 @@ class DeliveryTail:
     def __init__(
         self,
         *,
+        shedder: LoadShedder,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         topic: str,
         registry: Registry[Session],
         release_delay_s: float,
     ) -> None:
+        self._shedder = shedder
         self._consumer = consumer
         self._producer = producer
         self._topic = topic
@@ -140,22 +150,42 @@ class DeliveryTail:
                 for session in self._registry.targets(user_id, None):
                     session.close(code, reason)
                 return
-            frame = data["frame"]
-            frame_type = frame["type"]
-            connection_id = data.get("connection_id")
-            origin_time = data.get("origin_time")
+            items = data.get("frames")
+            if items is None:
+                items = (data,)
+            frames = [
+                (item["frame"], item["frame"]["type"], item.get("connection_id"), item)
+                for item in items
+            ]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             await self._dead_letter(record, f"invalid_delivery:{type(exc).__name__}")
             return
-        targets = self._registry.targets(user_id, connection_id)
-        if not targets:
+        registry = self._registry
+        now: datetime | None = None
+        for frame, frame_type, connection_id, item in frames:
+            targets = registry.targets(user_id, connection_id)
+            if connection_id is not None and frame_type in _ANSWERS:
+                self._answered(connection_id, frame.get("id"), targets)
+            if not targets:
+                continue
+            encoded = orjson.dumps(frame)
+            for session in targets:
+                session.send(frame_type, encoded)
+            origin_time = item.get("origin_time")
+            if origin_time is not None:
+                now = now or datetime.now(UTC)
+                latency = (now - datetime.fromisoformat(origin_time)).total_seconds()
+                DELIVERY_LATENCY_BY_TYPE[frame_type].observe(max(latency, 0.0))
+
+    def _answered(
+        self, connection_id: str, request_id: object, targets: tuple[Session, ...]
+    ) -> None:
+        if not isinstance(request_id, str):
             return
-        data = orjson.dumps(frame)
+        self._shedder.answered(connection_id, request_id)
         for session in targets:
-            session.send(frame_type, data)
-        if origin_time is not None:
-            latency = datetime.now(UTC) - datetime.fromisoformat(origin_time)
-            DELIVERY_LATENCY_BY_TYPE[frame_type].observe(max(latency.total_seconds(), 0.0))
+            if session.pending is not None:
+                session.pending.discard(request_id)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         ERRORS.labels("delivery_record_invalid").inc()

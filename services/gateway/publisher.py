@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import AIOKafkaProducer
 
 from services.gateway.domain.commands import Command
@@ -32,10 +34,19 @@ class CommandPublisher:
         self.gateway_id = gateway_id
 
     async def publish(self, command: Command) -> None:
-        """Publish one command to its topic of this deployment.
+        """Publish one command to its topic of this deployment and wait for Kafka's ack.
 
         Raises:
             aiokafka.errors.KafkaError: Kafka did not take the record.
+        """
+        await (await self.submit(command))
+
+    async def submit(self, command: Command) -> asyncio.Future[object]:
+        """Enqueue one command to the producer; the future resolves when Kafka acknowledged it
+        (or fails). Records enqueued one after another keep their order per partition.
+
+        Raises:
+            aiokafka.errors.KafkaError: the producer could not even enqueue it.
         """
         record = self._events.record(
             self._prefix + command.topic,
@@ -43,4 +54,7 @@ class CommandPublisher:
             key=command.key,
             data=command.data.to_dict(),
         )
-        await self._producer.send_and_wait(record.topic, record.value, key=record.key)
+        delivered: asyncio.Future[object] = await self._producer.send(
+            record.topic, record.value, key=record.key
+        )
+        return delivered

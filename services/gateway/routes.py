@@ -2,17 +2,19 @@
 
 A frame is either handed on as a command to the service that applies it, which answers it
 through the delivery topic (:class:`Publish`, built by :mod:`services.gateway.domain.commands`;
-the gateway answers only when Kafka does not take it: ``unavailable``), or answered here
-(ping; sync, conversations.list, history and search, notifications.list and
-notification.prefs.get, read from their owner over internal HTTP). Adding a frame type is an
-entry here and its model in :mod:`schemas.frames`; a unit test holds the table and the models
-together.
+the gateway answers only when Kafka does not take it, or when load shedding refuses it because
+the system is behind: ``unavailable``, the latter with ``retry_after_ms``), or answered here (ping;
+sync, conversations.list, history and search, notifications.list and notification.prefs.get,
+read from their owner over internal HTTP). Adding a frame type is an entry here and its model
+in :mod:`schemas.frames`; a unit test holds the table and the models together.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -24,11 +26,13 @@ from schemas.frames import Ack, ClientFrame, Ping, Pong, Sync
 from services.gateway.domain import commands
 from services.gateway.domain.commands import Command, Requester
 from services.gateway.domain.errors import FrameError, UpstreamUnavailable
+from services.gateway.domain.shedding import LoadShedder
 from services.gateway.publisher import CommandPublisher
 from services.gateway.reads import ChatReads, NotifierReadFrame, NotifierReads, ReadFrame
 from services.gateway.session import Session
 from services.gateway.sync import SyncClient
 from services.runtime.lifecycle import new_id
+from services.runtime.metrics import ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,9 @@ class Upstream:
     sync: SyncClient
     reads: ChatReads
     notifier: NotifierReads
+    shedder: LoadShedder
+    # Commands of one connection enqueued to Kafka and not yet acknowledged, at most.
+    max_unconfirmed: int = 64
 
 
 #: Handles one parsed client frame of a connection.
@@ -52,7 +59,12 @@ Route = Callable[[Upstream, Session, Any], Awaitable[None]]
 
 class Publish(Generic[FrameT]):
     """Hand the frame on as the command ``build`` makes of it; the service that applies it
-    answers. When Kafka does not take it, the client is answered ``unavailable`` (and resends).
+    answers. The client is answered ``unavailable`` (and resends) when the system is behind
+    (load shedding; with ``retry_after_ms``) or when Kafka does not take the command.
+
+    The command is enqueued to the producer and the frame loop reads on; Kafka's
+    acknowledgement is awaited in the background (at most ``max_unconfirmed`` per connection,
+    all to one key: :meth:`Session.publish_slot`).
     """
 
     __slots__ = ("_build",)
@@ -61,12 +73,57 @@ class Publish(Generic[FrameT]):
         self._build = build
 
     async def __call__(self, upstream: Upstream, session: Session, frame: FrameT) -> None:
+        shedder = upstream.shedder
+        retry_after_ms = shedder.retry_after_ms(time.monotonic())
+        if retry_after_ms is not None:
+            ERRORS.labels("overloaded").inc()
+            session.refuse(
+                frame.id, "unavailable", "busy; try again later", retry_after_ms=retry_after_ms
+            )
+            return
         sender = Requester(session.user_id, session.connection_id, upstream.publisher.gateway_id)
+        command = self._build(frame, sender)
+        await session.publish_slot((command.topic, command.key), upstream.max_unconfirmed)
+        request_id = frame.id
+        if request_id is not None:
+            _await_answer(shedder, session, request_id)
         try:
-            await upstream.publisher.publish(self._build(frame, sender))
+            delivered = await upstream.publisher.submit(command)
         except KafkaError as exc:
-            log.warning("command not published", extra={"error": type(exc).__name__})
-            session.refuse(frame.id, "unavailable", "try again shortly")
+            _not_published(shedder, session, request_id, exc)
+            return
+        session.publishing()
+        delivered.add_done_callback(functools.partial(_confirmed, shedder, session, request_id))
+
+
+def _await_answer(shedder: LoadShedder, session: Session, request_id: str) -> None:
+    shedder.handed_on(session.connection_id, request_id, time.monotonic())
+    if session.pending is None:
+        session.pending = set()
+    session.pending.add(request_id)
+
+
+def _confirmed(
+    shedder: LoadShedder,
+    session: Session,
+    request_id: str | None,
+    delivered: asyncio.Future[object],
+) -> None:
+    session.published()
+    exc = None if delivered.cancelled() else delivered.exception()
+    if delivered.cancelled() or exc is not None:
+        _not_published(shedder, session, request_id, exc)
+
+
+def _not_published(
+    shedder: LoadShedder, session: Session, request_id: str | None, exc: BaseException | None
+) -> None:
+    log.warning("command not published", extra={"error": type(exc).__name__})
+    if request_id is not None:
+        shedder.answered(session.connection_id, request_id)
+        if session.pending is not None:
+            session.pending.discard(request_id)
+    session.refuse(request_id, "unavailable", "try again shortly")
 
 
 async def ping(upstream: Upstream, session: Session, frame: Ping) -> None:

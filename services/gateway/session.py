@@ -4,13 +4,24 @@
 
 The send queue is a deque drained by a writer task; both exist only while frames wait, so an
 idle connection costs neither (an empty deque is 760 bytes, a twentieth of what a connection
-costs in all). A client that lets the queue fill is closed with 4009: it must
-reconnect and sync, and it never makes the gateway's memory grow.
+costs in all). The writer takes every frame queued by then and writes them in one go (one
+socket write for a burst: a message and its ack, a user's frames of one delivery record). A
+client that lets the queue fill is closed with 4009: it must reconnect and sync, and it never
+makes the gateway's memory grow.
+
+Commands a connection hands on are not awaited one by one: the frame loop enqueues each to
+the producer and reads on, so a client may have several in flight to one conversation (in
+order: one producer, one partition per key). Their number is bounded per connection
+(``max_unconfirmed``): past it, or before a command to another key, the loop waits before
+reading more (TCP pushes back on the client). The requests awaiting an answer are kept
+(their ids) so that load shedding (:mod:`services.gateway.domain.shedding`) can forget them when
+the connection goes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 
@@ -41,9 +52,30 @@ class GatewayConnection(ServerConnection):
     The state of a handshake lives on its connection: a handshake refused or abandoned after
     authentication takes its principal along when it goes (a table beside the connections
     would keep it).
+
+    Its outgoing data is written in one ``transport.write`` (websockets writes each frame's
+    bytes separately: one system call per frame on uvloop, which writes at once).
     """
 
     principal: Principal | None = None
+
+    def send_data(self) -> None:
+        """Write every pending frame at once; an end of stream (b"") goes the library's way."""
+        chunks = self.protocol.data_to_send()
+        if not chunks:
+            return
+        if all(chunks):
+            self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            return
+        for chunk in chunks:
+            if chunk:
+                self.transport.write(chunk)
+            elif self.transport.can_write_eof():
+                # As websockets does: half-close when possible, else close.
+                with contextlib.suppress(Exception):
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
 
 
 class Session:
@@ -51,11 +83,15 @@ class Session:
 
     __slots__ = (
         "_closing",
+        "_in_flight_to",
         "_queue",
         "_queue_limit",
+        "_room",
+        "_unconfirmed",
         "_writer",
         "connection_id",
         "limiter",
+        "pending",
         "principal",
         "websocket",
     )
@@ -77,16 +113,31 @@ class Session:
         self._queue_limit = queue_limit
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        # Commands enqueued to the producer, not yet acknowledged by Kafka, and where they go.
+        self._unconfirmed = 0
+        self._in_flight_to: tuple[str, str] | None = None
+        self._room: asyncio.Future[None] | None = None
+        # Ids of requests handed on whose answer has not arrived (None: none).
+        self.pending: set[str] | None = None
 
     @property
     def user_id(self) -> str:
         """The authenticated user."""
         return self.principal.user_id
 
-    def refuse(self, request_id: str | None, code: ErrorCode, message: str) -> None:
-        """Answer a frame with an ``error`` (counted by code); ``message`` never echoes input."""
+    def refuse(
+        self,
+        request_id: str | None,
+        code: ErrorCode,
+        message: str,
+        *,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        """Answer a frame with an ``error`` (counted by code); ``message`` never echoes input.
+        ``retry_after_ms``: when to try again (``unavailable`` of an overloaded gateway)."""
         ERRORS.labels(code).inc()
-        self.send("error", Error(id=request_id, code=code, message=message).to_wire())
+        error = Error(id=request_id, code=code, message=message, retry_after_ms=retry_after_ms)
+        self.send("error", error.to_wire())
 
     def send(self, frame_type: str, data: bytes) -> None:
         """Queue a frame (JSON, UTF-8) for this device, or close the connection with 4009 when
@@ -104,18 +155,50 @@ class Session:
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
+        websocket = self.websocket
         try:
             while self._queue:
-                frame_type, data = self._queue.popleft()
-                # A text frame from bytes already UTF-8: no decode here, no encode in websockets.
-                await self.websocket.send(data, text=True)
-                FRAMES_OUT_BY_TYPE[frame_type].inc()
+                burst = list(self._queue)
+                self._queue.clear()
+                # Every frame queued by now in one write (GatewayConnection.send_data joins
+                # them); text frames from bytes already UTF-8: no decode, no encode.
+                async with websocket.send_context():
+                    for _, data in burst:
+                        websocket.protocol.send_text(data)
+                for frame_type, _ in burst:
+                    FRAMES_OUT_BY_TYPE[frame_type].inc()
         except ConnectionClosed:
             pass
         finally:
             # Nothing is queued (or the connection is gone): drop the deque until next time.
             self._queue = None
             self._writer = None
+
+    async def publish_slot(self, destination: tuple[str, str], limit: int) -> None:
+        """Wait until a command to ``destination`` (topic, key) may be enqueued: fewer than
+        ``limit`` of this connection's commands unconfirmed, all of them to the same
+        destination. Commands to one key keep their order in its partition; a command to
+        another key waits until Kafka has the earlier ones, so the order of a client's
+        commands across conversations is the order Kafka receives them in (a client_msg_id
+        reused in another conversation: the first use wins)."""
+        while self._unconfirmed >= limit or (
+            self._unconfirmed and self._in_flight_to != destination
+        ):
+            if self._room is None:
+                self._room = asyncio.get_running_loop().create_future()
+            await self._room
+        self._in_flight_to = destination
+
+    def publishing(self) -> None:
+        """A command of this connection was enqueued to the producer."""
+        self._unconfirmed += 1
+
+    def published(self) -> None:
+        """Kafka acknowledged (or refused) one of them."""
+        self._unconfirmed -= 1
+        room, self._room = self._room, None
+        if room is not None and not room.done():
+            room.set_result(None)
 
     async def flush(self) -> None:
         """Wait until queued frames are written (or the connection is gone)."""

@@ -37,6 +37,9 @@ class GatewaySettings(KafkaSettings, AuthSettings, InternalAuthSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # Several gateway processes on one host share the port (SO_REUSEPORT: the kernel spreads
+    # new connections over them); each tails the delivery partitions of its own users.
+    gateway_reuse_port: bool = False
     # Comma-separated Origins allowed to open WebSockets; requests without Origin are allowed.
     gateway_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Where the chat service's internal HTTP API is.
@@ -77,6 +80,14 @@ class GatewaySettings(KafkaSettings, AuthSettings, InternalAuthSettings):
     # Comma-separated proxies (addresses or CIDR networks) whose X-Forwarded-For names the
     # client; empty: the peer address is the client.
     gateway_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Load shedding (services/gateway/domain/shedding.py): when the oldest request handed on has
+    # waited this long for its answer, and at least gateway_overload_min_pending wait, new
+    # commands are answered `unavailable` with retry_after_ms instead of joining the queue.
+    gateway_overload_wait_ms: int = Field(default=500, ge=1)
+    gateway_overload_min_pending: int = Field(default=64, ge=1)
+    # Commands of one connection enqueued to Kafka and not yet acknowledged, at most (past it
+    # the connection's frames are read more slowly).
+    gateway_max_unconfirmed: int = Field(default=64, ge=1)
     # permessage-deflate costs ~100 KiB per connection and invites decompression bombs: off
     # unless asked for; when on, max_frame_bytes caps the decompressed size.
     compression: Literal["none", "deflate"] = "none"

@@ -1,9 +1,22 @@
-"""Building records for ``delivery.frames.v1``: one frame for one user (or one connection), or
+"""Building records for ``delivery.frames.v1``: frames for one user (or one connection), or
 the order to close every connection of a user.
 
 Every service that talks to clients (chat, presence, notifier) writes these; gateways push
 them to the user's live connections (``delivery.frame``) or close those (``delivery.close``:
-presence, when the user is erased).
+presence, when the user is erased). A frame record carries one frame
+(:meth:`DeliveryWriter.frame`) or every frame a batch has for one user, in order
+(:class:`DeliveryBatch`): under load a consumed batch holds many messages to and from the same
+users, and one record per user instead of one per frame is that many fewer records to
+produce, store, fetch and parse.
+
+Wire (the ``delivery.frame`` event's ``data``)::
+
+    one frame:   {"user_id", "frame", "origin_time"?, "connection_id"?}
+    several:     {"user_id", "frames": [{"frame", "origin_time"?, "connection_id"?}, ...]}
+
+``connection_id`` sends a frame to that one connection (an answer) instead of every connection
+of the user. Gateways read both shapes (deploy gateways first when upgrading from a version
+that wrote only the first).
 """
 
 from __future__ import annotations
@@ -48,11 +61,8 @@ class DeliveryWriter:
             origin: when the command that caused it entered the system (latency metric).
             connection_id: only this connection gets it (answers to requests).
         """
-        data: dict[str, object] = {"user_id": user_id, "frame": orjson.Fragment(frame)}
-        if origin is not None:
-            data["origin_time"] = origin
-        if connection_id is not None:
-            data["connection_id"] = connection_id
+        data = _item(frame, origin, connection_id)
+        data["user_id"] = user_id
         return self._events.record(self._topic, DELIVERY_FRAME, key=user_id, data=data)
 
     def close(self, user_id: str, *, code: int, reason: str) -> OutboundRecord:
@@ -66,3 +76,62 @@ class DeliveryWriter:
         """
         data = DeliveryClose(user_id=user_id, code=code, reason=reason).to_dict()
         return self._events.record(self._topic, DELIVERY_CLOSE, key=user_id, data=data)
+
+    def batch(self) -> DeliveryBatch:
+        """A collector of frames for users: one record per user when it is done."""
+        return DeliveryBatch(self)
+
+    def frames(self, user_id: str, items: list[dict[str, object]]) -> OutboundRecord:
+        """A record carrying several frames (items made by :class:`DeliveryBatch`) to a user."""
+        if len(items) == 1:
+            data = dict(items[0])
+            data["user_id"] = user_id
+        else:
+            data = {"user_id": user_id, "frames": items}
+        return self._events.record(self._topic, DELIVERY_FRAME, key=user_id, data=data)
+
+
+def _item(frame: bytes, origin: datetime | None, connection_id: str | None) -> dict[str, object]:
+    item: dict[str, object] = {"frame": orjson.Fragment(frame)}
+    if origin is not None:
+        item["origin_time"] = origin
+    if connection_id is not None:
+        item["connection_id"] = connection_id
+    return item
+
+
+class DeliveryBatch:
+    """Frames for users gathered while a batch is applied; :meth:`records` makes one record per
+    user with that user's frames in the order they were added.
+
+    Order is what a gateway needs: a user's frames reach it in stream order, and on the
+    sender's connection ``message.new`` before the ``ack`` (both in the sender's one record).
+    Records of different users have no order between them (different keys).
+    """
+
+    __slots__ = ("_by_user", "_writer")
+
+    def __init__(self, writer: DeliveryWriter) -> None:
+        self._writer = writer
+        self._by_user: dict[str, list[dict[str, object]]] = {}
+
+    def add(
+        self,
+        user_id: str,
+        frame: bytes,
+        *,
+        origin: datetime | None = None,
+        connection_id: str | None = None,
+    ) -> None:
+        """Add a frame (already-encoded JSON) for ``user_id`` (or only ``connection_id``)."""
+        items = self._by_user.get(user_id)
+        if items is None:
+            items = self._by_user[user_id] = []
+        items.append(_item(frame, origin, connection_id))
+
+    def records(self) -> list[OutboundRecord]:
+        """One record per user, users in the order they first got a frame; then empty."""
+        frames = self._writer.frames
+        made = [frames(user, items) for user, items in self._by_user.items()]
+        self._by_user = {}
+        return made

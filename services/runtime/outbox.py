@@ -3,15 +3,21 @@ describe, published to Kafka right after commit, re-published by a relay after a
 
 Flow::
 
-    handler --OutboundRecord--> stage(): the batch's closing statement --INSERT--> outbox table
+    handler --OutboundRecord--> stage(): the batch's closing statement --INSERT one row holding
+                                every record of the batch, in order--> outbox table
                                 (and DELETE of rows published since; the offset store's write
                                 rides along the same statement)
     after commit: committed() --one producer batch per partition, in order--> Kafka
-                  --acked--> ids noted as published
-    relay (every interval): the backlog is measured (row count, oldest row's age); DELETE
+                  --all acked--> the row's id noted as published
+    relay (every interval): the backlog is measured (rows, oldest row's age); DELETE
                             published rows no batch came to delete; rows older than the grace
                             period --send, acked--> DELETE
-    withdraw (in a handler's transaction): DELETE rows a record about to be staged supersedes
+    withdraw (in a handler's transaction): remove from unpublished rows the records a record
+                                about to be staged supersedes
+
+A row is one transaction's records (topics, keys, payloads and headers as arrays, in staging
+order), not one record: a batch of hundreds of messages writes one row, and deletes it once
+Kafka acknowledged every record in it.
 
 Every statement on the outbox table is in this module. A row is deleted only after Kafka
 acknowledged it, so a crash between commit and publish loses nothing; it can duplicate a
@@ -55,8 +61,8 @@ class OutboundRecord:
 
 @dataclass(frozen=True, slots=True)
 class Staged:
-    """What one closing statement did: rows staged (ids in record order) and rows deleted.
-    Handed back to :meth:`Outbox.committed` once the transaction committed."""
+    """What one closing statement did: the row staged (its id; none without records) and the
+    rows deleted. Handed back to :meth:`Outbox.committed` once the transaction committed."""
 
     ids: list[int]
     records: Sequence[OutboundRecord]
@@ -98,9 +104,9 @@ class Outbox:
     async def stage(
         self, conn: Connection, records: Sequence[OutboundRecord], *, along: Cte | None = None
     ) -> Staged:
-        """In one statement: insert ``records`` (returning their ids in order), delete the rows
-        published since the last call, and run ``along`` (another module's part of the same
-        statement, e.g. the offset store's write).
+        """In one statement: insert ``records`` as one row (none when there are none), delete
+        the rows published since the last call, and run ``along`` (another module's part of the
+        same statement, e.g. the offset store's write).
 
         Runs in the caller's transaction (or alone, in autocommit, with nothing to stage).
         Nothing is published until :meth:`committed` is given the result.
@@ -112,12 +118,13 @@ class Outbox:
         if along is not None:
             head, args = f"{along.name} AS ({along.sql}), ", along.args
         n = len(args)
+        # Data-modifying CTEs run whether or not the insert writes its row.
         rows = await conn.fetch(
             f"WITH {head}published AS"
             f" (DELETE FROM {self._table} WHERE id = ANY(${n + 1}::bigint[]))"
-            f" INSERT INTO {self._table} (topic, key, value, headers)"
-            f" SELECT * FROM unnest(${n + 2}::text[], ${n + 3}::bytea[], ${n + 4}::bytea[],"
-            f" ${n + 5}::jsonb[]) RETURNING id",
+            f" INSERT INTO {self._table} (topics, keys, payloads, headers)"
+            f" SELECT ${n + 2}::text[], ${n + 3}::bytea[], ${n + 4}::bytea[], ${n + 5}::jsonb[]"
+            f" WHERE cardinality(${n + 2}::text[]) > 0 RETURNING id",
             *args,
             deleted,
             topics,
@@ -144,7 +151,7 @@ class Outbox:
         except BaseException:
             self._confirm_slots.release()
             raise
-        task = asyncio.create_task(self._confirm(ids, futures))
+        task = asyncio.create_task(self._confirm(ids, futures, len(records)))
         self._confirms.add(task)
         task.add_done_callback(self._confirms.discard)
 
@@ -186,15 +193,17 @@ class Outbox:
             futures.append(await self._producer.send_batch(batch, topic, partition=partition))
         return futures
 
-    async def _confirm(self, ids: list[int], futures: list[asyncio.Future[object]]) -> None:
+    async def _confirm(
+        self, ids: list[int], futures: list[asyncio.Future[object]], records: int
+    ) -> None:
         try:
             await asyncio.wait_for(asyncio.gather(*futures), CONFIRM_TIMEOUT_S)
             self._published.update(ids)
-            OUTBOX_PUBLISHED.labels("direct").inc(len(ids))
+            OUTBOX_PUBLISHED.labels("direct").inc(records)
         except Exception:
             # The rows stay; the relay publishes them after the grace period.
             log.exception(
-                "outbox publish not confirmed; relay will retry", extra={"rows": len(ids)}
+                "outbox publish not confirmed; relay will retry", extra={"records": records}
             )
         finally:
             self._confirm_slots.release()
@@ -224,29 +233,51 @@ class Outbox:
             await asyncio.gather(*self._confirms, return_exceptions=True)
 
     async def withdraw(self, conn: Connection, *, topic: str, key: str) -> None:
-        """Delete the staged, unpublished records of ``key`` on ``topic``, in the caller's
-        transaction, before staging a record that supersedes them.
+        """Remove the staged, unpublished records of ``key`` on ``topic`` from the outbox, in the
+        caller's transaction, before staging a record that supersedes them.
 
         For a compacted topic whose records each carry a whole state: the relay publishes
         leftovers of a crashed instance late, possibly after a newer record, and compaction
         would then keep the older state as the key's last word. Rows the relay is publishing
-        right now (locked) are left to it rather than waited for.
+        right now (locked) are left to it rather than waited for. Rare (group changes): one
+        statement to find the rows, one per row changed.
         """
-        await conn.execute(
-            f"DELETE FROM {self._table} WHERE id IN (SELECT id FROM {self._table}"
-            " WHERE topic = $1 AND key = $2 FOR UPDATE SKIP LOCKED)",
+        rows = await conn.fetch(
+            f"SELECT id, topics, keys, payloads, headers FROM {self._table}"
+            " WHERE $1 = ANY(topics) ORDER BY id FOR UPDATE SKIP LOCKED",
             topic,
-            key.encode(),
         )
+        encoded = key.encode()
+        for row in rows:
+            kept = [
+                i
+                for i, (t, k) in enumerate(zip(row["topics"], row["keys"], strict=True))
+                if not (t == topic and k == encoded)
+            ]
+            if len(kept) == len(row["topics"]):
+                continue
+            if not kept:
+                await conn.execute(f"DELETE FROM {self._table} WHERE id = $1", row["id"])
+                continue
+            await conn.execute(
+                f"UPDATE {self._table} SET topics = $2, keys = $3, payloads = $4,"
+                " headers = $5::jsonb[] WHERE id = $1",
+                row["id"],
+                [row["topics"][i] for i in kept],
+                [row["keys"][i] for i in kept],
+                [row["payloads"][i] for i in kept],
+                [row["headers"][i] for i in kept],
+            )
 
-    async def relay_once(self, pool: asyncpg.Pool, *, older_than_ms: int, limit: int = 1000) -> int:
-        """Publish rows left behind (a crash after commit, a Kafka outage); returns the count.
+    async def relay_once(self, pool: asyncpg.Pool, *, older_than_ms: int, limit: int = 100) -> int:
+        """Publish rows left behind (a crash after commit, a Kafka outage), each row's records
+        in order; returns the number of records.
 
         ``SKIP LOCKED`` lets several instances relay side by side without publishing a row twice.
         """
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"SELECT id, topic, key, value, headers FROM {self._table}"
+                f"SELECT id, topics, keys, payloads, headers FROM {self._table}"
                 " WHERE created_at < now() - make_interval(secs => $1::float8 / 1000)"
                 " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                 older_than_ms,
@@ -254,25 +285,22 @@ class Outbox:
             )
             if not rows:
                 return 0
-            futures = await self._send_batches(
-                [
-                    OutboundRecord(
-                        topic=row["topic"],
-                        key=row["key"],
-                        value=row["value"],
-                        headers=_decode_headers(row["headers"]),
-                    )
-                    for row in rows
-                ]
-            )
+            records = [
+                OutboundRecord(topic=topic, key=key, value=value, headers=_decode_headers(headers))
+                for row in rows
+                for topic, key, value, headers in zip(
+                    row["topics"], row["keys"], row["payloads"], row["headers"], strict=True
+                )
+            ]
+            futures = await self._send_batches(records)
             await asyncio.wait_for(asyncio.gather(*futures), CONFIRM_TIMEOUT_S)
             await conn.execute(
                 f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])",
                 [row["id"] for row in rows],
             )
-        OUTBOX_PUBLISHED.labels("relay").inc(len(rows))
-        log.info("outbox relayed leftovers", extra={"rows": len(rows)})
-        return len(rows)
+        OUTBOX_PUBLISHED.labels("relay").inc(len(records))
+        log.info("outbox relayed leftovers", extra={"rows": len(rows), "records": len(records)})
+        return len(records)
 
     async def measure_backlog(self, pool: asyncpg.Pool) -> None:
         """Set the backlog gauges: rows waiting (up to :data:`BACKLOG_COUNT_LIMIT`) and the

@@ -271,7 +271,11 @@ class Service(Generic[SettingsT]):
         await ensure_topics(settings, standard_topics(settings))
         await self.migrate(settings)
         pool = await create_pool(settings)
-        producer = make_producer(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
+        producer = make_producer(
+            settings.kafka_bootstrap_servers,
+            client_id=settings.instance_id,
+            linger_ms=settings.kafka_linger_ms,
+        )
         await producer.start()
         readiness = Readiness()
         kit = Kit(

@@ -46,6 +46,9 @@ class KafkaSettings(BaseSettings):
     kafka_max_compaction_lag_ms: int = Field(default=86_400_000, ge=60_000)
     # Replication factor of created topics (1 for the local single broker).
     kafka_replication_factor: int = Field(default=1, ge=1)
+    # How long this process's producer waits to fill a batch before sending it (docs/
+    # performance.md: measured per service; 0 sends as soon as the previous request returned).
+    kafka_linger_ms: int = Field(default=0, ge=0, le=100)
 
 
 class DatabaseSettings(BaseSettings):

@@ -6,7 +6,6 @@ partitions to consume and which sessions a frame goes to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Generic, Protocol, TypeVar
 
 from services.runtime.partitioning import partition_for_key
@@ -73,7 +72,7 @@ class Registry(Generic[SessionT]):
         """Partitions that hold at least one connected user."""
         return set(self._users_per_partition)
 
-    def targets(self, user_id: str, connection_id: str | None) -> Iterable[SessionT]:
+    def targets(self, user_id: str, connection_id: str | None) -> tuple[SessionT, ...]:
         """Sessions a frame for ``user_id`` goes to: one connection, or all of the user's."""
         if connection_id is not None:
             session = self._by_connection.get(connection_id)

@@ -1,0 +1,238 @@
+"""Scenario ``overload``: twice the capacity for a while, then the normal rate again.
+
+Past capacity a system either queues (latency grows for as long as the overload lasts, and
+for as long again to drain) or pushes back. Ours pushes back at the gateway (load shedding,
+services/gateway/domain/shedding.py): while the oldest command handed on waits too long for
+its answer, new commands are answered ``unavailable`` with ``retry_after_ms``. This scenario
+shows what a client sees, second by second:
+
+    phase 1  ``capacity`` msgs/s for ``before_s``  (normal)
+    phase 2  2 x ``capacity`` for ``over_s``        (overload)
+    phase 3  ``capacity`` for ``after_s``           (load falls: recovery)
+
+Users in pairs, open loop, each message ``message.send`` with id = client_msg_id = its index;
+a refused message is not resent (what the system accepted is what is measured). Per second of
+sending: offered, acked, refused, delivery p50/p99 of the messages sent in that second.
+Verdicts: delivery p99 of accepted messages during the overload (bounded or growing), the
+recovery time (from the fall of the load to the start of the first second from which every
+later second has p99 < 100 ms and no refusal), and the sync check: every acked message must be
+in its sender's and its recipient's stream (nothing acked is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.client import Frame, LoadClient
+from bench.progress import Progress
+from bench.stats import summarize
+from bench.system import CpuMeter, System
+
+
+@dataclass(frozen=True)
+class OverloadSizes:
+    """Sizes of the overload scenario."""
+
+    capacity: int = 1000  # msgs/s the system keeps up with (the duel finds it)
+    pairs: int = 20
+    before_s: float = 10.0
+    over_s: float = 20.0
+    after_s: float = 20.0
+    settle_s: float = 60.0
+    p99_limit_ms: float = 100.0
+
+
+@dataclass
+class _Book:
+    sent_at: list[float] = field(default_factory=list)
+    route: list[tuple[int, int]] = field(default_factory=list)
+    acked_at: dict[int, float] = field(default_factory=dict)
+    delivered_at: dict[int, float] = field(default_factory=dict)
+    refused: dict[int, int | None] = field(default_factory=dict)
+    other_errors: dict[str, int] = field(default_factory=dict)
+
+
+async def overload(
+    system: System, meter: CpuMeter, sizes: OverloadSizes, progress: Progress
+) -> dict[str, Any]:
+    """Run the three phases and return the timeline and verdicts."""
+    book = _Book()
+
+    def on_frame(client: LoadClient, frame: Frame, now: float) -> None:
+        kind = frame["type"]
+        if kind == "ack":
+            book.acked_at.setdefault(int(frame["id"]), now)
+        elif kind == "message.new":
+            message = frame["message"]
+            if message["sender_id"] != client.user_id:
+                book.delivered_at.setdefault(int(message["client_msg_id"]), now)
+        elif kind == "error":
+            code = str(frame.get("code"))
+            if code == "unavailable" and frame.get("id") is not None:
+                book.refused[int(frame["id"])] = frame.get("retry_after_ms")
+            else:
+                book.other_errors[code] = book.other_errors.get(code, 0) + 1
+
+    tag = f"over-{uuid.uuid4().hex[:6]}"
+    count = 2 * sizes.pairs
+    clients = [
+        await LoadClient.open(system.ws_url, n, f"{tag}-u{n}", on_frame) for n in range(count)
+    ]
+    phases = [
+        (sizes.capacity, sizes.before_s),
+        (2 * sizes.capacity, sizes.over_s),
+        (sizes.capacity, sizes.after_s),
+    ]
+    started = time.perf_counter()
+    fall_at = started + sizes.before_s + sizes.over_s
+    with meter.measure() as cpu:
+        for rate, seconds in phases:
+            await _offer(clients, book, rate, seconds, progress)
+        await _settle(book, sizes.settle_s, progress)
+    missing = await _missing_after_sync(clients, book, progress)
+    for client in clients:
+        await client.close()
+    timeline = _timeline(book, started)
+    over_from, over_to = sizes.before_s, sizes.before_s + sizes.over_s
+    accepted_during = [
+        book.delivered_at[i] - t
+        for i, t in enumerate(book.sent_at)
+        if over_from <= t - started < over_to and i in book.delivered_at
+    ]
+    during = summarize(accepted_during)
+    recovery_s = _recovery_s(timeline, fall_at - started, sizes.p99_limit_ms)
+    result: dict[str, Any] = {
+        "sizes": dict(vars(sizes)),
+        "sent": len(book.sent_at),
+        "acked": len(book.acked_at),
+        "refused": len(book.refused),
+        "unanswered": len(book.sent_at) - len(book.acked_at) - len(book.refused),
+        "other_errors": book.other_errors,
+        "retry_after_ms": summarize([r / 1000 for r in book.refused.values() if r is not None]),
+        "overload_delivery": during,
+        "recovery_s": recovery_s,
+        "acked_missing_after_sync": missing,
+        "timeline": timeline,
+        "cpu": cpu.as_json(),
+    }
+    progress.done(
+        f"overload {sizes.capacity}->{2 * sizes.capacity}->{sizes.capacity}/s:"
+        f" refused {len(book.refused)}, p99 while overloaded"
+        f" {during['p99_ms']} ms, recovery {recovery_s} s,"
+        f" acked but missing after sync {missing}"
+    )
+    return result
+
+
+async def _offer(
+    clients: list[LoadClient], book: _Book, rate: int, seconds: float, progress: Progress
+) -> None:
+    """Open loop: each client sends its share at fixed times whatever the answers; a
+    connection the gateway reads slowly (its backpressure) delays only its own sends."""
+    count = len(clients)
+    interval = count / rate
+    start = time.perf_counter()
+    sent_before = len(book.sent_at)
+
+    async def one(client: LoadClient) -> None:
+        peer = clients[client.number ^ 1]
+        first = start + client.number / rate
+        n = 0
+        while True:
+            due = first + n * interval
+            if due - start >= seconds:
+                return
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            index = len(book.sent_at)
+            book.sent_at.append(time.perf_counter())
+            book.route.append((client.number, peer.number))
+            await client.send_message(peer.user_id, index)
+            n += 1
+
+    sending = asyncio.gather(*(one(client) for client in clients))
+    while not sending.done():
+        progress.update(
+            f"overload {rate}/s sent={len(book.sent_at) - sent_before}/{int(rate * seconds)}"
+            f" acked={len(book.acked_at)} refused={len(book.refused)}"
+        )
+        await asyncio.sleep(0.25)
+    await sending
+
+
+async def _settle(book: _Book, timeout_s: float, progress: Progress) -> None:
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        waiting = sum(
+            1
+            for i in range(len(book.sent_at))
+            if i not in book.refused and (i not in book.acked_at or i not in book.delivered_at)
+        )
+        if not waiting:
+            return
+        progress.update(f"overload: {waiting} accepted messages still on their way")
+        await asyncio.sleep(0.2)
+
+
+async def _missing_after_sync(clients: list[LoadClient], book: _Book, progress: Progress) -> int:
+    """Acked messages absent from their sender's or recipient's synced chat stream."""
+    progress.update("overload: syncing every user to check that nothing acked is lost", force=True)
+    synced: dict[int, set[str]] = {}
+    for client in clients:
+        frames = await client.sync_all(0)
+        synced[client.number] = {
+            f["message"]["client_msg_id"] for f in frames if f.get("type") == "message.new"
+        }
+    missing = 0
+    for index in book.acked_at:
+        sender, recipient = book.route[index]
+        missing += str(index) not in synced[sender]
+        missing += str(index) not in synced[recipient]
+    return missing
+
+
+def _timeline(book: _Book, started: float) -> list[dict[str, Any]]:
+    seconds: dict[int, list[int]] = {}
+    for index, sent in enumerate(book.sent_at):
+        seconds.setdefault(int(sent - started), []).append(index)
+    rows = []
+    for second in sorted(seconds):
+        indexes = seconds[second]
+        delivered = [
+            book.delivered_at[i] - book.sent_at[i] for i in indexes if i in book.delivered_at
+        ]
+        figures = summarize(delivered)
+        rows.append(
+            {
+                "second": second,
+                "offered": len(indexes),
+                "acked": sum(1 for i in indexes if i in book.acked_at),
+                "refused": sum(1 for i in indexes if i in book.refused),
+                "p50_ms": figures["p50_ms"],
+                "p99_ms": figures["p99_ms"],
+            }
+        )
+    return rows
+
+
+def _recovery_s(timeline: list[dict[str, Any]], fall_s: float, p99_limit_ms: float) -> float | None:
+    """Seconds from the fall of the load to the first second from which every later second
+    is healthy (p99 under the limit, nothing refused); None if it never recovered."""
+    after = [row for row in timeline if row["second"] >= int(fall_s)]
+    if not after:
+        return None
+    recovered_at = None
+    for row in after:
+        healthy = row["refused"] == 0 and row["p99_ms"] < p99_limit_ms
+        if not healthy:
+            recovered_at = None
+        elif recovered_at is None:
+            recovered_at = row["second"]
+    if recovered_at is None:
+        return None
+    return round(max(float(recovered_at) - fall_s, 0.0), 1)
