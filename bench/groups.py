@@ -177,13 +177,23 @@ async def reads(
         )
 
     async def search_once(k: int) -> Frame:
-        users = [*dataset.searchers, dataset.heavy_user]
-        user = users[k % len(users)]
-        client = heavy if user == dataset.heavy_user else readers[user]
+        user = dataset.searchers[k % len(dataset.searchers)]
         query = dataset.queries[k % len(dataset.queries)]
-        return await client.request({"type": "search", "query": query, "limit": 20})
+        return await readers[user].request({"type": "search", "query": query, "limit": 20})
 
-    for name, read in (("list", list_page), ("history", history_page), ("search", search_once)):
+    async def search_heavy(k: int) -> Frame:
+        query = dataset.queries[k % len(dataset.queries)]
+        return await heavy.request({"type": "search", "query": query, "limit": 20})
+
+    # The heavy user's searches are reported apart: mixed in at one in fifty-one, as before,
+    # they made the p99 of everyone's searches theirs (docs/conversations.md).
+    scenarios = (
+        ("list", list_page),
+        ("history", history_page),
+        ("search", search_once),
+        ("search_heavy", search_heavy),
+    )
+    for name, read in scenarios:
         for k in range(_WARM_UP):
             await read(requests + k)
         samples: list[float] = []
