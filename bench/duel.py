@@ -48,6 +48,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bench.client import connect_ws, token
+from bench.load import paced
 from bench.progress import Progress, bar
 from bench.stats import summarize
 from bench.system import AUTH_SECRET, ROOT, BenchError, CpuMeter, CpuWindow, System
@@ -376,17 +377,8 @@ async def _pump(
     start = time.perf_counter()
 
     async def one(i: int) -> None:
-        n = 0
-        first = start + i * interval / pairs
-        while True:
-            due = first + n * interval
-            if due - start >= seconds:
-                return
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for n in paced(start, start + i * interval / pairs, interval, seconds):
             await driver.send(senders[i], f"{tag}-b{i}", f"{tag}-{i}-{n}", tally)
-            n += 1
 
     await asyncio.gather(*(one(i) for i in range(pairs)))
     return time.perf_counter() - start

@@ -11,11 +11,28 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bench.client import Frame, LoadClient, Tracker
 from bench.progress import Progress, bar
 from bench.stats import summarize
+
+
+async def paced(start: float, first: float, interval: float, seconds: float) -> AsyncIterator[int]:
+    """One sender's share of an open loop: yields n = 0, 1, ... at ``first + n * interval``
+    (``time.perf_counter`` seconds), whatever the system answered, until ``seconds`` after
+    ``start``. A send that returns late makes the next ones due at once, not later."""
+    n = 0
+    while True:
+        due = first + n * interval
+        if due - start >= seconds:
+            return
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield n
+        n += 1
 
 
 @dataclass

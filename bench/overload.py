@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.client import Frame, LoadClient
+from bench.load import paced
 from bench.progress import Progress
 from bench.stats import summarize
 from bench.system import CpuMeter, System
@@ -140,20 +141,11 @@ async def _offer(
 
     async def one(client: LoadClient) -> None:
         peer = clients[client.number ^ 1]
-        first = start + client.number / rate
-        n = 0
-        while True:
-            due = first + n * interval
-            if due - start >= seconds:
-                return
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for _ in paced(start, start + client.number / rate, interval, seconds):
             index = len(book.sent_at)
             book.sent_at.append(time.perf_counter())
             book.route.append((client.number, peer.number))
             await client.send_message(peer.user_id, index)
-            n += 1
 
     sending = asyncio.gather(*(one(client) for client in clients))
     while not sending.done():
