@@ -707,7 +707,8 @@ class ConversationUpdated(WireModel):
 
 
 class MessageStatus(WireModel):
-    """A member's delivered/read watermark moved."""
+    """A member's delivered/read watermark moved: sent to the other members, and a ``read``
+    also to the reader's own devices (``user_id`` is then the recipient itself)."""
 
     type: Literal["message.status"] = "message.status"
     # Durable stream name.

@@ -33,7 +33,7 @@ from services.chat.conversations import ConversationCommands
 from services.chat.domain.edits import check_reply
 from services.chat.domain.errors import ChatError, Conflict, Forbidden
 from services.chat.domain.messages import Target, check_send, resolve_target
-from services.chat.domain.watermarks import apply_receipt
+from services.chat.domain.watermarks import apply_receipt, audience
 from services.chat.emit import Emitter
 from services.runtime.codec import EventBuilder, parse_data
 from services.runtime.consumer import InboundRecord
@@ -308,10 +308,9 @@ class ChatCommandHandler:
             await storage.store_watermarks(
                 conn, cmd.conversation_id, cmd.user_id, change.watermarks
             )
-            others = [user for user in members if user != cmd.user_id]
             await self._emit.append_and_deliver(
                 conn,
-                others,
+                audience(members, cmd.user_id, status),
                 lambda _, seq: MessageStatus(
                     seq=seq,
                     conversation_id=cmd.conversation_id,

@@ -44,9 +44,22 @@ async def test_message_reaches_every_device_and_receipts_come_back(system: Syste
         assert first["up_to_seq"] == second["up_to_seq"] == 1
         assert first["stream"] == "chat"
         assert second["seq"] == first["seq"] + 1
-    # Watermarks are announced to the others, not echoed to the reader's own devices.
-    await bob_1.settle()
-    assert not bob_1.matching(of_type("message.status"))
+    # The reader's own devices learn the read (their unread badges clear), every one of
+    # them, as a durable frame of their own stream; a delivered watermark is not echoed.
+    for device in (bob_1, bob_2):
+        own = await device.take(of_type("message.status", status="read"))
+        assert own["user_id"] == bob
+        assert (own["conversation_id"], own["up_to_seq"], own["stream"]) == (
+            conversation,
+            1,
+            "chat",
+        )
+    for device in (bob_1, bob_2):
+        await device.settle()
+        assert not device.matching(of_type("message.status"))
+    synced = await bob_1.request({"type": "sync", "cursor": {}})
+    chat = [f["type"] for f in synced["events"] if f["stream"] == "chat"]
+    assert chat == ["message.new", "message.status"], "sync replays it"
 
     for client in (alice_1, alice_2, bob_1, bob_2):
         await client.close()

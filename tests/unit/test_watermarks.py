@@ -1,4 +1,4 @@
-"""Delivered/read watermarks: monotonic, clamped, read implies delivered."""
+"""Delivered/read watermarks: monotonic, clamped, read implies delivered; who is told."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import random
 import pytest
 
 from schemas.frames import ReceiptStatus
-from services.chat.domain.watermarks import WatermarkChange, Watermarks, apply_receipt
+from services.chat.domain.watermarks import (
+    WatermarkChange,
+    Watermarks,
+    apply_receipt,
+    audience,
+)
 
 
 def test_delivered_moves_and_is_announced() -> None:
@@ -113,3 +118,18 @@ def test_random_receipt_sequences_keep_invariants(seed: int) -> None:
             expected = ("delivered", new.delivered) if new.delivered > state.delivered else None
         assert change.announce == expected
         state = new
+
+
+def test_a_read_is_told_to_every_member_the_readers_own_devices_included() -> None:
+    # The reader's other devices clear their unread badge from it.
+    assert audience(["ann", "bob", "cy"], "bob", "read") == ["ann", "bob", "cy"]
+
+
+def test_a_delivered_is_told_to_the_other_members_only() -> None:
+    assert audience(["ann", "bob", "cy"], "bob", "delivered") == ["ann", "cy"]
+
+
+def test_a_direct_conversation_left_alone_still_tells_the_reader_of_a_read() -> None:
+    # An erased peer leaves a direct conversation with one member.
+    assert audience(["ann"], "ann", "read") == ["ann"]
+    assert audience(["ann"], "ann", "delivered") == []

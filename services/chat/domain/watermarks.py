@@ -1,7 +1,9 @@
-"""Delivered/read watermarks: monotonic, bounded by the conversation, read implies delivered."""
+"""Delivered/read watermarks: monotonic, bounded by the conversation, read implies delivered;
+and who is told when one moves."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.frames import ReceiptStatus
@@ -20,7 +22,7 @@ class WatermarkChange:
     """The outcome of a receipt: new watermarks and the status to announce, if any moved."""
 
     watermarks: Watermarks
-    # (status, up_to_seq) to announce to the other members; None when nothing moved.
+    # (status, up_to_seq) to announce (see `audience`); None when nothing moved.
     announce: tuple[ReceiptStatus, int] | None
 
 
@@ -52,3 +54,24 @@ def apply_receipt(
     moved = Watermarks(delivered=delivered, read=current.read)
     announce = ("delivered", delivered) if delivered > current.delivered else None
     return WatermarkChange(moved, announce)
+
+
+def audience(members: Sequence[str], reader: str, status: ReceiptStatus) -> list[str]:
+    """Who gets the ``message.status`` of a watermark that moved.
+
+    The other members always (their ticks). A ``read`` also goes to the reader's own devices,
+    so a conversation read on one device stops counting as unread on the others; a
+    ``delivered`` does not: the reader's devices have nothing to show for it, and every
+    message would otherwise cost each of them one more frame.
+
+    Args:
+        members: every member of the conversation, the reader included, in user order.
+        reader: whose watermark moved.
+        status: which watermark moved.
+
+    Returns:
+        The recipients, in the order of ``members``.
+    """
+    if status == "read":
+        return list(members)
+    return [user for user in members if user != reader]
