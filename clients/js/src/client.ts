@@ -6,8 +6,11 @@
  *   client.subscribe((state) => render(state));
  *   client.on("message.new", (frame) => ...);
  *   await client.send("@bob", "hello");            // optimistic: pending until acked
+ *   client.on("account.erased", () => showGoodbye()); // 4003: nothing kept, no reconnection
+ *   client.on("connection.replaced", () => offerReconnect()); // 4010: `client.reconnect()`
  */
 
+import type { EndReason } from "./closes.js";
 import { RequestError, type Command } from "./engine.js";
 import { EngineHost, Replica, type FromHost, type HostConfig, type ToHost } from "./hub.js";
 import { newClientMsgId, type OutboxEntry } from "./outbox.js";
@@ -52,15 +55,45 @@ export interface ClientOptions {
 export type LinkMode = "shared-worker" | "leader" | "follower" | "single";
 
 type FrameType = AppliedFrame["type"];
-type FrameOf<T extends FrameType> = Extract<AppliedFrame, { type: T }>;
+
+/**
+ * The connection ended for good, told to every tab (and to a tab that opens while it is so):
+ * `account.erased` (close 4003: the user's data was erased on the server; the SDK deleted
+ * everything it kept of them, and never reconnects) or `connection.replaced` (close 4010: the
+ * user opened more connections than the server allows and this, the oldest, made room; it
+ * reconnects only on `reconnect()`, which may close the user's oldest other one in turn).
+ */
+export interface ConnectionEnded {
+  type: "account.erased" | "connection.replaced";
+  code: number;
+  reason: string;
+}
+
+type EndedType = ConnectionEnded["type"];
+type Notice<T extends FrameType | EndedType> = T extends FrameType
+  ? Extract<AppliedFrame, { type: T }>
+  : Extract<ConnectionEnded, { type: T }>;
+
+const ENDED_TYPE: Record<EndReason, EndedType> = {
+  erased: "account.erased",
+  replaced: "connection.replaced",
+};
 
 export interface RealtimeClient {
   /** The current state (immutable: compare by reference to re-render). */
   getState(): State;
   /** Called with the new state after every change; returns the unsubscribe function. */
   subscribe(listener: (state: State) => void): () => void;
-  /** Typed server frames, in the order they were applied (repeats already dropped). */
-  on<T extends FrameType>(type: T, handler: (frame: FrameOf<T>) => void): () => void;
+  /**
+   * Typed server frames, in the order they were applied (repeats already dropped), and the
+   * connection's end (`account.erased`, `connection.replaced`: `ConnectionEnded`).
+   */
+  on<T extends FrameType | EndedType>(type: T, handler: (notice: Notice<T>) => void): () => void;
+  /**
+   * Connect again now: after a `connection.replaced` (the user's choice, e.g. a "use here"
+   * button), or to cut a backoff wait short. Rejects after `account.erased`.
+   */
+  reconnect(): Promise<void>;
   /** How this tab is linked to the shared engine right now. */
   readonly mode: LinkMode;
   /**
@@ -125,7 +158,9 @@ class TabClient implements RealtimeClient {
   private readonly persistence: Persistence;
   private readonly replica: Replica;
   private readonly listeners = new Set<(state: State) => void>();
-  private readonly handlers = new Map<string, Set<(frame: AppliedFrame) => void>>();
+  private readonly handlers = new Map<string, Set<(notice: AppliedFrame | ConnectionEnded) => void>>();
+  /** The end this tab told its page about (an end is told once, a new one again). */
+  private toldEnd: EndReason | null = null;
   private readonly replies = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextRid = 0;
   private post: (message: ToHost) => void = () => undefined;
@@ -201,9 +236,10 @@ class TabClient implements RealtimeClient {
         },
         this.options.token,
       );
-      // A follower that takes over carries on from what it shows (its replica); a first
-      // leader starts from what the last session persisted.
-      const initial = this.replica.state.me !== null ? this.replica.state : await this.persistence.loadState();
+      // A follower that takes over carries on from what it shows (its replica), an ended
+      // connection included; a first leader starts from what the last session persisted.
+      const shown = this.replica.state;
+      const initial = shown.me !== null || shown.connection.ended !== null ? shown : await this.persistence.loadState();
       host = started;
       started.start(initial ?? initialState());
       started.snapshot(null);
@@ -283,7 +319,24 @@ class TabClient implements RealtimeClient {
     if (event?.t === "frame") {
       for (const handler of this.handlers.get(event.frame.type) ?? []) handler(event.frame);
     }
+    this.tellEnd(state);
     for (const listener of this.listeners) listener(state);
+  }
+
+  /**
+   * From the state, not only the event: a tab that attaches after the end learns it from its
+   * snapshot. An erasure also deletes this tab's handle on the database (the engine deletes it
+   * too; whichever comes first, neither opens it again).
+   */
+  private tellEnd(state: State): void {
+    const ended = state.connection.ended;
+    if (ended === this.toldEnd) return;
+    this.toldEnd = ended;
+    if (ended === null) return;
+    if (ended === "erased") this.persistence.destroy().catch(() => undefined);
+    const close = state.connection.lastClose ?? { code: 0, reason: "" };
+    const notice: ConnectionEnded = { type: ENDED_TYPE[ended], code: close.code, reason: close.reason };
+    for (const handler of this.handlers.get(notice.type) ?? []) handler(notice);
   }
 
   private command(cmd: Command): Promise<unknown> {
@@ -317,15 +370,23 @@ class TabClient implements RealtimeClient {
     return () => this.listeners.delete(listener);
   }
 
-  on<T extends FrameType>(type: T, handler: (frame: FrameOf<T>) => void): () => void {
+  on<T extends FrameType | EndedType>(type: T, handler: (notice: Notice<T>) => void): () => void {
+    type Handler = (notice: AppliedFrame | ConnectionEnded) => void;
     const handlers = this.handlers.get(type) ?? new Set();
-    handlers.add(handler as (frame: AppliedFrame) => void);
+    handlers.add(handler as Handler);
     this.handlers.set(type, handlers);
-    return () => handlers.delete(handler as (frame: AppliedFrame) => void);
+    return () => handlers.delete(handler as Handler);
+  }
+
+  async reconnect(): Promise<void> {
+    await this.command({ c: "reconnect" });
   }
 
   async send(chat: string, body: string, options?: { replyTo?: string }): Promise<string> {
     if (body.length === 0) throw new RequestError("bad_request", "empty message");
+    if (this.replica.state.connection.ended === "erased") {
+      throw new RequestError("disconnected", "this account was erased");
+    }
     const entry: OutboxEntry = {
       client_msg_id: newClientMsgId(crypto.getRandomValues(new Uint8Array(16))),
       body,

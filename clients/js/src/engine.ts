@@ -9,7 +9,9 @@
  *     -> resend the outbox (same client_msg_id), flush receipts, refresh the lists the server
  *        has (first page of conversations.list, notifications.list)
  *   live durable frame: repeat -> dropped; next -> applied; beyond a gap -> held + sync
- *   close -> full-jitter backoff -> connect (4001: at once, with a fresh token)
+ *   close -> what closes.ts decides for its code: full-jitter backoff -> connect (4001: at
+ *     once, with a fresh token); 4003 (erased) and 4010 (replaced) end it for good: the page
+ *     is told, nothing reconnects by itself, and 4003 deletes everything stored of the user
  *   no frame or pong within the heartbeat window -> the socket is dead -> replaced
  *   offline -> closed, waits for online; visible again -> checked at once
  *
@@ -19,11 +21,10 @@
  */
 
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.js";
+import { backoffAttempt, CLOSE_ABNORMAL, CLOSE_DEAD, closeReaction, type EndReason } from "./closes.js";
 import { heartbeatAction } from "./heartbeat.js";
 import { isTransient, pendingInOrder, sendFrame, type OutboxEntry } from "./outbox.js";
 import {
-  CLOSE_DEAD,
-  CLOSE_TOKEN_EXPIRED,
   isDurable,
   type Ack,
   type AppliedFrame,
@@ -71,6 +72,7 @@ export type Command =
   | { c: "push.subscribe"; subscription: PushSubscriptionJson }
   | { c: "request"; frame: Record<string, unknown> }
   | { c: "env"; online?: boolean; visible?: boolean }
+  | { c: "reconnect" }
   | { c: "outbox.check" };
 
 /** A refusal from the server (`error` frame) or of the client (not connected). */
@@ -126,6 +128,8 @@ export class Engine {
   private held = new HeldFrames<AppliedFrame & { stream: string; seq: number }>();
   private online: boolean;
   private stopped = false;
+  /** Ended for good by the server (4003, 4010): no automatic reconnection. */
+  private ended: EndReason | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private lastFrameAt = 0;
@@ -156,9 +160,15 @@ export class Engine {
 
   /** Start from a state (the persisted one, or a tab's replica when a leader takes over). */
   start(initial: State): void {
+    if (initial.connection.ended !== null) {
+      // A tab taking over as leader after the end: it stays ended.
+      this.state = initial;
+      this.ended = initial.connection.ended;
+      return;
+    }
     this.state = {
       ...initial,
-      connection: { status: "idle", attempt: 0, retryAt: null, lastClose: null },
+      connection: { status: "idle", attempt: 0, retryAt: null, lastClose: null, ended: null },
     };
     if (this.online) this.connect();
     else this.setConnection({ status: "offline", retryAt: null });
@@ -170,6 +180,7 @@ export class Engine {
     this.clearTimers();
     this.socket?.close(1000, "client stopped");
     this.socket = null;
+    this.failPending("client stopped");
     void this.save();
   }
 
@@ -250,13 +261,16 @@ export class Engine {
       case "outbox.check":
         void this.flushOutbox();
         return null;
+      case "reconnect":
+        this.reconnect();
+        return null;
     }
   }
 
   // -- connection ------------------------------------------------------------------------
 
   private async connect(): Promise<void> {
-    if (this.stopped || !this.online) return;
+    if (this.stopped || this.ended !== null || !this.online) return;
     this.clearRetry();
     const generation = ++this.socketGeneration;
     this.setConnection({ status: "connecting", retryAt: null });
@@ -269,7 +283,7 @@ export class Engine {
         return;
       }
     }
-    if (generation !== this.socketGeneration || this.stopped || !this.online) return;
+    if (generation !== this.socketGeneration || this.stopped || this.ended !== null || !this.online) return;
     let socket: WebSocket;
     try {
       socket = new this.WebSocketImpl(this.options.url, protocols);
@@ -297,16 +311,54 @@ export class Engine {
     this.failPending("connection closed");
     this.confirmed.clear();
     if (this.stopped) return;
+    const reaction = closeReaction(code);
+    if (reaction.kind === "end") {
+      this.end(reaction.reason, { code, reason });
+      return;
+    }
     if (!this.online) {
       this.setConnection({ status: "offline", retryAt: null, lastClose: { code, reason } });
       return;
     }
-    // An expired token is renewed at once; anything else waits its turn (full jitter).
-    const immediate = code === CLOSE_TOKEN_EXPIRED;
-    this.scheduleReconnect(immediate ? null : this.state.connection.attempt, reason, code);
+    const attempt = reaction.kind === "now" ? null : backoffAttempt(reaction, this.state.connection.attempt);
+    this.scheduleReconnect(attempt, reason, code);
   }
 
-  private scheduleReconnect(attempt: number | null, reason: string, code = 1006): void {
+  /**
+   * The server ended this connection for good. Nothing reconnects by itself: a 4010 means
+   * another device of the user took this one's place (reconnecting would close another in
+   * turn), a 4003 that the user no longer exists here, and then everything stored of them is
+   * deleted — in memory by the `ended` event (every tab applies it), on disk here and by
+   * every tab (`Persistence.destroy`).
+   */
+  private end(why: EndReason, close: { code: number; reason: string }): void {
+    this.ended = why;
+    this.clearTimers();
+    this.typingOut.clear();
+    if (why === "erased") {
+      this.wanted.clear();
+      this.outboxFailures = 0;
+    }
+    this.dispatch({ t: "ended", reason: why, close });
+    if (why === "erased") {
+      this.options.persistence.destroy().catch(() => undefined);
+    }
+  }
+
+  /** The user asks to connect again after a 4010 (an erased account stays ended). */
+  private reconnect(): void {
+    if (this.ended === "erased") throw new RequestError("disconnected", "this account was erased");
+    if (this.ended === null) {
+      this.onVisible();
+      return;
+    }
+    this.ended = null;
+    this.setConnection({ status: "idle", attempt: 0, retryAt: null, ended: null });
+    if (this.online) void this.connect();
+    else this.setConnection({ status: "offline" });
+  }
+
+  private scheduleReconnect(attempt: number | null, reason: string, code = CLOSE_ABNORMAL): void {
     const delay = attempt === null ? 0 : backoffDelay(attempt, this.backoff, this.random());
     this.setConnection({
       status: "waiting",
@@ -321,6 +373,7 @@ export class Engine {
   private setOnline(online: boolean): void {
     if (online === this.online) return;
     this.online = online;
+    if (this.ended !== null) return;
     if (!online) {
       // Nothing can get through: stop trying (and burning battery) until `online`.
       this.clearRetry();
@@ -338,6 +391,7 @@ export class Engine {
   }
 
   private onVisible(): void {
+    if (this.ended !== null) return;
     if (!this.socket) {
       if (this.online && this.state.connection.status === "waiting") {
         this.setConnection({ attempt: 0 });
@@ -741,13 +795,23 @@ export class Engine {
 
   // -- requests ----------------------------------------------------------------------------
 
-  /** Send a frame with a fresh id; resolves with its ack, rejects with its error. */
+  /**
+   * Send a frame with a fresh id; resolves with its ack, rejects with its error. A frame
+   * larger than `hello.limits.max_frame_bytes` is refused here (`too_large`): the server
+   * cannot answer it, it closes the connection (1009), and an outbox entry resent after every
+   * reconnect would close every connection.
+   */
   request(frame: Record<string, unknown>): Promise<Ack> {
     const socket = this.socket;
-    if (!socket || !this.hello || socket.readyState !== 1) {
+    const hello = this.hello;
+    if (!socket || !hello || socket.readyState !== 1) {
       return Promise.reject(new RequestError("disconnected", "not connected"));
     }
     const id = `r${++this.nextRequest}`;
+    const text = JSON.stringify({ ...frame, id });
+    if (tooLarge(text, hello.limits.max_frame_bytes)) {
+      return Promise.reject(new RequestError("too_large", "frame larger than the server accepts"));
+    }
     return new Promise<Ack>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) reject(new RequestError("unavailable", "no answer in time"));
@@ -762,7 +826,7 @@ export class Engine {
           reject(error);
         },
       });
-      socket.send(JSON.stringify({ ...frame, id }));
+      socket.send(text);
     });
   }
 
@@ -807,7 +871,8 @@ export class Engine {
   }
 
   private async save(): Promise<void> {
-    if (this.state.me === null) return;
+    // After an erasure the state is empty (me null): nothing may write the database again.
+    if (this.state.me === null || this.ended === "erased") return;
     try {
       await this.options.persistence.saveState(persistable(this.state));
     } catch {
@@ -830,4 +895,10 @@ export class Engine {
     this.outboxRetryTimer = this.receiptTimer = null;
     this.typingTimer = null;
   }
+}
+
+/** Whether a frame's UTF-8 encoding exceeds `limit` bytes (at most 3 bytes per UTF-16 unit). */
+function tooLarge(text: string, limit: number | undefined): boolean {
+  if (limit === undefined || text.length * 3 <= limit) return false;
+  return new TextEncoder().encode(text).length > limit;
 }

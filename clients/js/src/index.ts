@@ -6,6 +6,7 @@
  *   hub       multi-tab: EngineHost (SharedWorker or leader tab), Replica (every tab)
  *   worker    the SharedWorker entry
  *   engine    the connection: auth, backoff, heartbeat, sync, gaps, outbox, receipts, typing
+ *   closes    what each close code makes the engine do (reconnect now, later, or end) (pure)
  *   state     the stores: one immutable state, a pure reducer, selectors for UIs
  *   conversations  a conversation's held messages: visible run, history paging, unread (pure)
  *   streams   cursors, dedupe, gap detection (pure)
@@ -20,8 +21,11 @@
  */
 
 export { createClient } from "./client.js";
-export type { ClientOptions, LinkMode, MultiTabMode, RealtimeClient } from "./client.js";
+export type { ClientOptions, ConnectionEnded, LinkMode, MultiTabMode, RealtimeClient } from "./client.js";
+export { closeReaction } from "./closes.js";
+export type { CloseReaction, EndReason } from "./closes.js";
 export { RequestError } from "./engine.js";
+export { StorageGone } from "./storage.js";
 export { enablePush, fetchVapidKey, PushUnavailable } from "./push.js";
 export type { PushOptions } from "./push.js";
 export {

@@ -187,13 +187,6 @@ export interface PushSubscriptionJson {
   keys: { p256dh: string; auth: string };
 }
 
-/** Close codes the server uses (protocol.md, "Close codes"). */
-export const CLOSE_TOKEN_EXPIRED = 4001;
-export const CLOSE_RATE_ABUSE = 4008;
-export const CLOSE_TOO_SLOW = 4009;
-/** Our own close code for a connection the heartbeat found dead (4000-4999: application). */
-export const CLOSE_DEAD = 4000;
-
 export function isDurable(frame: { type: string }): frame is DurableFrame {
   const candidate = frame as Partial<Durable>;
   return typeof candidate.stream === "string" && typeof candidate.seq === "number";

@@ -7,6 +7,7 @@
  * shows (timelines with pending messages, ticks, unread counts, typing).
  */
 
+import type { EndReason } from "./closes.js";
 import {
   historyBefore,
   olderExist,
@@ -46,7 +47,8 @@ export type ConnectionStatus =
   | "syncing" // hello received, catching up
   | "open" // caught up, live
   | "waiting" // closed; a retry is scheduled (backoff)
-  | "offline"; // the browser says it is offline: waiting for `online`
+  | "offline" // the browser says it is offline: waiting for `online`
+  | "ended"; // closed for good (see `ended`): nothing reconnects automatically
 
 export interface ConnectionState {
   status: ConnectionStatus;
@@ -55,6 +57,12 @@ export interface ConnectionState {
   /** When the next attempt is due (ms since epoch), while waiting. */
   retryAt: number | null;
   lastClose: { code: number; reason: string } | null;
+  /**
+   * Why the connection ended for good, while it has: `erased` (close 4003, the account was
+   * deleted: everything kept of it is gone), `replaced` (close 4010, a newer connection of
+   * the user took this one's place: `reconnect()` on the user's action).
+   */
+  ended: EndReason | null;
 }
 
 /**
@@ -154,6 +162,8 @@ export interface State {
 export type Event =
   | { t: "hello"; userId: UserId; vapidKey: string | null; features: string[] | null; limits: Limits | null }
   | { t: "connection"; connection: ConnectionState }
+  /** The connection ended for good (erased: every store is emptied, in every tab). */
+  | { t: "ended"; reason: EndReason; close: { code: number; reason: string } }
   | { t: "frame"; frame: AppliedFrame; at: number }
   | { t: "synced"; record: SyncRecord }
   | { t: "outbox.add"; entry: OutboxEntry }
@@ -181,7 +191,7 @@ export type Event =
 export function initialState(): State {
   return {
     me: null,
-    connection: { status: "idle", attempt: 0, retryAt: null, lastClose: null },
+    connection: { status: "idle", attempt: 0, retryAt: null, lastClose: null, ended: null },
     capabilities: { conversations: null, search: null, notifications: null, push: false },
     limits: null,
     vapidKey: null,
@@ -242,6 +252,19 @@ export function reduce(state: State, event: Event): State {
       };
     case "connection":
       return { ...state, connection: event.connection };
+    case "ended": {
+      const connection: ConnectionState = {
+        status: "ended",
+        attempt: 0,
+        retryAt: null,
+        lastClose: event.close,
+        ended: event.reason,
+      };
+      // Erased: nothing of the user may stay, not even in a tab's memory.
+      if (event.reason === "erased") return { ...initialState(), connection };
+      // No typing stop will come any more; what else was shown stays.
+      return { ...state, connection, typing: {} };
+    }
     case "frame":
       return applyFrame(state, event.frame, event.at);
     case "synced":
