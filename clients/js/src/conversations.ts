@@ -119,6 +119,38 @@ export function onRead(track: UnreadTrack, held: readonly Message[], me: UserId 
 }
 
 /**
+ * I read up to `seq` on ANOTHER device (a `message.status` about me, protocol-notes
+ * "Receipts"): like `onRead`, except that this device may not hold the messages between
+ * `seq` and `lastSeq` (the conversation's newest): then the count can only shrink to the
+ * number of messages above `seq`, whoever sent them, until the next `conversations.list`.
+ */
+export function onReadElsewhere(
+  track: UnreadTrack,
+  held: readonly Message[],
+  me: UserId | null,
+  seq: number,
+  lastSeq: number,
+): UnreadTrack {
+  if (track.readKnown && seq <= track.readUpTo) return track;
+  if (seq >= lastSeq || holdsAbove(held, seq, lastSeq)) return onRead(track, held, me, seq);
+  // The watermark is the server's own; only the count is a bound until the next list.
+  const readUpTo = Math.max(track.readUpTo, seq);
+  return { ...track, readUpTo, readKnown: true, unread: Math.min(track.unread, lastSeq - readUpTo) };
+}
+
+/** Whether every message with a seq in (after, upTo] is held. */
+function holdsAbove(held: readonly Message[], after: number, upTo: number): boolean {
+  let expected = upTo;
+  for (let i = held.length - 1; i >= 0 && expected > after; i -= 1) {
+    const seq = held[i]!.seq;
+    if (seq > upTo) continue;
+    if (seq !== expected) return false;
+    expected -= 1;
+  }
+  return expected <= after;
+}
+
+/**
  * A message arrives in the stream (`message.new`, `message.updated`), replacing `previous`
  * (the held version, if any): a new unread message counts, an unread one deleted stops counting.
  */

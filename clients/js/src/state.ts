@@ -12,6 +12,7 @@ import {
   historyBefore,
   olderExist,
   onRead,
+  onReadElsewhere,
   onServerCount,
   onStreamMessage,
   visibleRun,
@@ -358,6 +359,7 @@ function applyFrame(state: State, frame: AppliedFrame, at: number): State {
       next = storeMessage(next, frame.message, "stream");
       return frame.message.deleted ? erasePreviews(next, frame.message) : next;
     case "message.status": {
+      if (frame.user_id === next.me) return readElsewhere(next, frame.conversation_id, frame.status, frame.up_to_seq);
       const conversation = ensureConversation(next, frame.conversation_id, null);
       const mark = conversation.watermarks[frame.user_id] ?? { delivered: 0, read: 0 };
       const moved: Watermark =
@@ -401,6 +403,19 @@ function applyFrame(state: State, frame: AppliedFrame, at: number): State {
       // A durable frame of a type this SDK does not know: its seq still counts.
       return next;
   }
+}
+
+/**
+ * My own watermark moved: a read on another device of mine (or this one, echoed) clears what
+ * it covers here too. Delivered changes nothing shown; a conversation not held is left alone.
+ */
+function readElsewhere(state: State, conversationId: ConversationId, status: string, seq: number): State {
+  const conversation = state.conversations[conversationId];
+  if (status !== "read" || !conversation) return state;
+  const held = state.messages[conversationId] ?? [];
+  const lastSeq = Math.max(conversation.lastMessage?.seq ?? 0, conversation.unreadAsOf);
+  const track = onReadElsewhere(conversation, held, state.me, seq, lastSeq);
+  return track === conversation ? state : withConversation(state, { ...conversation, ...track });
 }
 
 /**

@@ -182,6 +182,41 @@ test("unread: a count older than the one applied is ignored; one older than my r
   assert.equal(state.conversations[G]!.title, "Renamed");
 });
 
+test("unread: a read on another device of mine clears what it covers here (protocol-notes, Receipts)", () => {
+  const mine = (status: "read" | "delivered", up: number): Event =>
+    live({ type: "message.status", stream: "chat", seq: ++streamSeq, conversation_id: G, user_id: ME, status, up_to_seq: up });
+  let state = start(conversationUpdated(group()), ...[1, 2, 3, 4].map((seq) => isNew(msg(seq, seq === 2 ? ME : "bob"))));
+  assert.equal(unreadCount(state, G), 3);
+  state = reduce(state, mine("delivered", 4));
+  assert.equal(unreadCount(state, G), 3, "a delivered of mine shows nothing");
+  state = reduce(state, mine("read", 3));
+  assert.equal(unreadCount(state, G), 1, "4 is still unread");
+  assert.equal(state.cursor.chat, streamSeq, "the frame is in my stream");
+  assert.ok(!(ME in state.conversations[G]!.watermarks), "I am not among the ticks' readers");
+  state = reduce(state, mine("read", 2));
+  assert.equal(unreadCount(state, G), 1, "a lower watermark changes nothing");
+  state = reduce(state, { t: "read.local", conversationId: G, seq: 4 });
+  state = reduce(state, mine("read", 4));
+  assert.equal(unreadCount(state, G), 0, "the echo of this device's own read changes nothing");
+  state = reduce(state, isNew(msg(5, "cat")));
+  assert.equal(unreadCount(state, G), 1);
+});
+
+test("unread: a read elsewhere below messages this device does not hold only bounds the count", () => {
+  const mine = (up: number): Event =>
+    live({ type: "message.status", stream: "chat", seq: ++streamSeq, conversation_id: G, user_id: ME, status: "read", up_to_seq: up });
+  // Known from the list only: its newest message (8) and the server's count of 5.
+  let state = start(listed([group({ last_message: msg(8, "bob"), unread_count: 5 })], null, null, false));
+  state = reduce(state, mine(6));
+  assert.equal(unreadCount(state, G), 2, "at most 7 and 8 are left");
+  state = reduce(state, mine(8));
+  assert.equal(unreadCount(state, G), 0);
+  state = reduce(state, mine(3));
+  assert.equal(unreadCount(state, G), 0);
+  const other = reduce(state, live({ type: "message.status", stream: "chat", seq: ++streamSeq, conversation_id: "grp_unknown", user_id: ME, status: "read", up_to_seq: 2 }));
+  assert.equal(other.conversations.grp_unknown, undefined, "a conversation not held is left to the next list");
+});
+
 test("equivalent watermark: the newest message of others that is not unread, only over an unbroken run", () => {
   const held = [msg(1, "bob"), msg(2, ME), msg(3, "bob", { deleted: true }), msg(4, "bob"), msg(5, ME)];
   assert.equal(equivalentWatermark(held, ME, 0, 5), 5);

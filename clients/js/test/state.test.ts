@@ -119,6 +119,21 @@ test("ticks follow the peer's watermarks: sent, delivered, read (read implies de
   assert.deepEqual(statuses(), ["read", "read"], "a lower watermark changes nothing");
 });
 
+test("ticks: my own read (from another device of mine) is not a peer's", () => {
+  let state = run(
+    frame({ type: "message.new", stream: "chat", seq: 1, message: message(1, BOB) }),
+    { t: "outbox.add", entry: pending("c2") },
+    { t: "outbox.acked", message: message(2, ME, { client_msg_id: "c2" }) },
+  );
+  state = reduce(
+    state,
+    frame({ type: "message.status", stream: "chat", seq: 3, conversation_id: DM, user_id: ME, status: "read", up_to_seq: 2 }),
+  );
+  assert.deepEqual(timeline(state, DM).map((item) => item.status), [null, "sent"]);
+  assert.equal(unreadCount(state, DM), 0);
+  assert.equal(state.cursor.chat, 3);
+});
+
 test("a refused send stays visible as failed with its code", () => {
   const state = run(
     { t: "outbox.add", entry: pending("c1") },
