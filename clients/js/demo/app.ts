@@ -1,7 +1,9 @@
 // The SDK demo (served by the gateway under /dev/ in development): conversation list with
 // unread counts, chat window with ticks, typing and presence, history paging, edits, deletions,
 // reactions and replies, groups (create, members, roles, rename, leave), search, the
-// notification bell and Web Push, built only on the SDK's public API. Query parameters:
+// notification bell and Web Push, and what to show when the server ends the connection for good
+// (the account erased, or replaced by a newer connection of the user), built only on the SDK's
+// public API. Query parameters:
 // ?user=<id> signs in with a development token, ?auth=cookie uses the site's session cookie,
 // ?tabs=shared-worker|leader|none forces how tabs share the connection, ?chat=<conversation id
 // or @user> opens a chat, ?page=<n> and ?history=<n> set the page sizes of the conversation list
@@ -16,6 +18,7 @@ import {
   timeline,
   typists,
   unreadCount,
+  type ConnectionEnded,
   type ConversationView,
   type MultiTabMode,
   type RealtimeClient,
@@ -66,6 +69,8 @@ function start(): void {
     if (conversation) selectChat(conversation);
   });
   navigator.serviceWorker?.startMessages();
+  client.on("account.erased", showEnded);
+  client.on("connection.replaced", showEnded);
   wireForms();
   render(client.getState());
 }
@@ -74,6 +79,20 @@ async function devToken(user: string): Promise<string> {
   const response = await fetch(`token?sub=${encodeURIComponent(user)}`, { cache: "no-store" });
   if (!response.ok) throw new Error(`dev token: HTTP ${response.status}`);
   return ((await response.json()) as { token: string }).token;
+}
+
+/** Told once per end, in every tab (also in a tab opened afterwards). */
+function showEnded(notice: ConnectionEnded): void {
+  const box = $("#ended");
+  box.hidden = false;
+  box.dataset.reason = notice.type;
+  const erased = notice.type === "account.erased";
+  $("#ended-text").textContent = erased
+    ? "This account was deleted. Nothing of it is kept in this browser any more."
+    : "This account was opened in too many places at once, so this page was disconnected.";
+  $("#reconnect-here").hidden = erased;
+  // Nothing of an erased account is left to show or to do.
+  $("#app").hidden = erased;
 }
 
 function csv(value: FormDataEntryValue | null): string[] {
@@ -171,6 +190,7 @@ function wireForms(): void {
     $("#bell-menu").hidden = !$("#bell-menu").hidden;
   };
   $("#read-all").onclick = () => void client.markNotificationsRead("all");
+  $("#reconnect-here").onclick = () => act(client.reconnect());
   $("#enable-push").onclick = async () => {
     const status = $("#push-status");
     try {
@@ -259,6 +279,8 @@ function render(state: State): void {
   const status = $("#status");
   status.dataset.status = state.connection.status;
   status.textContent = state.connection.status;
+  // Reconnected (from this tab or another): the end is over.
+  if (state.connection.ended === null) $("#ended").hidden = true;
   $("#mode").textContent = `tabs: ${client.mode}`;
   $("#mode").dataset.mode = client.mode;
 
