@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.integration.harness import ALLOWED_ORIGIN, ROOT, ServiceProcess, System
+from tests.integration.browser.demo import serve_demo
+from tests.integration.harness import ROOT, ServiceProcess, System
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Without the network-quieting flags Chromium keeps calling Google's hosts, which this
@@ -53,12 +54,7 @@ async def browser() -> AsyncIterator[Browser]:
 async def web_gateway(system: System) -> AsyncIterator[ServiceProcess]:
     """A gateway that serves the demo at /dev/ and mints development tokens."""
     gateway = system.extra_gateway("web-gateway")
-    gateway.env = {
-        **gateway.env,
-        "GATEWAY_DEV_PAGE": "1",
-        "GATEWAY_DEV_TOKENS": "1",
-        "GATEWAY_ALLOWED_ORIGINS": f"{ALLOWED_ORIGIN},http://127.0.0.1:{gateway.port}",
-    }
+    serve_demo(gateway)
     gateway.start()
     await gateway.wait_ready()
     yield gateway

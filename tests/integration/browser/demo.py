@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, Locator, Page, expect
 
-from tests.integration.harness import ServiceProcess, metric_value, seconds
+from tests.integration.harness import ALLOWED_ORIGIN, ServiceProcess, metric_value, seconds
 
 #: Playwright timeouts in ms, scaled like every other wait of the tests.
 TIMEOUT_MS = seconds(20) * 1000
@@ -23,6 +23,18 @@ async def wait_connections(gateway: ServiceProcess, expected: int) -> None:
     while await metric_value(gateway, "realtime_gateway_connections") != expected:
         assert loop.time() < deadline, f"the gateway never counted {expected} connections"
         await asyncio.sleep(0.1)
+
+
+def serve_demo(gateway: ServiceProcess, **env: str) -> None:
+    """Configure a gateway not started yet to serve the demo at /dev/ and mint development
+    tokens (its own origin allowed), with ``env`` on top."""
+    gateway.env = {
+        **gateway.env,
+        "GATEWAY_DEV_PAGE": "1",
+        "GATEWAY_DEV_TOKENS": "1",
+        "GATEWAY_ALLOWED_ORIGINS": f"{ALLOWED_ORIGIN},http://127.0.0.1:{gateway.port}",
+        **env,
+    }
 
 
 def demo_url(gateway: ServiceProcess, host: str = "127.0.0.1", **params: str) -> str:
@@ -182,6 +194,13 @@ class Demo:
             key,
         )
         return cursor
+
+    async def databases(self) -> list[str]:
+        """The names of the page's IndexedDB databases (listing them opens, so creates, none)."""
+        names: list[str] = await self.page.evaluate(
+            "async () => (await indexedDB.databases()).map((d) => d.name)"
+        )
+        return names
 
     async def held_cursor(self) -> dict[str, int]:
         """The cursor the SDK holds now."""
