@@ -371,7 +371,8 @@ class ConnectionEnded(WireModel):
 class GatewayHeartbeat(WireModel):
     """data of ``presence.gateway.heartbeat`` (keyed by gateway id)."""
 
-    # The live gateway.
+    # The live gateway process (a restart under the same instance name is another id: the
+    # silence of the old one is what makes presence expire its connections).
     gateway_id: str
     # Connections it holds now.
     connections: int

@@ -107,7 +107,10 @@ async def serve(settings: GatewaySettings) -> None:
     publisher = CommandPublisher(
         producer=producer,
         topic_prefix=settings.kafka_topic_prefix,
-        gateway_id=settings.instance_id,
+        # Presence declares a gateway dead by the silence of this id, so it names this process,
+        # not the instance: a replacement started under the same INSTANCE_ID (a supervisor's
+        # restart) would otherwise keep its dead predecessor's connections alive for good.
+        gateway_id=f"{settings.instance_id}.{new_id()[:12]}",
         events=EventBuilder(source=f"/gateway/{settings.instance_id}", now=utc_now, new_id=new_id),
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))

@@ -16,7 +16,8 @@ class CommandPublisher:
     Args:
         producer: a started idempotent producer.
         topic_prefix: the deployment's topic prefix.
-        gateway_id: this gateway's instance id (reply routing, heartbeats).
+        gateway_id: this gateway process's id (reply routing, heartbeats): its instance id
+            and a part of its own, so that a process restarted under the same name is another.
         events: builds the records (source ``/gateway/<gateway id>``).
     """
 

@@ -6,10 +6,12 @@ import time
 
 import httpx
 
+from deploy.local.launcher import free_port
 from tests.integration.harness import (
     PRESENCE_GATEWAY_EXPIRY_MS,
     PRESENCE_GRACE_MS,
     Client,
+    ServiceProcess,
     System,
     of_type,
     seconds,
@@ -133,6 +135,37 @@ async def test_killed_gateway_users_go_offline_within_the_bound(system: System) 
     assert not b.matching(of_type("presence", user_id=alice)), "alice still has a live device"
     assert a_second.closed and d_second.closed
     await a_main.close()
+    await b.close()
+
+
+async def test_a_gateway_restarted_under_its_name_still_expires_its_predecessors_users(
+    system: System,
+) -> None:
+    """A supervisor restarts a dead gateway under the same INSTANCE_ID (compose does): the
+    new process heart-beats under that name from the start, so only an id of each process's
+    own lets presence see that the old one died. Found by the chaos soak: its users stayed
+    online for good."""
+    first = system.extra_gateway("gateway-named")
+    first.start()
+    await first.wait_ready()
+    # The replacement is up before the old one dies: the name's heartbeats never pause.
+    port = free_port()
+    replacement = ServiceProcess(
+        "gateway", {**first.env, "GATEWAY_PORT": str(port)}, port, first.log_path
+    )
+    replacement.start()
+    await replacement.wait_ready()
+    _, bob, a, b = await contacts(system)
+    dave = unique("dave")
+    d = await Client.connect(ws_url(first.port), dave)
+    await d.request(send_frame(to=bob, client_msg_id="d"))
+    await b.take(of_type("presence", user_id=dave, status="online"), seconds(10))
+
+    first.kill()
+
+    await b.take(of_type("presence", user_id=dave, status="offline"), seconds(EXPIRY_BOUND_S + 5))
+    replacement.stop()
+    await a.close()
     await b.close()
 
 
