@@ -36,19 +36,11 @@ def kcat() -> str:
     return path
 
 
-async def kcat_publish(
-    system: System,
-    topic: str,
-    *,
-    key: str,
-    value: bytes,
-    headers: Sequence[tuple[str, str]] = (),
-) -> None:
-    """Publish one record with kcat, as another team's service would (acks from all replicas).
-
-    ``value`` must be one line: kcat takes one record per line of its input.
-    """
-    assert b"\n" not in value
+def kcat_argv(
+    system: System, topic: str, *, key: str, headers: Sequence[tuple[str, str]] = ()
+) -> list[str]:
+    """kcat producing one record to ``topic`` of this run, as another team's service would
+    (acks from all replicas)."""
     argv = [
         kcat(),
         "-P",
@@ -63,8 +55,24 @@ async def kcat_publish(
     ]
     for name, header_value in headers:
         argv += ["-H", f"{name}={header_value}"]
+    return argv
+
+
+async def kcat_publish(
+    system: System,
+    topic: str,
+    *,
+    key: str,
+    value: bytes,
+    headers: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Publish one record with kcat (:func:`kcat_argv`).
+
+    ``value`` must be one line: kcat takes one record per line of its input.
+    """
+    assert b"\n" not in value
     process = await asyncio.create_subprocess_exec(
-        *argv,
+        *kcat_argv(system, topic, key=key, headers=headers),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -107,6 +115,43 @@ def status_change(
     }
 
 
+def binary_record(
+    event_type: str,
+    *,
+    data: Mapping[str, Any],
+    event_id: str,
+    source: str,
+    time_: datetime | None = None,
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """A CloudEvent in the Kafka binding's binary mode: (value = ``data``, ``ce_*`` headers)."""
+    headers = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", event_id),
+        ("ce_source", source),
+        ("ce_type", event_type),
+        ("content-type", "application/json; charset=utf-8"),
+    ]
+    if time_ is not None:
+        headers.append(("ce_time", time_.isoformat().replace("+00:00", "Z")))
+    return orjson.dumps(data), headers
+
+
+def structured_record(
+    event_type: str, *, data: Mapping[str, Any], event_id: str, source: str
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """A CloudEvent in structured mode: (value = the whole event, content-type header)."""
+    event = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    return orjson.dumps(event), [("content-type", "application/cloudevents+json; charset=utf-8")]
+
+
 async def publish_binary(
     system: System,
     topic: str,
@@ -118,19 +163,12 @@ async def publish_binary(
     source: str = JOB_SOURCE,
     time_: datetime | None = None,
 ) -> str:
-    """A CloudEvent in the Kafka binding's binary mode (``ce_*`` headers, the value is
-    ``data``), published by kcat; returns its id."""
+    """A CloudEvent in binary mode (:func:`binary_record`), published by kcat; returns its id."""
     event_id = event_id or uuid.uuid4().hex
-    headers = [
-        ("ce_specversion", "1.0"),
-        ("ce_id", event_id),
-        ("ce_source", source),
-        ("ce_type", event_type),
-        ("content-type", "application/json; charset=utf-8"),
-    ]
-    if time_ is not None:
-        headers.append(("ce_time", time_.isoformat().replace("+00:00", "Z")))
-    await kcat_publish(system, topic, key=key, value=orjson.dumps(data), headers=headers)
+    value, headers = binary_record(
+        event_type, data=data, event_id=event_id, source=source, time_=time_
+    )
+    await kcat_publish(system, topic, key=key, value=value, headers=headers)
     return event_id
 
 
@@ -144,24 +182,10 @@ async def publish_structured(
     event_id: str | None = None,
     source: str = APPLICATION_SOURCE,
 ) -> str:
-    """A CloudEvent in structured mode (the value is the whole event), by kcat; its id."""
+    """A CloudEvent in structured mode (:func:`structured_record`), by kcat; its id."""
     event_id = event_id or uuid.uuid4().hex
-    event = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": source,
-        "type": event_type,
-        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-    await kcat_publish(
-        system,
-        topic,
-        key=key,
-        value=orjson.dumps(event),
-        headers=[("content-type", "application/cloudevents+json; charset=utf-8")],
-    )
+    value, headers = structured_record(event_type, data=data, event_id=event_id, source=source)
+    await kcat_publish(system, topic, key=key, value=value, headers=headers)
     return event_id
 
 

@@ -107,6 +107,8 @@ class ReceivedPush:
     payload: dict[str, Any]
     payload_bytes: int
     answer: Answer
+    # When the request arrived (wall clock, seconds since the epoch).
+    arrived_at: float
 
 
 @dataclass
@@ -176,6 +178,7 @@ class FakePushService:
         ]
 
     async def _handle(self, request: Request) -> Response:
+        arrived_at = time.time()
         endpoint = f"{self.origin}/push/{request.path_params['token']}"
         body = await request.body()
         answer = self._next_answer(endpoint)
@@ -184,7 +187,7 @@ class FakePushService:
             if subscription is None:
                 return Response(status_code=404)
             try:
-                push = self._verify(request, body, subscription, answer)
+                push = self._verify(request, body, subscription, answer, arrived_at)
             except _Refused as refused:
                 self.rejected.append(refused.reason)
                 return Response(status_code=refused.status)
@@ -207,7 +210,12 @@ class FakePushService:
         return script.pop(0) if len(script) > 1 else script[0]
 
     def _verify(
-        self, request: Request, body: bytes, subscription: BrowserSubscription, answer: Answer
+        self,
+        request: Request,
+        body: bytes,
+        subscription: BrowserSubscription,
+        answer: Answer,
+        arrived_at: float,
     ) -> ReceivedPush:
         self._verify_vapid(request.headers.get("authorization", ""))
         if request.headers.get("content-encoding") != "aes128gcm":
@@ -239,6 +247,7 @@ class FakePushService:
             payload=payload,
             payload_bytes=len(plaintext),
             answer=answer,
+            arrived_at=arrived_at,
         )
 
     def _verify_vapid(self, authorization: str) -> None:
