@@ -257,7 +257,8 @@ class Endpoint:
                 limits=self._limits,
                 push=self._push,
             )
-            session.send("hello", hello.to_wire())
+            # Ahead of any delivery frame the tail handed the session while it was held.
+            session.start("hello", hello.to_wire())
             await self._send_presence_snapshot(session)
             await self._tell_presence(session, opened=True)
             async for message in websocket:

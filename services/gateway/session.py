@@ -16,6 +16,10 @@ order: one producer, one partition per key). Their number is bounded per connect
 reading more (TCP pushes back on the client). The requests awaiting an answer are kept
 (their ids) so that load shedding (:mod:`services.gateway.domain.shedding`) can forget them when
 the connection goes.
+
+Nothing is written before :meth:`Session.start` writes ``hello``: the session is registered
+(and may be handed delivery frames) while the gateway is still taking its partition, and the
+protocol's first frame is ``hello``.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class Session:
         "_queue",
         "_queue_limit",
         "_room",
+        "_started",
         "_unconfirmed",
         "_writer",
         "connection_id",
@@ -112,6 +117,7 @@ class Session:
         self._queue: deque[tuple[str, bytes]] | None = None
         self._queue_limit = queue_limit
         self._writer: asyncio.Task[None] | None = None
+        self._started = False
         self._closing = False
         # Commands enqueued to the producer, not yet acknowledged by Kafka, and where they go.
         self._unconfirmed = 0
@@ -139,9 +145,20 @@ class Session:
         error = Error(id=request_id, code=code, message=message, retry_after_ms=retry_after_ms)
         self.send("error", error.to_wire())
 
+    def start(self, frame_type: str, data: bytes) -> None:
+        """Write the connection's first frame (``hello``), then what was queued before it."""
+        if self._closing:
+            return
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.appendleft((frame_type, data))
+        self._started = True
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+
     def send(self, frame_type: str, data: bytes) -> None:
         """Queue a frame (JSON, UTF-8) for this device, or close the connection with 4009 when
-        it lags."""
+        it lags. Written once :meth:`start` has written the first frame."""
         if self._closing:
             return
         if self._queue is None:
@@ -151,7 +168,7 @@ class Session:
             self.close(CLOSE_TOO_SLOW, "too slow to keep up; reconnect and sync")
             return
         self._queue.append((frame_type, data))
-        if self._writer is None:
+        if self._writer is None and self._started:
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
