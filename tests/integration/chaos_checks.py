@@ -18,7 +18,11 @@ pushed (the race documented in docs/notifications.md). So a push is a violation 
 notifier had applied "connected" before the transaction that decided it began, and still held
 the same fact after the push arrived. :class:`ConnectivityLog` watches the applied facts with
 the database's own clock: an observation that ended before the deciding transaction started
-(its ``now()``, which every stored frame records) was visible to it.
+(its ``now()``, which every stored frame records) was visible to it. The other way round, a
+push is owed for a notification still unread whose last version was decided while the notifier
+held its user disconnected, and held it so to the end (the offline users always; a roamer
+after its last visit): nothing the docs allow then stops it (a read cancels, a newer version or
+a newer status of the same application replaces, a give-up needs an hour).
 """
 
 from __future__ import annotations
@@ -711,9 +715,10 @@ def check_pushes(
 ) -> None:
     """Each push is a version of a notification the user's stream holds; sent once per
     subscription (again only after a notifier crash); none decided while the notifier held
-    the user as connected; for users without a connection all along, each notification's
-    last version pushed to every subscription (an application's latest status only: its
-    Topic replaces older ones)."""
+    the user as connected; every notification still unread, whose last version was decided
+    while the notifier held its user disconnected (and still did at the end), pushed in that
+    version to every subscription (an application's latest status only: its Topic replaces
+    older ones). A read one is owed nothing: the read cancels a push not sent yet."""
     report.check(not rejected, f"the push service refused pushes: {rejected[:5]}")
     report.count("pushes", len(pushes))
     sent: dict[tuple[str, int], list[ReceivedPush]] = defaultdict(list)
@@ -753,7 +758,7 @@ def check_pushes(
                 f"{ledger.subscriptions[endpoint]}: frame {seq} pushed twice without a crash",
             ):
                 report.count("pushes_repeated_after_a_notifier_crash")
-    for user in ledger.offline:
+    for user in ledger.users:
         # Each notification's last version; an application's latest status only.
         last: dict[str, Frame] = {}
         for frame in world.bell_stream[user]:
@@ -761,13 +766,21 @@ def check_pushes(
                 note = frame["notification"]
                 topic = note["data"].get("application_id") or note["id"]
                 last[topic] = frame
+        read = {row["id"] for row in world.notes.get(user, []) if row["read_at"] is not None}
         endpoints = [e for e, owner in ledger.subscriptions.items() if owner == user]
         for frame in last.values():
             note, seq = frame["notification"], frame["seq"]
+            if note["id"] in read:
+                # A read cancels the push if it had not left yet (docs/notifications.md).
+                report.count("pushes_not_owed_read")
+                continue
             held = log.held(user, world.frame_times[(user, seq)], checked_at)
             if held is None or held[0]:
-                report.count("offline_notifications_not_judged")
+                # Connected, or connected since: the push is owed only when the notifier held
+                # the user disconnected from before the decision to the end.
+                report.count("pushes_not_owed_connected")
                 continue
+            report.count("pushes_owed")
             for endpoint in endpoints:
                 report.check(
                     bool(sent.get((endpoint, seq))),

@@ -124,7 +124,7 @@ class SoakClient:
                         connect(url, additional_headers=headers, open_timeout=None), seconds(5)
                     )
                     hello = orjson.loads(await asyncio.wait_for(ws.recv(), seconds(5)))
-                    assert hello["type"] == "hello"
+                    assert hello["type"] == "hello", f"{self.user}: first frame {hello['type']}"
                 except (OSError, TimeoutError, InvalidStatus, ConnectionClosed):
                     if time.monotonic() > deadline:
                         raise Disconnected(f"{self.user} could not reconnect") from None
