@@ -146,27 +146,33 @@ async def test_a_gateway_restarted_under_its_name_still_expires_its_predecessors
     own lets presence see that the old one died. Found by the chaos soak: its users stayed
     online for good."""
     first = system.extra_gateway("gateway-named")
-    first.start()
-    await first.wait_ready()
-    # The replacement is up before the old one dies: the name's heartbeats never pause.
     port = free_port()
     replacement = ServiceProcess(
         "gateway", {**first.env, "GATEWAY_PORT": str(port)}, port, first.log_path
     )
-    replacement.start()
-    await replacement.wait_ready()
-    _, bob, a, b = await contacts(system)
-    dave = unique("dave")
-    d = await Client.connect(ws_url(first.port), dave)
-    await d.request(send_frame(to=bob, client_msg_id="d"))
-    await b.take(of_type("presence", user_id=dave, status="online"), seconds(10))
+    # Neither is left running when the test fails: they are no session services.
+    try:
+        first.start()
+        await first.wait_ready()
+        # The replacement is up before the old one dies: the name's heartbeats never pause.
+        replacement.start()
+        await replacement.wait_ready()
+        _, bob, a, b = await contacts(system)
+        dave = unique("dave")
+        d = await Client.connect(ws_url(first.port), dave)
+        await d.request(send_frame(to=bob, client_msg_id="d"))
+        await b.take(of_type("presence", user_id=dave, status="online"), seconds(10))
 
-    first.kill()
+        first.kill()
 
-    await b.take(of_type("presence", user_id=dave, status="offline"), seconds(EXPIRY_BOUND_S + 5))
-    replacement.stop()
-    await a.close()
-    await b.close()
+        await b.take(
+            of_type("presence", user_id=dave, status="offline"), seconds(EXPIRY_BOUND_S + 5)
+        )
+        await a.close()
+        await b.close()
+    finally:
+        replacement.stop()
+        first.stop()
 
 
 async def test_typing_reaches_the_other_members_and_lapses(system: System) -> None:
