@@ -87,12 +87,16 @@ class ConversationCreateCommand(WireModel):
     user_id: UserId
     # Where the ack or error goes.
     reply_to: ReplyTo
-    # The new group's id, minted by the gateway (so the command can be keyed by it).
+    # The new group's id, minted by the gateway (so the command can be keyed by it): derived
+    # from the creator and client_conversation_id when the client gave one, else random.
     conversation_id: ConversationId
     # The group's name.
     title: Title
     # The other members.
     member_ids: Annotated[list[UserId], Field(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
+    # The client's id for the group: set, an existing group of this id is this creator's resend
+    # (answered with the group), not a conflict.
+    client_conversation_id: ClientMsgId | None = None
 
 
 class MembersAddCommand(WireModel):

@@ -179,6 +179,10 @@ class ConversationCreate(ClientFrame):
     title: Title
     # The other members (the creator is added anyway).
     members: Annotated[list[UserId], Field(min_length=1, max_length=MAX_GROUP_MEMBERS - 1)]
+    # The client's own id for this group (a fresh UUID per group), as client_msg_id is for a
+    # message: a resend with the same one creates nothing more and is answered with the group
+    # created the first time. Without it, every create makes a new group.
+    client_conversation_id: ClientMsgId | None = None
 
 
 class ConversationMembersAdd(ClientFrame):

@@ -94,6 +94,7 @@ def _decide(command: _Command, state: ConversationState | None, now: datetime) -
             title=command.title,
             member_ids=command.member_ids,
             now=now,
+            resend_safe=command.client_conversation_id is not None,
         )
     if isinstance(command, MembersAddCommand):
         return groups.add_members(state, actor=actor, user_ids=command.user_ids, now=now)
@@ -161,9 +162,21 @@ class ConversationCommands:
         if change.changed:
             await storage.store_conversation(conn, change.state, last_seq=last_seq)
             mine = await self._announce(conn, change, last_seq, command.user_id, origin, out)
-        # A creation's ack carries the new group (protocol part 2); other changes a plain ack.
+        elif isinstance(command, ConversationCreateCommand):
+            # A resend of a creation that was applied: answered with the group as it is now.
+            mine = await self._view(conn, change.state, last_seq, command.user_id)
+        # A creation's ack carries the group (protocol part 2); other changes a plain ack.
         created = mine if isinstance(command, ConversationCreateCommand) else None
         self._emit.ack(out, command.user_id, command.reply_to, origin, conversation=created)
+
+    async def _view(
+        self, conn: Connection, state: ConversationState, last_seq: int, user: str
+    ) -> Conversation:
+        """The conversation as ``user`` sees it, read in this transaction."""
+        last, unread = await storage.conversation_view(
+            conn, state.id, last_seq=last_seq, user_ids=(user,)
+        )
+        return conversation_for(state, last_message=last, unread_count=unread.get(user, 0))
 
     async def _announce(
         self,

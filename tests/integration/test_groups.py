@@ -12,6 +12,7 @@ from tests.integration.conversations import (
     roles,
     say,
     stored_members,
+    sync_all,
     updated,
     wait_presence_members,
 )
@@ -136,4 +137,50 @@ async def test_group_of_four_from_creation_to_succession(system: System) -> None
     assert roles((await c.take(updated(gid)))["conversation"]) == roles(succeeded)
     assert (await c.take(updated(gid)))["conversation"]["title"] == "Bob's team"
     for client in (*everyone, e):
+        await client.close()
+
+
+async def test_a_creation_resent_with_its_client_id_makes_one_group(system: System) -> None:
+    """The client names the group (`client_conversation_id`): a resend after a lost answer,
+    from another device, is answered with the group made the first time, with the first try's
+    title and members, and nobody's stream holds a second group."""
+    ann, bob, cat = (unique(name) for name in ("ann", "bob", "cat"))
+    a_1, a_2 = await Client.connect(system.ws_url, ann), await Client.connect(system.ws_url, ann)
+    b = await Client.connect(system.ws_url, bob)
+    create = {
+        "type": "conversation.create",
+        "kind": "group",
+        "title": "Hiring panel",
+        "members": [bob],
+        "client_conversation_id": "panel-7f3a",
+    }
+    first = (await ok(a_1, create))["conversation"]
+    sent = (await ok(b, say(first["id"], "b1", "hello panel")))["message"]
+
+    again = (await ok(a_2, {**create, "title": "Renamed?", "members": [bob, cat]}))["conversation"]
+    assert again["id"] == first["id"] and again["title"] == "Hiring panel"
+    assert member_ids(again) == {ann, bob} and roles(again)[ann] == "admin"
+    assert again["last_message"] == sent and again["unread_count"] == 1
+
+    # The same client id from another user is another group.
+    theirs = (await ok(b, {**create, "members": [ann]}))["conversation"]
+    assert theirs["id"] != first["id"]
+
+    # Ann's and Bob's streams each hold one creation of her group, and Cat was never added.
+    for client in (a_1, b):
+        created = [
+            event
+            for event in await sync_all(client)
+            if event["type"] == "conversation.updated"
+            and event["conversation"]["id"] == first["id"]
+        ]
+        assert len(created) == 1, created
+    assert await stored_members(system, first["id"]) == {ann: "admin", bob: "member"}
+
+    # Having left, she is refused a resend rather than handed a group she is no longer in.
+    await ok(
+        a_1, {"type": "conversation.members.remove", "conversation_id": first["id"], "user_id": ann}
+    )
+    assert await refused(a_2, create) == "forbidden"
+    for client in (a_1, a_2, b):
         await client.close()

@@ -48,6 +48,34 @@ def test_a_new_group_is_keyed_by_the_id_minted_for_it() -> None:
     assert again.key != command.key
 
 
+def test_a_group_the_client_names_has_the_same_id_at_every_try_and_for_its_creator_only() -> None:
+    frame = ConversationCreate(
+        type="conversation.create",
+        id="r1",
+        kind="group",
+        title="T",
+        members=["bob"],
+        client_conversation_id="k-1",
+    )
+
+    def never() -> str:
+        raise AssertionError("a named group's id is not random")
+
+    first = commands.conversation_create(frame, ALICE, new_id=never)
+    resent = commands.conversation_create(
+        frame.model_copy(update={"id": "r2"}), ALICE, new_id=never
+    )
+    assert first.key == resent.key and first.key.startswith("grp_") and len(first.key) == 36
+    assert isinstance(first.data, ConversationCreateCommand)
+    assert first.data.client_conversation_id == "k-1"
+    bob = Requester(user_id="bob", connection_id="c2", gateway_id="gw-2")
+    assert commands.conversation_create(frame, bob, new_id=never).key != first.key
+    other = frame.model_copy(update={"client_conversation_id": "k-2"})
+    assert commands.conversation_create(other, ALICE, new_id=never).key != first.key
+    # The creator's length is hashed in: ("ab", "c...") and ("a", "bc...") differ.
+    assert commands.group_id_for("ab", "c") != commands.group_id_for("a", "bc")
+
+
 def test_changes_are_keyed_by_their_conversation_and_carry_the_token_user() -> None:
     remove = commands.members_remove(
         ConversationMembersRemove(

@@ -86,6 +86,31 @@ def test_create_refusals() -> None:
         create([f"u{i}" for i in range(MAX_GROUP_MEMBERS)])
 
 
+def test_a_resend_of_a_named_creation_is_the_group_as_it_is() -> None:
+    first = group(ann="admin", bob="member")
+
+    def resend(existing: ConversationState, creator: str = "ann") -> GroupChange:
+        return create_group(
+            conversation_id="g1",
+            existing=existing,
+            creator=creator,
+            title="Another title",
+            member_ids=["cat"],
+            now=at(9),
+            resend_safe=True,
+        )
+
+    again = resend(first)
+    assert not again.changed and again.state == first
+    with pytest.raises(Forbidden):
+        resend(group(bob="admin", cat="member"))
+    direct = ConversationState(
+        id="g1", kind="direct", title=None, members=first.members, version=0, created_at=T0
+    )
+    with pytest.raises(Conflict):
+        resend(direct)
+
+
 def test_only_members_of_a_group_act_and_direct_conversations_never_change() -> None:
     with pytest.raises(Forbidden):
         rename(None, actor="ann", title="x")

@@ -152,17 +152,27 @@ def create_group(
     title: str,
     member_ids: Iterable[str],
     now: datetime,
+    resend_safe: bool = False,
 ) -> GroupChange:
     """A new group: the creator is its admin, the others members, all joined ``now``.
 
+    With ``resend_safe`` (the client named the group: its id is derived from the creator and
+    that name), an existing group of this id is the creator's own, created by an earlier try of
+    the same request: unchanged, whatever this try's title and members (the first wins).
+
     Raises:
-        Conflict: a conversation with this id exists already (ids are minted by gateways, so
-            this means a bug or a forged command, never a client's resend).
+        Conflict: a conversation with this id exists already and the id was random (ids are
+            minted by gateways, so this means a bug or a forged command).
+        Forbidden: a resend for a group the creator has left since.
         BadRequest: a blank title, or nobody but the creator.
         TooLarge: more than the members allowed (the schema already bounds the list).
     """
     if existing is not None:
-        raise Conflict("conversation id already in use")
+        if not resend_safe or existing.kind != "group":
+            raise Conflict("conversation id already in use")
+        if existing.member(creator) is None:
+            raise Forbidden("not a member of this group any more")
+        return GroupChange(state=existing, changed=False)
     others = sorted(set(member_ids) - {creator})
     if not others:
         raise BadRequest("members: a group needs someone besides its creator")

@@ -12,6 +12,7 @@ function here; :class:`services.gateway.publisher.CommandPublisher` publishes th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,6 +64,14 @@ from schemas.ids import direct_conversation_id
 
 #: Prefix of group ids (direct conversations have ``dm_``).
 GROUP_PREFIX = "grp_"
+
+
+def group_id_for(creator: str, client_conversation_id: str) -> str:
+    """32 hex digits naming the group ``creator`` creates under its own id for it: the same
+    pair always gives the same group, two creators never share one (the creator is hashed in,
+    prefixed by its length so that no two pairs hash the same text)."""
+    digest = hashlib.sha256(f"{len(creator)}:{creator}{client_conversation_id}".encode())
+    return digest.hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +131,21 @@ def message_send(frame: MessageSend, sender: Requester) -> Command:
 def conversation_create(
     frame: ConversationCreate, sender: Requester, *, new_id: Callable[[], str]
 ) -> Command:
-    """``chat.conversation.create``, keyed by the id minted here for the new group."""
-    conversation_id = GROUP_PREFIX + new_id()
+    """``chat.conversation.create``, keyed by the id minted here for the new group: derived from
+    the creator and the client's ``client_conversation_id`` when it gave one (so that a resend,
+    through any gateway, names the same group), random otherwise."""
+    conversation_id = GROUP_PREFIX + (
+        new_id()
+        if frame.client_conversation_id is None
+        else group_id_for(sender.user_id, frame.client_conversation_id)
+    )
     command = ConversationCreateCommand(
         user_id=sender.user_id,
         reply_to=sender.reply_to(frame.id),
         conversation_id=conversation_id,
         title=frame.title,
         member_ids=frame.members,
+        client_conversation_id=frame.client_conversation_id,
     )
     return Command(topics.CHAT_COMMANDS, topics.CONVERSATION_CREATE, conversation_id, command)
 
