@@ -115,8 +115,13 @@ export interface RealtimeClient {
   reloadConversations(): Promise<void>;
   /** The next page of `conversations.list`; false when there was none. */
   loadMoreConversations(): Promise<boolean>;
-  /** A group with me as its admin; resolves with it as the server created it. */
-  createGroup(title: string, members: string[]): Promise<Conversation | null>;
+  /**
+   * A group with me as its admin; resolves with it as the server created it. The request is
+   * named by `clientConversationId` (a fresh random one when not given): after a failure
+   * (`disconnected`, `unavailable`) call again with the same one, and the server answers with
+   * the group made by the first try instead of making a second.
+   */
+  createGroup(title: string, members: string[], clientConversationId?: string): Promise<Conversation | null>;
   /** Group admins: add members, remove one, set a role, rename. */
   addMembers(conversationId: ConversationId, userIds: UserId[]): Promise<void>;
   removeMember(conversationId: ConversationId, userId: UserId): Promise<void>;
@@ -445,8 +450,9 @@ class TabClient implements RealtimeClient {
     return page.length > 0;
   }
 
-  async createGroup(title: string, members: string[]): Promise<Conversation | null> {
-    return (await this.command({ c: "group.create", title, members })) as Conversation | null;
+  async createGroup(title: string, members: string[], clientConversationId?: string): Promise<Conversation | null> {
+    const key = clientConversationId ?? newClientMsgId(crypto.getRandomValues(new Uint8Array(16)));
+    return (await this.command({ c: "group.create", title, members, key })) as Conversation | null;
   }
 
   // The changes below are answered by a plain ack: what they change arrives as durable frames

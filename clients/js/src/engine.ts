@@ -66,7 +66,7 @@ export type Command =
   | { c: "history"; conversationId: ConversationId; limit?: number }
   | { c: "conversations.reload" }
   | { c: "conversations.more" }
-  | { c: "group.create"; title: string; members: string[] }
+  | { c: "group.create"; title: string; members: string[]; key: string }
   | { c: "notifications.read"; ids?: string[]; all?: boolean }
   | { c: "notifications.more" }
   | { c: "push.subscribe"; subscription: PushSubscriptionJson }
@@ -232,6 +232,7 @@ export class Engine {
           kind: "group",
           title: command.title,
           members: command.members,
+          client_conversation_id: command.key,
         });
         // The durable conversation.updated follows (or came first); the ack shows it at once.
         const conversation = ack.conversation as Conversation | undefined;
