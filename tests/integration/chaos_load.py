@@ -219,10 +219,18 @@ async def subscribe(soak: Soak, user: str) -> BrowserSubscription:
 
 
 async def create_group(soak: Soak, admin: str, title: str, members: list[str]) -> Group | None:
-    """``conversation.create`` as protocol-notes.md asks of a client: it has no idempotency key,
-    so after an answer that never came, look for the group in the admin's stream (by its title)
-    before sending it again. Returns None when the load stopped first."""
-    frame = {"type": "conversation.create", "kind": "group", "title": title, "members": members}
+    """``conversation.create`` named by a ``client_conversation_id``, resent unchanged after an
+    answer that never came, as the SDK does (protocol-notes.md): every try names the same group,
+    so a creation applied before its answer was lost is answered with that group, not made
+    twice (the stream checks would see a second group). Returns None when the load stopped
+    first."""
+    frame = {
+        "type": "conversation.create",
+        "kind": "group",
+        "title": title,
+        "members": members,
+        "client_conversation_id": uuid.uuid4().hex,
+    }
     client = soak.clients[admin]
     while time.monotonic() < soak.deadline:
         try:
@@ -236,11 +244,6 @@ async def create_group(soak: Soak, admin: str, title: str, members: list[str]) -
         if answer is not None and answer.get("code") not in ("unavailable", "rate_limited"):
             soak.report.violation(f"conversation.create answered {answer}")
             return None
-        found = await find_group(soak, admin, title)
-        if found is not None:
-            soak.report.count("group_creates_found_in_stream")
-            conversation = found
-            break
         soak.report.count("group_creates_resent")
         await asyncio.sleep(0.2)
     else:
@@ -254,15 +257,6 @@ async def create_group(soak: Soak, admin: str, title: str, members: list[str]) -
     soak.ledger.groups[group.id] = group
     soak.report.count("groups_created")
     return group
-
-
-async def find_group(soak: Soak, user: str, title: str) -> Frame | None:
-    """The first ``conversation.updated`` of a group with this title in the user's stream."""
-    for frame in await sync_stream(soak, user, "chat"):
-        if frame["type"] == "conversation.updated" and frame["conversation"]["title"] == title:
-            found: Frame = frame["conversation"]
-            return found
-    return None
 
 
 async def sync_stream(soak: Soak, user: str, stream: str) -> list[Frame]:
