@@ -17,7 +17,8 @@ Flow::
 
 A row is one transaction's records (topics, keys, payloads and headers as arrays, in staging
 order), not one record: a batch of hundreds of messages writes one row, and deletes it once
-Kafka acknowledged every record in it.
+Kafka acknowledged every record in it. Payloads and keys are stored uncompressed (TOAST
+``EXTERNAL``): compressing megabytes that live milliseconds cost more than writing them.
 
 Every statement on the outbox table is in this module. A row is deleted only after Kafka
 acknowledged it, so a crash between commit and publish loses nothing; it can duplicate a
