@@ -7,7 +7,9 @@ Flow::
                                 every record of the batch, in order--> outbox table
                                 (and DELETE of rows published since; the offset store's write
                                 rides along the same statement)
-    after commit: committed() --one producer batch per partition, in order--> Kafka
+                                (while Postgres runs it: the records grouped into producer
+                                batches per partition, in order; nothing sent yet)
+    after commit: committed() --those producer batches, in order--> Kafka
                   --all acked--> the row's id noted as published
     relay (every interval): the backlog is measured (rows, oldest row's age); DELETE
                             published rows no batch came to delete; rows older than the grace
@@ -38,8 +40,9 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 
-from services.runtime.db import Connection, Cte
+from services.runtime.db import Connection, Cte, overlapped
 from services.runtime.metrics import (
     OUTBOX_BACKLOG_ROWS,
     OUTBOX_OLDEST_ROW_AGE,
@@ -61,13 +64,24 @@ class OutboundRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ProducerBatch:
+    """Records for one partition, in order, in a producer batch not handed to the producer yet."""
+
+    topic: str
+    partition: int
+    builder: BatchBuilder
+
+
+@dataclass(frozen=True, slots=True)
 class Staged:
-    """What one closing statement did: the row staged (its id; none without records) and the
-    rows deleted. Handed back to :meth:`Outbox.committed` once the transaction committed."""
+    """What one closing statement did: the row staged (its id; none without records), the
+    rows deleted, and the staged records as producer batches ready to send. Handed back to
+    :meth:`Outbox.committed` once the transaction committed."""
 
     ids: list[int]
-    records: Sequence[OutboundRecord]
+    records: int
     deleted: list[int]
+    batches: list[ProducerBatch]
 
 
 #: How long a publish may wait for Kafka's acknowledgement. The producer answers or fails within
@@ -110,7 +124,10 @@ class Outbox:
         same statement, e.g. the offset store's write).
 
         Runs in the caller's transaction (or alone, in autocommit, with nothing to stage).
-        Nothing is published until :meth:`committed` is given the result.
+        While Postgres runs the statement, the records are put into producer batches (the
+        partitioner and the batch appends cost a few microseconds per record, otherwise spent
+        after the commit, before the consumer's next batch); nothing is sent until
+        :meth:`committed` is given the result.
         """
         deleted = list(self._published)
         topics, keys, values, headers = _columns(records)
@@ -120,46 +137,51 @@ class Outbox:
             head, args = f"{along.name} AS ({along.sql}), ", along.args
         n = len(args)
         # Data-modifying CTEs run whether or not the insert writes its row.
-        rows = await conn.fetch(
-            f"WITH {head}published AS"
-            f" (DELETE FROM {self._table} WHERE id = ANY(${n + 1}::bigint[]))"
-            f" INSERT INTO {self._table} (topics, keys, payloads, headers)"
-            f" SELECT ${n + 2}::text[], ${n + 3}::bytea[], ${n + 4}::bytea[], ${n + 5}::jsonb[]"
-            f" WHERE cardinality(${n + 2}::text[]) > 0 RETURNING id",
-            *args,
-            deleted,
-            topics,
-            keys,
-            values,
-            headers,
+        rows, batches = await overlapped(
+            conn.fetch(
+                f"WITH {head}published AS"
+                f" (DELETE FROM {self._table} WHERE id = ANY(${n + 1}::bigint[]))"
+                f" INSERT INTO {self._table} (topics, keys, payloads, headers)"
+                f" SELECT ${n + 2}::text[], ${n + 3}::bytea[], ${n + 4}::bytea[],"
+                f" ${n + 5}::jsonb[] WHERE cardinality(${n + 2}::text[]) > 0 RETURNING id",
+                *args,
+                deleted,
+                topics,
+                keys,
+                values,
+                headers,
+            ),
+            lambda: self._batches(records),
         )
-        return Staged(ids=[row["id"] for row in rows], records=records, deleted=deleted)
+        return Staged(
+            ids=[row["id"] for row in rows],
+            records=len(records),
+            deleted=deleted,
+            batches=batches,
+        )
 
     async def committed(self, staged: Staged) -> None:
-        """The statement of ``staged`` committed: forget the rows it deleted and hand the rows
-        it staged to the producer in order; acks are awaited in the background.
+        """The statement of ``staged`` committed: forget the rows it deleted and hand its
+        producer batches to the producer in order; acks are awaited in the background.
 
         Enqueueing in order here (not in the background) keeps per-key order across batches; the
         semaphore bounds how many batches may wait for acks, which is our backpressure.
         """
         self._published.difference_update(staged.deleted)
-        ids, records = staged.ids, staged.records
-        if not records:
+        if not staged.records:
             return
         await self._confirm_slots.acquire()
         try:
-            futures = await self._send_batches(records)
+            futures = await self._send(staged.batches)
         except BaseException:
             self._confirm_slots.release()
             raise
-        task = asyncio.create_task(self._confirm(ids, futures, len(records)))
+        task = asyncio.create_task(self._confirm(staged.ids, futures, staged.records))
         self._confirms.add(task)
         task.add_done_callback(self._confirms.discard)
 
-    async def _send_batches(
-        self, records: Sequence[OutboundRecord]
-    ) -> list[asyncio.Future[object]]:
-        """Enqueue ``records`` as one producer batch per partition, each in the given order.
+    async def _batches(self, records: Sequence[OutboundRecord]) -> list[ProducerBatch]:
+        """``records`` as producer batches, one or more per partition, each in the given order.
 
         ``producer.send`` per record costs tens of microseconds (a partitioner call, a future, an
         accumulator append), several times the rest of a record's way through this service; a
@@ -177,22 +199,27 @@ class Outbox:
                 )
             partition = default_partitioner(record.key, known, known)
             groups.setdefault((record.topic, partition), []).append(record)
-        futures: list[asyncio.Future[object]] = []
+        batches: list[ProducerBatch] = []
         for (topic, partition), group in groups.items():
-            batch = self._producer.create_batch()
+            batch = ProducerBatch(topic, partition, self._producer.create_batch())
             for record in group:
                 headers = list(record.headers)
-                # A full batch (the producer's batch size) is sent and a new one started; a
+                # A full batch (the producer's batch size) is closed and a new one started; a
                 # new one takes any first record whatever its size, so this loops at most twice.
-                while not batch.append(
+                while not batch.builder.append(
                     key=record.key, value=record.value, timestamp=None, headers=headers
                 ):
-                    futures.append(
-                        await self._producer.send_batch(batch, topic, partition=partition)
-                    )
-                    batch = self._producer.create_batch()
-            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
-        return futures
+                    batches.append(batch)
+                    batch = ProducerBatch(topic, partition, self._producer.create_batch())
+            batches.append(batch)
+        return batches
+
+    async def _send(self, batches: list[ProducerBatch]) -> list[asyncio.Future[object]]:
+        """Hand ``batches`` to the producer in order; returns their delivery futures."""
+        return [
+            await self._producer.send_batch(batch.builder, batch.topic, partition=batch.partition)
+            for batch in batches
+        ]
 
     async def _confirm(
         self, ids: list[int], futures: list[asyncio.Future[object]], records: int
@@ -293,7 +320,7 @@ class Outbox:
                     row["topics"], row["keys"], row["payloads"], row["headers"], strict=True
                 )
             ]
-            futures = await self._send_batches(records)
+            futures = await self._send(await self._batches(records))
             await asyncio.wait_for(asyncio.gather(*futures), CONFIRM_TIMEOUT_S)
             await conn.execute(
                 f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])",
