@@ -86,7 +86,7 @@ from services.notifier.erasure import apply_erased_messages
 from services.notifier.metrics import NOT_NOTIFIED, NOTIFICATIONS, UNREAD_UPDATES
 from services.runtime.codec import parse_data
 from services.runtime.consumer import InboundRecord
-from services.runtime.db import Connection
+from services.runtime.db import Connection, overlapped
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.erasure import ErasureReports
 from services.runtime.errors import RecordRejected
@@ -353,6 +353,7 @@ class NotifierHandler:
         appends = Appends(locked)
         data_json = storage.DataJson()
         positions: dict[tuple[str, str], int] = {}
+        frames: list[tuple[str, bytes]] = []
         for change in decisions.changes:
             seq = appends.next_seq(change.user_id)
             if isinstance(change, Shown):
@@ -366,8 +367,8 @@ class NotifierHandler:
             else:
                 frame = wire.notification_read(seq, change.ids, unread_count=change.unread_count)
             appends.add(change.user_id, seq, frame, _subject(change))
-            out.append(self._delivery.frame(change.user_id, frame))
-        await storage.write(
+            frames.append((change.user_id, frame))
+        write = storage.write(
             conn,
             decisions,
             positions=positions,
@@ -375,10 +376,19 @@ class NotifierHandler:
             data_json=data_json,
             now=now,
         )
+        # The delivery records (an event envelope and an id each: ~8 us a frame, 80 ms for a
+        # job alert to 10,000 users) are built while Postgres runs the write.
+        _, records = await overlapped(write, lambda: self._deliveries(frames))
+        out.extend(records)
         await self._pushes(conn, decisions, now)
         for answer in decisions.answers:
             self._ack(out, answer)
         _count(decisions)
+
+    async def _deliveries(self, frames: list[tuple[str, bytes]]) -> list[OutboundRecord]:
+        """A delivery record for each (user, frame), in order."""
+        record = self._delivery.frame
+        return [record(user, frame) for user, frame in frames]
 
     async def _pushes(self, conn: Connection, decisions: Decisions, now: datetime) -> None:
         """Stage the batch's pushes and drop those of notifications read now."""
