@@ -178,8 +178,8 @@ _WRITE = f"""
 WITH ins AS (
    INSERT INTO notifier.notifications (user_id, id, kind, title, body, data, created_at, position,
      read_at, conversation_id, last_message_seq)
-   SELECT u, i, k, t, b, d::jsonb, c, p, r, cv, s
-   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+   SELECT u, i, k, t, b, ($47::jsonb[])[d], c, p, r, cv, s
+   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
      $7::timestamptz[], $8::bigint[], $9::timestamptz[], $10::text[], $11::bigint[])
      AS x (u, i, k, t, b, d, c, p, r, cv, s)),
  upd AS (
@@ -281,29 +281,18 @@ async def write(
         data_json: encodes ``data``.
         now: when notifications read by ``all`` were read.
     """
-    new = _Columns.of(11)
+    created: list[Note] = []
+    created_positions: list[int] = []
     old = _Columns.of(8)
     for key, note in decisions.notes.items():
-        read_at = now if note.read else None
         position = positions.get(key)
         if not note.existed:
             assert position is not None  # a new notification is always shown
-            new.add(
-                note.user_id,
-                note.id,
-                note.kind,
-                note.title,
-                note.body,
-                data_json(note.data),
-                note.created_at,
-                position,
-                read_at,
-                note.conversation_id,
-                note.last_message_seq,
-            )
+            created.append(note)
+            created_positions.append(position)
         elif position is None:
             # Only read: its content stays as stored.
-            old.add(note.user_id, note.id, None, None, None, None, read_at, None)
+            old.add(note.user_id, note.id, None, None, None, None, now if note.read else None, None)
         else:
             old.add(
                 note.user_id,
@@ -312,9 +301,26 @@ async def write(
                 note.body,
                 data_json(note.data),
                 position,
-                read_at,
+                now if note.read else None,
                 note.last_message_seq,
             )
+    # Column by column: a job alert creates thousands of rows. Each distinct ``data`` (one per
+    # alert, shared by its recipients) is sent and parsed as jsonb once; rows name it by index.
+    distinct: dict[str, int] = {}
+    data_index = [distinct.setdefault(data_json(note.data), len(distinct) + 1) for note in created]
+    new = [
+        [note.user_id for note in created],
+        [note.id for note in created],
+        [note.kind for note in created],
+        [note.title for note in created],
+        [note.body for note in created],
+        data_index,
+        [note.created_at for note in created],
+        created_positions,
+        [now if note.read else None for note in created],
+        [note.conversation_id for note in created],
+        [note.last_message_seq for note in created],
+    ]
     prefs = _Columns.of(4)
     for (user, kind), chosen in decisions.prefs.items():
         prefs.add(user, kind, chosen.in_app, chosen.push)
@@ -333,7 +339,7 @@ async def write(
     counts = sorted(decisions.unread.items())
     await conn.execute(
         _WRITE,
-        *new.columns,
+        *new,
         *old.columns,
         sorted(decisions.read_all),
         now,
@@ -349,6 +355,7 @@ async def write(
         *appends.advance_args(),
         *appends.insert_args(subjects=True),
         connectivity.columns[2],
+        list(distinct),
     )
 
 
