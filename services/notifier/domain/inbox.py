@@ -419,10 +419,13 @@ class _Inbox:
         self._new_id = new_id
         self._push_enabled = push_enabled
         self._out = Decisions()
-        # Every notification of a user this batch knows (loaded or made), for ``all``.
-        self._known: defaultdict[str, dict[str, Note]] = defaultdict(dict)
+        # The notifications of a user this batch loaded, for ``all``; those it makes are in
+        # ``_out.notes``, indexed by user only once a batch reads ``all`` (few do, and a job
+        # alert makes thousands: no index kept per recipient for nothing).
+        self._loaded: defaultdict[str, dict[str, Note]] = defaultdict(dict)
         for note in [*snapshot.open_messages.values(), *snapshot.named.values()]:
-            self._known[note.user_id][note.id] = note
+            self._loaded[note.user_id][note.id] = note
+        self._made_by_user: defaultdict[str, list[Note]] | None = None
 
     def run(self, intents: Sequence[Intent]) -> Decisions:
         for intent in intents:
@@ -539,8 +542,9 @@ class _Inbox:
             existed=False,
             changed=True,
         )
-        self._known[user][note.id] = note
-        self._out.notes[note.key] = note
+        if self._made_by_user is not None:
+            self._made_by_user[user].append(note)
+        self._out.notes[(user, note.id)] = note
         self._set_unread(user, self._unread(user) + 1)
         self._out.created[kind] += 1
         return note
@@ -579,7 +583,7 @@ class _Inbox:
         user = intent.requester.user_id
         if intent.ids is None:
             if self._unread(user) > 0:
-                for note in self._known[user].values():
+                for note in self._known(user):
                     if not note.read:
                         self._read(note)
                 self._out.read_all[user] = self._now
@@ -643,8 +647,18 @@ class _Inbox:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def _known(self, user: str) -> list[Note]:
+        """Every notification of ``user`` this batch knows: loaded, then made (in order)."""
+        if self._made_by_user is None:
+            self._made_by_user = defaultdict(list)
+            for note in self._out.notes.values():
+                if not note.existed:
+                    self._made_by_user[note.user_id].append(note)
+        return [*self._loaded[user].values(), *self._made_by_user[user]]
+
     def _prefs(self, user: str, kind: str) -> KindPrefs:
-        return self._s.prefs.get(user, {}).get(kind, DEFAULT_PREFS)
+        mine = self._s.prefs.get(user)
+        return DEFAULT_PREFS if mine is None else mine.get(kind, DEFAULT_PREFS)
 
     def _all_prefs(self, user: str) -> NotificationPrefs:
         muted = set(self._s.mute_lists.get(user, ()))
