@@ -378,17 +378,19 @@ class NotifierHandler:
         )
         # The delivery records (an event envelope and an id each: ~8 us a frame, 80 ms for a
         # job alert to 10,000 users) are built while Postgres runs the write.
-        _, records = await overlapped(write, lambda: self._deliveries(frames))
+        _, records = await overlapped(write, lambda: self._deliveries(frames, now))
         out.extend(records)
         await self._pushes(conn, decisions, now)
         for answer in decisions.answers:
             self._ack(out, answer)
         _count(decisions)
 
-    async def _deliveries(self, frames: list[tuple[str, bytes]]) -> list[OutboundRecord]:
-        """A delivery record for each (user, frame), in order."""
+    async def _deliveries(
+        self, frames: list[tuple[str, bytes]], now: datetime
+    ) -> list[OutboundRecord]:
+        """A delivery record for each (user, frame), in order, all made at the batch's time."""
         record = self._delivery.frame
-        return [record(user, frame) for user, frame in frames]
+        return [record(user, frame, time=now) for user, frame in frames]
 
     async def _pushes(self, conn: Connection, decisions: Decisions, now: datetime) -> None:
         """Stage the batch's pushes and drop those of notifications read now."""
