@@ -10,8 +10,9 @@ Module map:
     domain/push     pure Web Push rules: subscription checks, endpoint allow-list, payload
                     (<= 3,000 bytes, cut body then title), TTL/Urgency/Topic by kind, answer
                     classification, retry backoff
-    handlers        records -> intents; a batch in three statements (lock streams, load,
-                    write), frames numbered and delivered, pushes staged or cancelled,
+    handlers        records -> intents; a batch in a few round trips whatever its size (lock
+                    streams, load, write and two COPYs), frames numbered and delivered (their
+                    records built while Postgres writes), pushes staged or cancelled,
                     subscriptions, answers
     storage         every SQL statement of the notifications (schema ``notifier``) and the
                     ``notifications`` stream (the runtime's); the bell's reads under RLS

@@ -1,8 +1,8 @@
 """Applies everything the notifier consumes inside the consumer's transaction, a batch at a time.
 
 Each record becomes an intent (:mod:`services.notifier.domain.inbox`) or a push subscription
-command; a batch is then three statements whatever its size (lock the users' streams, load,
-write: :mod:`services.notifier.storage`), the pure decisions in between, and what leaves:
+command; a batch is then the same few round trips whatever its size (lock the users' streams,
+load, write: :mod:`services.notifier.storage`), the pure decisions in between, and what leaves:
 
 - one ``notification.new`` / ``notification.read`` frame per change, appended to the user's
   ``notifications`` stream and delivered live to every device of the user (delivery topic);
@@ -196,8 +196,9 @@ class NotifierHandler:
     async def apply_batch(
         self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
     ) -> None:
-        """Apply a batch in order: three statements for its notifications, one more to stage
-        its pushes, whatever the number of records and recipients.
+        """Apply a batch in order: the same few round trips for its notifications (lock, load,
+        write: :mod:`services.notifier.storage`), one more to stage its pushes, whatever the
+        number of records and recipients.
 
         Raises:
             RecordRejected: a record is malformed (raised before anything is written; the

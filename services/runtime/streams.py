@@ -20,7 +20,8 @@ Two ways to append, the same numbering:
 - set-based, folded into a service's own statements on a hot path: :meth:`Stream.lock_sql` in
   the statement that reads what its decisions need, :class:`Appends` numbering frames in
   Python, :meth:`Stream.advance_sql` and :meth:`Stream.insert_sql` in the statement that
-  writes (chat applies a batch of sends in two statements this way).
+  writes (chat applies a batch of sends in two statements this way), or :meth:`Stream.copy`
+  after it for thousands of frames (the notifier's job alerts).
 
 A frame may name its *subject* (what it carries: chat gives the id of the message in it). The
 frames of a subject can later be rewritten in place (:meth:`Stream.rewrite`: same users, same
@@ -224,6 +225,20 @@ class Stream:
             )
         return [(row["seq"], row["frame"]) for row in rows]
 
+    async def copy(self, conn: Connection, appends: Appends) -> None:
+        """Store the frames of ``appends`` (with their subjects) in one ``COPY``, in the
+        caller's transaction: the bulk way of :meth:`insert_sql`, for thousands of frames (a
+        job alert), where encoding them as array parameters costs the client more than the
+        server's work. The new last seqs are the caller's to write (:meth:`advance_sql`)."""
+        rows = appends.rows()
+        if rows:
+            await conn.copy_records_to_table(
+                "user_events",
+                schema_name=self.schema,
+                columns=("user_id", "seq", "frame", "subject"),
+                records=rows,
+            )
+
     def lock_sql(self, users: str) -> str:
         """A statement for a ``WITH`` of the caller's: create the missing streams of ``users``
         (a query of one text column) and lock all of them in user order, returning
@@ -303,6 +318,10 @@ class Appends:
     def advance_args(self) -> list[object]:
         """Parameters of :meth:`Stream.advance_sql`: users and their new last seqs."""
         return [list(self._last), list(self._last.values())]
+
+    def rows(self) -> list[tuple[str, int, str, str | None]]:
+        """The frames as rows (user, seq, frame, subject), as added: for :meth:`Stream.copy`."""
+        return list(zip(self._users, self._seqs, self._frames, self._subjects, strict=True))
 
     def insert_args(self, *, subjects: bool = False) -> list[object]:
         """Parameters of :meth:`Stream.insert_sql`: users, seqs and frames, as added (and their
