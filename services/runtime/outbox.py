@@ -13,7 +13,8 @@ Flow::
                   --all acked--> the row's id noted as published
     relay (every interval): the backlog is measured (rows, oldest row's age); DELETE
                             published rows no batch came to delete; rows older than the grace
-                            period --send, acked--> DELETE
+                            period (and not this instance's, still being published) --send,
+                            acked--> DELETE
     withdraw (in a handler's transaction): remove from unpublished rows the records a record
                                 about to be staged supersedes
 
@@ -115,6 +116,9 @@ class Outbox:
         self._confirms: set[asyncio.Task[None]] = set()
         # Rows Kafka acknowledged and nobody deleted yet.
         self._published: set[int] = set()
+        # Rows handed to the producer and not yet acknowledged (or given up on): the relay
+        # leaves them alone, however old.
+        self._in_flight: set[int] = set()
 
     async def stage(
         self, conn: Connection, records: Sequence[OutboundRecord], *, along: Cte | None = None
@@ -176,6 +180,7 @@ class Outbox:
         except BaseException:
             self._confirm_slots.release()
             raise
+        self._in_flight.update(staged.ids)
         task = asyncio.create_task(self._confirm(staged.ids, futures, staged.records))
         self._confirms.add(task)
         task.add_done_callback(self._confirms.discard)
@@ -234,6 +239,7 @@ class Outbox:
                 "outbox publish not confirmed; relay will retry", extra={"records": records}
             )
         finally:
+            self._in_flight.difference_update(ids)
             self._confirm_slots.release()
 
     async def delete_published(self, pool: asyncpg.Pool) -> None:
@@ -302,14 +308,20 @@ class Outbox:
         in order; returns the number of records.
 
         ``SKIP LOCKED`` lets several instances relay side by side without publishing a row twice.
+        Rows this instance handed to the producer and has not heard back about, or heard back
+        about and not deleted yet, are not left behind: under a long backlog Kafka's
+        acknowledgement may take longer than the grace period (a job alert to 40,000 users on
+        a loaded machine), and publishing them again only doubled the work and the frames.
         """
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 f"SELECT id, topics, keys, payloads, headers FROM {self._table}"
                 " WHERE created_at < now() - make_interval(secs => $1::float8 / 1000)"
+                " AND id <> ALL($3::bigint[])"
                 " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                 older_than_ms,
                 limit,
+                [*self._in_flight, *self._published],
             )
             if not rows:
                 return 0
