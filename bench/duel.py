@@ -51,7 +51,15 @@ from bench.client import connect_ws, token
 from bench.load import paced
 from bench.progress import Progress, bar
 from bench.stats import summarize
-from bench.system import AUTH_SECRET, ROOT, BenchError, CpuMeter, CpuWindow, System
+from bench.system import (
+    AUTH_SECRET,
+    ROOT,
+    BenchError,
+    CpuMeter,
+    CpuWindow,
+    System,
+    create_database,
+)
 
 #: 40 bytes, as in the issue's comparison.
 BODY = "x" * 40
@@ -265,13 +273,7 @@ class Peer:
         if not (PEER_DIR / "node_modules").is_dir():
             raise BenchError("bench/peer/node_modules missing: run `make bench` (npm ci)")
         database = f"peer_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await admin.close()
-        base, _, _ = admin_url.rpartition("/")
-        url = f"{base}/{database}"
+        url = await create_database(admin_url, database)
         env = os.environ | {"DATABASE_URL": url, "PORT": str(port), "AUTH_SECRET": AUTH_SECRET}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:

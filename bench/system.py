@@ -91,6 +91,24 @@ class Service(ServiceProcess):
             raise BenchError(str(exc)) from None
 
 
+async def create_database(admin_url: str, name: str) -> str:
+    """Create the database ``name`` on the server of ``admin_url``; returns its URL.
+
+    Raises:
+        BenchError: the server cannot be reached.
+    """
+    try:
+        admin = await asyncpg.connect(admin_url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BenchError(f"cannot reach Postgres at DATABASE_URL: {exc}") from exc
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
 @dataclass
 class System:
     """chat, presence and the notifier (when the source has them) and gateway of the bench, on
@@ -141,16 +159,7 @@ class System:
         admin_url = _required_env("DATABASE_URL")
         run = uuid.uuid4().hex[:8]
         database = f"bench_{run}"
-        try:
-            admin = await asyncpg.connect(admin_url)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise BenchError(f"cannot reach Postgres at DATABASE_URL: {exc}") from exc
-        try:
-            await admin.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await admin.close()
-        base, _, _ = admin_url.rpartition("/")
-        database_url = f"{base}/{database}"
+        database_url = await create_database(admin_url, database)
         log_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
         # Sources from before the presence service or the notifier existed run without them.
         has = {
