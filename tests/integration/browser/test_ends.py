@@ -12,15 +12,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.integration.browser.demo import Demo, serve_demo, wait_connections
+from tests.integration.conversations import poll
 from tests.integration.erasure import erase_user
 from tests.integration.harness import (
     Client,
@@ -46,16 +46,6 @@ async def _demo_gateway(system: System, name: str, **env: str) -> AsyncIterator[
         yield gateway
     finally:
         gateway.stop()
-
-
-async def _until(read: Callable[[], Awaitable[Any]], test: Callable[[Any], bool]) -> Any:
-    """Poll ``read()`` until its value passes ``test``; returns that value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds(20)
-    while not test(value := await read()):
-        assert loop.time() < deadline, f"{value!r} never came"
-        await asyncio.sleep(0.05)
-    return value
 
 
 async def _hellos(gateway: ServiceProcess) -> float:
@@ -127,7 +117,7 @@ async def test_a_page_replaced_by_a_newer_connection_waits_for_the_user_to_recon
             async def phone_closed() -> bool:
                 return replaced.closed
 
-            await _until(phone_closed, bool)
+            await poll(phone_closed, bool, seconds(20))
             assert replaced.ws.close_code == 4010
             await wait_connections(gw, 1)
             await demos[0].open_chat_with(sam)
@@ -156,7 +146,9 @@ async def test_an_erased_users_pages_forget_everything_and_never_reconnect(
         await demos[1].open_chat_with(fay)
         await demos[1].wait_bodies(["hi erin", "hi fay"])
         # What the browser keeps of Erin: her database, her two messages' cursor in it.
-        await _until(lambda: demos[0].persisted_cursor(erin), lambda c: c.get("chat", 0) >= 2)
+        await poll(
+            lambda: demos[0].persisted_cursor(erin), lambda c: c.get("chat", 0) >= 2, seconds(20)
+        )
         assert f"realtime:{erin}" in await demos[1].databases()
         closes = await metric_value(web_gateway, "realtime_gateway_closes", code="4003")
 
@@ -176,7 +168,7 @@ async def test_an_erased_users_pages_forget_everything_and_never_reconnect(
         await demos[0].page.screenshot(path=str(screenshots / "ended-erased.png"))
         # The database is deleted, not emptied (listed from each tab: one origin, one list).
         for demo in demos:
-            await _until(demo.databases, lambda names: f"realtime:{erin}" not in names)
+            await poll(demo.databases, lambda names: f"realtime:{erin}" not in names, seconds(20))
         await _stays_closed(context, demos, web_gateway)
         for demo in demos:
             assert f"realtime:{erin}" not in await demo.databases(), "nothing recreated it"
@@ -228,7 +220,9 @@ async def test_reading_on_one_device_clears_the_unread_count_on_the_other(
             "read",
             2,
         )
-        await _until(laptop.held_cursor, lambda cursor: cursor.get("chat", 0) >= own["seq"])
+        await poll(
+            laptop.held_cursor, lambda cursor: cursor.get("chat", 0) >= own["seq"], seconds(20)
+        )
     finally:
         await phone_context.close()
         await laptop_context.close()

@@ -4,14 +4,13 @@ users send, a page whose network is cut, a reload."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import pytest
 from playwright.async_api import Browser
 
 from tests.integration.browser.demo import Demo, wait_connections
+from tests.integration.conversations import poll
 from tests.integration.harness import (
     Client,
     ServiceProcess,
@@ -21,15 +20,6 @@ from tests.integration.harness import (
     send_frame,
     unique,
 )
-
-
-async def _until(read: Callable[[], Awaitable[Any]], expected: Any) -> None:
-    """Poll ``read()`` until it returns ``expected``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds(20)
-    while (value := await read()) != expected:
-        assert loop.time() < deadline, f"{value!r} never became {expected!r}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("how", ["restart", "sigkill"])
@@ -162,7 +152,7 @@ async def test_a_reload_resumes_from_the_cursor_in_indexeddb(
         await g.wait_bodies(["one", "two"])
         held = await _settled_cursor(system, g, gina)
         assert held.get("chat", 0) >= 2
-        await _until(lambda: g.persisted_cursor(gina), held)
+        await poll(lambda: g.persisted_cursor(gina), lambda c: c == held, seconds(20))
 
         # Every tab of the user closes, a message arrives meanwhile. (The SharedWorker may
         # outlive its last tab a moment: wait until its connection is gone.)
@@ -180,7 +170,7 @@ async def test_a_reload_resumes_from_the_cursor_in_indexeddb(
 
         # A reload shows what was stored at once and resumes from the persisted cursor.
         before = await _settled_cursor(system, g, gina)
-        await _until(lambda: g.persisted_cursor(gina), before)
+        await poll(lambda: g.persisted_cursor(gina), lambda c: c == before, seconds(20))
         await g.page.reload()
         await g.open_chat_with(hal)
         await g.wait_bodies(["one", "two", "three"])
