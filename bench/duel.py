@@ -59,6 +59,7 @@ from bench.system import (
     CpuWindow,
     System,
     create_database,
+    drop_database_quietly,
 )
 
 #: 40 bytes, as in the issue's comparison.
@@ -301,12 +302,7 @@ class Peer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            admin = await asyncpg.connect(self.admin_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-            finally:
-                await admin.close()
+        await drop_database_quietly(self.admin_url, self.database)
 
 
 # --- counts: Kafka records, Postgres work -----------------------------------------------------

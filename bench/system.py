@@ -109,6 +109,17 @@ async def create_database(admin_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+async def drop_database_quietly(admin_url: str, name: str) -> None:
+    """Drop the database ``name`` (with its open connections) if the server can be reached:
+    a bench stopping after a failure must not fail again on this."""
+    with contextlib.suppress(OSError, asyncpg.PostgresError):
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @dataclass
 class System:
     """chat, presence and the notifier (when the source has them) and gateway of the bench, on
@@ -213,6 +224,15 @@ class System:
             kafka_bootstrap=kafka,
             topic_prefix=prefix,
         )
+
+        async def another(name: str, n: int, environ: dict[str, str], port: int) -> None:
+            """Instance ``n`` of a service beside the first, started and ready."""
+            label = f"{name}-{n}"
+            more = Service(name, environ, port, log_dir / f"{label}.log", source, label=label)
+            system.more.append(more)
+            more.start()
+            await more.wait_ready()
+
         try:
             for started in (system.chat, system.presence, system.notifier, system.gateway):
                 if started is not None:
@@ -223,29 +243,9 @@ class System:
                         # Its internal HTTP needs a port of its own; the group shares the
                         # partitions.
                         port = free_port()
-                        chat = Service(
-                            "chat",
-                            env | {"CHAT_PORT": str(port)},
-                            port,
-                            log_dir / f"chat-{n}.log",
-                            source,
-                            label=f"chat-{n}",
-                        )
-                        system.more.append(chat)
-                        chat.start()
-                        await chat.wait_ready()
+                        await another("chat", n, env | {"CHAT_PORT": str(port)}, port)
             for n in range(2, gateways + 1):
-                gateway = Service(
-                    "gateway",
-                    env,
-                    ports["gateway"],
-                    log_dir / f"gateway-{n}.log",
-                    source,
-                    label=f"gateway-{n}",
-                )
-                system.more.append(gateway)
-                gateway.start()
-                await gateway.wait_ready()
+                await another("gateway", n, env, ports["gateway"])
         except BaseException:
             await system.stop(drop_database=True)
             raise
@@ -278,12 +278,7 @@ class System:
             if service is not None:
                 service.stop()
         if drop_database:
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                admin = await asyncpg.connect(self.admin_url)
-                try:
-                    await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-                finally:
-                    await admin.close()
+            await drop_database_quietly(self.admin_url, self.database)
 
 
 # --- who uses the CPU --------------------------------------------------------------------------
