@@ -59,6 +59,8 @@ async def compose(kit: Kit[NotifierSettings]) -> None:
         handler=handler,
         max_batch_records=settings.notifier_max_batch_records,
         dedupe_topics=[topics.jobs_events, topics.applications_events],
+        fetch_max_wait_ms=settings.notifier_fetch_wait_ms,
+        fetch_min_bytes=settings.notifier_fetch_min_bytes,
     )
     kit.erase_with(NotifierEraser(), group_id=settings.consumer_group + "-erasure")
     http.add_routes(kit.http, pool=kit.pool)

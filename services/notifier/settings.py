@@ -29,6 +29,13 @@ class NotifierSettings(ServiceSettings, PushSettings):
     # Records per consumed batch (one Postgres transaction): a job alert is up to 1,000
     # notifications, so batches are bounded in records rather than in notifications.
     notifier_max_batch_records: int = Field(default=100, ge=1)
+    # Nothing the notifier consumes is on a message's path, so the broker may hold its fetch
+    # until this much has gathered or this long has passed: at 1,000 msgs/s a transaction then
+    # applies ~100 chat events (a conversation's burst folds into one notification update)
+    # instead of one or two, freeing cores for chat and gateways (docs/performance.md, 18).
+    # The cost: a bell action's ack and a new notification wait up to the hold.
+    notifier_fetch_wait_ms: int = Field(default=100, ge=0, le=1000)
+    notifier_fetch_min_bytes: int = Field(default=1_048_576, ge=1)
 
     @property
     def http_address(self) -> tuple[str, int]:

@@ -254,6 +254,8 @@ class TransactionalConsumer:
         contact_timeout_ms: int = 1000,
         dedupe_topics: Collection[str] = (),
         inbound_retention_ms: int = 7 * 86_400_000,
+        fetch_max_wait_ms: int = 500,
+        fetch_min_bytes: int = 1,
     ) -> None:
         self._topics = list(topics)
         self._dedupe_topics = frozenset(dedupe_topics)
@@ -280,7 +282,12 @@ class TransactionalConsumer:
         # Next offsets of batches skipped as no-ops, not yet stored in Postgres.
         self._unstored: dict[TopicPartition, int] = {}
         self._consumer = make_consumer(
-            bootstrap_servers, client_id=client_id, group_id=group_id, start_at="earliest"
+            bootstrap_servers,
+            client_id=client_id,
+            group_id=group_id,
+            start_at="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            fetch_min_bytes=fetch_min_bytes,
         )
         self._contact = ContactProbe(self._consumer, timeout_ms=contact_timeout_ms)
         self._contact_timeout_s = contact_timeout_ms / 1000

@@ -260,6 +260,7 @@ def make_consumer(
     start_at: Literal["earliest", "latest"],
     auto_commit: bool = False,
     fetch_max_wait_ms: int = 500,
+    fetch_min_bytes: int = 1,
 ) -> AIOKafkaConsumer:
     """An unstarted consumer; every consumer of ours is made here.
 
@@ -272,6 +273,7 @@ def make_consumer(
         auto_commit: let Kafka commit offsets in the background (only where losing or
             repeating a few records is harmless, as for typing indicators).
         fetch_max_wait_ms: how long the broker may hold a fetch to fill it.
+        fetch_min_bytes: what fills it (1: a fetch returns as soon as anything is there).
 
     A member of a group is declared dead after 10 s without a heartbeat (sent every second):
     prompt recovery after a SIGKILL matters more here than riding out long pauses.
@@ -283,6 +285,7 @@ def make_consumer(
         enable_auto_commit=auto_commit,
         auto_offset_reset=start_at,
         fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_min_bytes=fetch_min_bytes,
         session_timeout_ms=10000,
         heartbeat_interval_ms=1000,
     )

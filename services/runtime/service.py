@@ -133,6 +133,8 @@ class Kit(Generic[SettingsT]):
         max_batch_records: int = 500,
         dedupe_topics: Collection[str] = (),
         gates_readiness: bool = True,
+        fetch_max_wait_ms: int = 500,
+        fetch_min_bytes: int = 1,
     ) -> TransactionalConsumer:
         """A transactional consumer of ``topics`` applying records with ``handler`` (offsets,
         outbox, DLQ and retries included); it runs with the service and gates readiness.
@@ -163,6 +165,8 @@ class Kit(Generic[SettingsT]):
             max_batch_records=max_batch_records,
             dedupe_topics=dedupe_topics,
             inbound_retention_ms=self.settings.inbound_retention_hours * 3_600_000,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            fetch_min_bytes=fetch_min_bytes,
         )
         self.consumers.append(consumer)
         if gates_readiness:
