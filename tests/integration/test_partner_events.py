@@ -263,7 +263,8 @@ async def test_chat_facts_the_notifier_does_not_handle_are_skipped_not_dead_lett
     frames = await stream_until(
         bob_1, lambda frames: any(f["notification"]["data"]["count"] == 2 for f in frames)
     )
-    assert [frame["notification"]["data"]["count"] for frame in frames] == [1, 2]
+    # Both messages may land in one of the notifier's batches, which then sends only count 2.
+    assert [frame["notification"]["data"]["count"] for frame in frames] in ([1, 2], [2])
     letters = await dead_letters(system, topics.CHAT_EVENTS)
     assert not [value for _, value in letters if fact_id.encode() in value]
     for client in (alice_1, bob_1):

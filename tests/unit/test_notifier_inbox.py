@@ -100,14 +100,12 @@ def reads(decisions: Decisions) -> list[MarkedRead]:
 
 def test_three_messages_to_a_user_make_one_notification_counting_three() -> None:
     decisions = run([message(1, body="one"), message(2, body="two"), message(3, body="three")])
-    frames = shown(decisions)
-    assert [frame.user_id for frame in frames] == ["bob"] * 3
-    assert {frame.view.id for frame in frames} == {"n1"}
-    assert [frame.view.data["count"] for frame in frames] == [1, 2, 3]
-    assert [frame.unread_count for frame in frames] == [1, 1, 1]
-    assert frames[-1].view.title == "3 new messages"
-    assert frames[-1].view.body == "alice: three"
-    assert frames[-1].view.data == {
+    # One batch: the frames for counts 1 and 2 would only be overwritten, so one is sent.
+    [frame] = shown(decisions)
+    assert (frame.user_id, frame.view.id, frame.unread_count) == ("bob", "n1", 1)
+    assert frame.view.title == "3 new messages"
+    assert frame.view.body == "alice: three"
+    assert frame.view.data == {
         "conversation_id": "c1",
         "sender_id": "alice",
         "message_id": "m3",
@@ -118,6 +116,59 @@ def test_three_messages_to_a_user_make_one_notification_counting_three() -> None
     assert decisions.unread == {"bob": 1}
     assert decisions.created == {"message": 1}
     assert decisions.updated == {"message": 2}
+
+
+def test_a_notification_shown_again_next_in_its_users_frames_is_sent_once() -> None:
+    alert = JobAlert("j", "t", None, None, "https://x", user_ids=("bob",))
+    other = MessageArrived(
+        conversation_id="c2",
+        message_id="m9",
+        message_seq=1,
+        sender_id="carol",
+        body="hey",
+        member_ids=("bob", "carol"),
+    )
+    to_dave = message(1, to="dave")
+    decisions = run([message(1), to_dave, message(2), alert, message(3), other, message(4)])
+    frames = shown(decisions)
+    # bob's n1 at counts 2 (then the alert), 3 (then c2's), 4; dave's frame between changes
+    # nothing of bob's. Every frame's unread count is what a replay of bob's frames gives.
+    assert [(f.user_id, f.view.data.get("count")) for f in frames] == [
+        ("dave", 1),
+        ("bob", 2),
+        ("bob", None),
+        ("bob", 3),
+        ("bob", 1),
+        ("bob", 4),
+    ]
+    assert [f.unread_count for f in frames if f.user_id == "bob"] == [1, 2, 2, 3, 3]
+    assert decisions.changes == frames
+
+
+def test_a_read_between_two_showings_keeps_both() -> None:
+    snapshot = Snapshot(
+        unread={"bob": 2},
+        open_messages={("bob", "c1"): stored_message_note()},
+        covered={("bob", "c1"): 3},
+        named={
+            ("bob", "x"): Note(
+                user_id="bob",
+                id="x",
+                kind="job_alert",
+                title="New job",
+                body="",
+                data={},
+                created_at=T0,
+                read=False,
+            )
+        },
+    )
+    decisions = run([message(4), MarkRead(asker(), ids=("x",)), message(5)], snapshot)
+    assert [type(change).__name__ for change in decisions.changes] == [
+        "Shown",
+        "MarkedRead",
+        "Shown",
+    ]
 
 
 def test_the_sender_gets_no_notification_of_their_own_message() -> None:
@@ -160,7 +211,7 @@ def test_a_read_notification_is_not_updated_the_next_message_makes_a_new_one() -
     )
     # n1 was made in this batch, so a read by id cannot name it (ids are learnt from frames);
     # reading the conversation can.
-    assert [frame.view.id for frame in shown(decisions)] == ["n1", "n1"]
+    assert [(f.view.id, f.view.data["count"]) for f in shown(decisions)] == [("n1", 2)]
     decisions = run([message(1), ConversationRead("bob", "c1", 1), message(2)])
     frames = shown(decisions)
     assert [frame.view.id for frame in frames] == ["n1", "n2"]

@@ -11,6 +11,10 @@ Rules (protocol.md, part 2; ../shared/events.md):
   ``data.count`` raised, the unread count unchanged); once it is read, the next message makes a
   new one. A message the user already has a notification for, or has read (its conversation
   seq is at or below the highest one notified or read), is a repeat and changes nothing.
+  Within a batch, a notification shown again before anything else of its user's is sent once,
+  in its final state: the earlier ``notification.new`` would only be overwritten (a burst of
+  messages in a conversation is one frame, not one per message). With another of the user's
+  frames in between, both stay: that frame's ``unread_count`` counts the earlier one.
 - **Reading a conversation** (a ``read`` watermark that reaches the notification's last
   message) marks its notification read on every device and cancels a push not yet sent.
 - **Preferences and mutes.** ``in_app: false`` for a kind: no notification of it is stored or
@@ -426,6 +430,10 @@ class _Inbox:
         for note in [*snapshot.open_messages.values(), *snapshot.named.values()]:
             self._loaded[note.user_id][note.id] = note
         self._made_by_user: defaultdict[str, list[Note]] | None = None
+        # Where each user's last change is in ``changes``, which notification it showed if it
+        # was a ``Shown``, and the places superseded.
+        self._last_change: dict[str, tuple[int, NoteKey | None]] = {}
+        self._superseded: list[int] = []
 
     def run(self, intents: Sequence[Intent]) -> Decisions:
         for intent in intents:
@@ -445,6 +453,9 @@ class _Inbox:
                 self._mute(intent)
             else:
                 self._connectivity(intent)
+        if self._superseded:
+            gone = set(self._superseded)
+            self._out.changes = [c for i, c in enumerate(self._out.changes) if i not in gone]
         return self._out
 
     # -- notifications made -------------------------------------------------------------------
@@ -554,9 +565,16 @@ class _Inbox:
         self._out.notes[note.key] = note
         unread = self._unread(note.user_id)
         view = note.view()
-        self._out.changes.append(Shown(note.user_id, view, unread))
+        last = self._last_change.get(note.user_id)
+        if last is not None and last[1] == note.key:
+            self._superseded.append(last[0])
+        self._emit(Shown(note.user_id, view, unread), note.key)
         if self._pushes_to(note.user_id, note.kind):
             self._out.pushes[note.key] = PushDue(note.user_id, view, unread)
+
+    def _emit(self, change: Change, shown: NoteKey | None = None) -> None:
+        self._last_change[change.user_id] = (len(self._out.changes), shown)
+        self._out.changes.append(change)
 
     def _pushes_to(self, user: str, kind: str) -> bool:
         if not self._push_enabled or user not in self._s.subscribed:
@@ -575,9 +593,7 @@ class _Inbox:
         if note is None or note.read or (note.last_message_seq or 0) > intent.up_to_seq:
             return
         self._read(note)
-        self._out.changes.append(
-            MarkedRead(intent.user_id, (note.id,), self._unread(intent.user_id))
-        )
+        self._emit(MarkedRead(intent.user_id, (note.id,), self._unread(intent.user_id)))
 
     def _mark_read(self, intent: MarkRead) -> None:
         user = intent.requester.user_id
@@ -589,7 +605,7 @@ class _Inbox:
                 self._out.read_all[user] = self._now
                 self._out.cancel_all.add(user)
                 self._set_unread(user, 0)
-                self._out.changes.append(MarkedRead(user, None, 0))
+                self._emit(MarkedRead(user, None, 0))
         else:
             changed: list[str] = []
             for id_ in dict.fromkeys(intent.ids):
@@ -598,7 +614,7 @@ class _Inbox:
                     self._read(named)
                     changed.append(id_)
             if changed:
-                self._out.changes.append(MarkedRead(user, tuple(changed), self._unread(user)))
+                self._emit(MarkedRead(user, tuple(changed), self._unread(user)))
         self._out.answers.append(Answer(intent.requester, unread_count=self._unread(user)))
 
     def _read(self, note: Note) -> None:
