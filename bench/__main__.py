@@ -140,6 +140,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--gateways", type=int, default=1, help="gateway processes sharing one port (SO_REUSEPORT)"
     )
     parser.add_argument("--chats", type=int, default=1, help="chat instances in one group")
+    parser.add_argument("--notifiers", type=int, default=1, help="notifier instances in one group")
     parser.add_argument(
         "--env",
         action="append",
@@ -238,6 +239,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "env": args.env,
         "gateways": args.gateways,
         "chats": args.chats,
+        "notifiers": args.notifiers,
         "machine": machine(),
         "sizes": dict(vars(sizes)),
         "loadgen_processes": 1,
@@ -250,6 +252,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         source=args.source,
         gateways=args.gateways,
         chats=args.chats,
+        notifiers=args.notifiers,
     )
     meter = CpuMeter(system.pids)
     try:

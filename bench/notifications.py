@@ -69,19 +69,20 @@ async def notifications(
         )
     producer = make_producer(system.kafka_bootstrap, client_id=f"{tag}-job-board")
     await producer.start()
-    metrics_url = f"http://127.0.0.1:{system.notifier.port}/metrics"
+    notifiers = [system.notifier, *(s for s in system.more if s.name == "notifier")]
+    metrics_urls = [f"http://127.0.0.1:{notifier.port}/metrics" for notifier in notifiers]
     try:
         async with httpx.AsyncClient() as http:
             warm_up = [f"{tag}w-{i}" for i in range(20)]
-            before = await _stored(http, metrics_url)
+            before = await _stored(http, metrics_urls)
             await _publish(producer, system, [warm_up])
             await _until(
-                lambda: _stored(http, metrics_url),
+                lambda: _stored(http, metrics_urls),
                 before + len(warm_up),
                 drain_s,
                 "warm-up alert",
             )
-            before = await _stored(http, metrics_url)
+            before = await _stored(http, metrics_urls)
             batches = [recipients[i::events] for i in range(events)]
             with meter.measure() as cpu:
                 began = time.perf_counter()
@@ -95,7 +96,7 @@ async def notifications(
                     )
                     await asyncio.sleep(0.02)
                 stored_at = await _until(
-                    lambda: _stored(http, metrics_url),
+                    lambda: _stored(http, metrics_urls),
                     before + users,
                     max(deadline - time.perf_counter(), 1.0),
                     "every notification stored",
@@ -118,8 +119,11 @@ async def notifications(
         "last_connected_ms": round(last_connected * 1000, 1),
         "stored_ms": round(stored_s * 1000, 1),
         "stored_per_s": round(users / stored_s) if stored_s > 0 else None,
+        "notifiers": len(notifiers),
+        # Every instance's together (``notifier``, ``notifier-2``...).
         "notifier_cpu_us_per_notification": round(
-            cpu_s.get("notifier", 0.0) / max(users, 1) * 1e6, 1
+            sum(v for k, v in cpu_s.items() if k.split("-")[0] == "notifier") / max(users, 1) * 1e6,
+            1,
         ),
         "cpu": window,
     }
@@ -160,18 +164,20 @@ async def _publish(producer: Any, system: System, batches: list[list[str]]) -> N
     await producer.flush()
 
 
-async def _stored(http: httpx.AsyncClient, url: str) -> float:
-    """Job alert notifications the notifier has created so far (its own counter)."""
-    text = (await http.get(url)).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (
-                sample.name == "realtime_notifications_total"
-                and sample.labels.get("kind") == "job_alert"
-                and sample.labels.get("change") == "created"
-            ):
-                return float(sample.value)
-    return 0.0
+async def _stored(http: httpx.AsyncClient, urls: list[str]) -> float:
+    """Job alert notifications the notifier instances have created so far (their counters)."""
+    total = 0.0
+    for url in urls:
+        text = (await http.get(url)).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if (
+                    sample.name == "realtime_notifications_total"
+                    and sample.labels.get("kind") == "job_alert"
+                    and sample.labels.get("change") == "created"
+                ):
+                    total += sample.value
+    return total
 
 
 async def _until(read: Any, target: float, timeout_s: float, what: str) -> float:

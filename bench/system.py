@@ -138,7 +138,7 @@ class System:
     kafka_bootstrap: str = ""
     topic_prefix: str = ""
     # More processes of a service beside the first: gateways sharing its port (SO_REUSEPORT),
-    # chat instances sharing the consumer group (partitions spread over them).
+    # chat and notifier instances sharing their consumer group (partitions spread over them).
     more: list[Service] = field(default_factory=list)
 
     @property
@@ -155,6 +155,7 @@ class System:
         source: Path = ROOT,
         gateways: int = 1,
         chats: int = 1,
+        notifiers: int = 1,
     ) -> System:
         """Create the database, start chat, presence and the notifier, then the gateway, and wait
         until each is ready.
@@ -238,12 +239,15 @@ class System:
                 if started is not None:
                     started.start()
                     await started.wait_ready()
-                if started is system.chat:
-                    for n in range(2, chats + 1):
+                for name, count in (("chat", chats), ("notifier", notifiers)):
+                    if started is not getattr(system, name):
+                        continue
+                    for n in range(2, count + 1):
                         # Its internal HTTP needs a port of its own; the group shares the
                         # partitions.
                         port = free_port()
-                        await another("chat", n, env | {"CHAT_PORT": str(port)}, port)
+                        variable = f"{name.upper()}_PORT"
+                        await another(name, n, env | {variable: str(port)}, port)
             for n in range(2, gateways + 1):
                 await another("gateway", n, env, ports["gateway"])
         except BaseException:
