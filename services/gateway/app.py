@@ -42,7 +42,7 @@ from services.runtime.kafka import (
     standard_topics,
     watch_producer,
 )
-from services.runtime.lifecycle import new_id, stop_signal, utc_now
+from services.runtime.lifecycle import freeze_start_up, new_id, stop_signal, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ async def serve(settings: GatewaySettings) -> None:
         now=utc_now,
         dev_page=dev_page_from_settings(settings),
     )
+    freeze_start_up()
     stopping = stop_signal()
 
     delivery_task = asyncio.create_task(delivery.run(), name="delivery")

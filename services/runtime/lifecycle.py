@@ -1,7 +1,8 @@
 """What every service's composition root needs to start and stop the same way.
 
 main --run_cli--> settings read once --> ``migrate`` or ``serve`` (uvloop)
-serve: build components --> run until SIGTERM/SIGINT or a component dies --> stop in order
+serve: build components --> freeze_start_up --> run until SIGTERM/SIGINT or a component dies
+       --> stop in order
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -46,6 +48,18 @@ class QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def freeze_start_up() -> None:
+    """Put everything made so far (modules, models, the composition) out of the cyclic
+    collector's sight, once the service is composed.
+
+    It lives as long as the process, yet every full collection traversed all of it: in a
+    burst (a job alert's 10,000 notifications) the notifier paused ~60 ms in one, a tenth
+    of its work; frozen, the same collection takes ~7 ms (docs/performance.md).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def http_server(app: object, *, host: str, port: int) -> QuietServer:

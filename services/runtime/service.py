@@ -292,6 +292,7 @@ class Service(Generic[SettingsT]):
             if task.start is not None:
                 await task.start()
         readiness.add("postgres", postgres_check(pool))
+        lifecycle.freeze_start_up()
 
         async def consumers_assigned() -> bool:
             return all(consumer.assigned for consumer in kit.gating)
