@@ -433,7 +433,7 @@ class _Inbox:
         # Where each user's last change is in ``changes``, which notification it showed if it
         # was a ``Shown``, and the places superseded.
         self._last_change: dict[str, tuple[int, NoteKey | None]] = {}
-        self._superseded: list[int] = []
+        self._superseded: set[int] = set()
 
     def run(self, intents: Sequence[Intent]) -> Decisions:
         for intent in intents:
@@ -454,8 +454,8 @@ class _Inbox:
             else:
                 self._connectivity(intent)
         if self._superseded:
-            gone = set(self._superseded)
-            self._out.changes = [c for i, c in enumerate(self._out.changes) if i not in gone]
+            superseded = self._superseded
+            self._out.changes = [c for i, c in enumerate(self._out.changes) if i not in superseded]
         return self._out
 
     # -- notifications made -------------------------------------------------------------------
@@ -567,7 +567,7 @@ class _Inbox:
         view = note.view()
         last = self._last_change.get(note.user_id)
         if last is not None and last[1] == note.key:
-            self._superseded.append(last[0])
+            self._superseded.add(last[0])
         self._emit(Shown(note.user_id, view, unread), note.key)
         if self._pushes_to(note.user_id, note.kind):
             self._out.pushes[note.key] = PushDue(note.user_id, view, unread)
