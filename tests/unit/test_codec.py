@@ -12,7 +12,7 @@ from schemas.envelope import STRUCTURED_CONTENT_TYPE, Envelope
 from schemas.events import WatermarkMoved
 from services.runtime import codec
 from services.runtime.errors import RecordRejected
-from services.runtime.outbox import _decode_headers, _encode_headers
+from services.runtime.outbox import OutboundRecord, _row_records, pack_records, unpack_records
 
 TIME = datetime(2024, 3, 4, 5, 6, 7, 123000, tzinfo=UTC)
 SECRET = "top-secret-body-text"
@@ -329,28 +329,45 @@ def test_parse_data_missing_and_extra_fields() -> None:
     assert info.value.reason.endswith(":extra_forbidden")
 
 
-# --- outbox header encoding -------------------------------------------------------------------
+# --- outbox rows -------------------------------------------------------------------------------
 
 
-def test_outbox_headers_round_trip() -> None:
-    headers = (("content-type", b"application/cloudevents+json"), ("traceparent", b"00-ab-cd-01"))
-    encoded = _encode_headers(headers)
-    assert encoded is not None
-    assert orjson.loads(encoded) == [
-        ["content-type", "application/cloudevents+json"],
-        ["traceparent", "00-ab-cd-01"],
+def test_outbox_records_pack_and_unpack_in_order() -> None:
+    records = [
+        OutboundRecord("delivery.frames.v1", b"u-1", b'{"a":1}'),
+        OutboundRecord("chat.events.v1", None, b"", tuple(codec.STRUCTURED_HEADERS)),
+        OutboundRecord("delivery.frames.v1", b"", b"x" * 70_000, (("traceparent", b"00-ab"),)),
+        OutboundRecord("chat.events.v1", "k\u00e9".encode(), b"\x00\xff", (("n\u00e9", b"\xff"),)),
     ]
-    assert _decode_headers(encoded) == headers
+    topics, packed = pack_records(records)
+    assert topics == ["delivery.frames.v1", "chat.events.v1"]
+    assert unpack_records(topics, packed) == records
 
 
-def test_outbox_no_headers_is_null() -> None:
-    assert _encode_headers(()) is None
-    assert _decode_headers(None) == ()
+def test_outbox_no_records_pack_to_no_topics() -> None:
+    topics, packed = pack_records([])
+    assert topics == []
+    assert unpack_records(topics, packed) == []
 
 
-def test_outbox_structured_headers_round_trip() -> None:
-    headers = tuple(codec.STRUCTURED_HEADERS)
-    assert _decode_headers(_encode_headers(headers)) == headers
+def test_outbox_unknown_row_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="format"):
+        unpack_records(["t"], b"\x02")
+
+
+def test_outbox_rows_staged_before_packing_still_read() -> None:
+    # A row staged by a version before outbox/0004, relayed after an upgrade.
+    row = {
+        "topics": ["t1", "t2"],
+        "records": None,
+        "keys": [b"k", None],
+        "payloads": [b"v1", b"v2"],
+        "headers": ['[["content-type","application/cloudevents+json"]]', None],
+    }
+    assert _row_records(row) == [  # type: ignore[arg-type]
+        OutboundRecord("t1", b"k", b"v1", (("content-type", b"application/cloudevents+json"),)),
+        OutboundRecord("t2", None, b"v2"),
+    ]
 
 
 @pytest.mark.parametrize(
