@@ -61,6 +61,7 @@ async def compose(kit: Kit[NotifierSettings]) -> None:
         dedupe_topics=[topics.jobs_events, topics.applications_events],
         fetch_max_wait_ms=settings.notifier_fetch_wait_ms,
         fetch_min_bytes=settings.notifier_fetch_min_bytes,
+        parallel_transactions=settings.notifier_parallel_transactions,
     )
     kit.erase_with(NotifierEraser(), group_id=settings.consumer_group + "-erasure")
     http.add_routes(kit.http, pool=kit.pool)

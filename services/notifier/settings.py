@@ -36,6 +36,11 @@ class NotifierSettings(ServiceSettings, PushSettings):
     # The cost: a bell action's ack and a new notification wait up to the hold.
     notifier_fetch_wait_ms: int = Field(default=100, ge=0, le=1000)
     notifier_fetch_min_bytes: int = Field(default=1_048_576, ge=1)
+    # A large fetch (a burst of job alerts) is split by partition into up to this many
+    # transactions side by side: one's Python decides while another's statements run
+    # (docs/performance.md). Records of different partitions commute for the notifier: every
+    # user's changes are serialised by the user's stream row lock, whichever part has them.
+    notifier_parallel_transactions: int = Field(default=2, ge=1, le=8)
 
     @property
     def http_address(self) -> tuple[str, int]:

@@ -183,6 +183,34 @@ def in_produced_order(partitions: list[list[ConsumerRecord]]) -> list[ConsumerRe
     return list(heapq.merge(*partitions, key=lambda record: record.timestamp))
 
 
+def split_by_partition(
+    batches: dict[TopicPartition, list[ConsumerRecord]], *, most: int, min_bytes: int
+) -> list[dict[TopicPartition, list[ConsumerRecord]]]:
+    """A fetch as up to ``most`` parts of whole partitions, each carrying at least
+    ``min_bytes`` of record values, as even in bytes as a greedy split makes them (the
+    largest partition to the lightest part); one part when the fetch is too small to split.
+
+    A job alert fetch (10 alerts of 1,000 recipients) is Python deciding while Postgres
+    waits, then Postgres writing while Python waits; two parts overlap one's Python with the
+    other's statements.
+    """
+    if most < 2 or len(batches) < 2:
+        return [batches]
+    size = {
+        tp: sum(len(record.value or b"") for record in records) for tp, records in batches.items()
+    }
+    count = min(most, len(batches), sum(size.values()) // max(min_bytes, 1))
+    if count < 2:
+        return [batches]
+    parts: list[dict[TopicPartition, list[ConsumerRecord]]] = [{} for _ in range(count)]
+    weights = [0] * count
+    for tp in sorted(batches, key=size.__getitem__, reverse=True):
+        lightest = weights.index(min(weights))
+        parts[lightest][tp] = batches[tp]
+        weights[lightest] += size[tp]
+    return parts
+
+
 @dataclass(slots=True)
 class _Outcome:
     """What a committed batch transaction did besides its effects (counted after commit)."""
@@ -236,6 +264,15 @@ class TransactionalConsumer:
             (:mod:`services.runtime.inbound`; the schema needs the ``inbound`` tables):
             opt in for topics fed by other teams' services.
         inbound_retention_ms: how long those keys are remembered.
+        fetch_max_wait_ms: how long the broker may hold a fetch for ``fetch_min_bytes``.
+        fetch_min_bytes: what the broker waits for before it answers a fetch.
+        parallel_transactions: most transactions one fetch is split into, by partition, run
+            side by side on as many connections (1: one transaction per fetch). Only for
+            handlers whose records in different partitions commute: each part applies its
+            partitions' records in order, but the parts commit in either order.
+        parallel_min_bytes: record bytes each part of a split fetch carries at least (a
+            small fetch stays one transaction: each part pays its own fence, staging and
+            commit).
     """
 
     def __init__(
@@ -256,6 +293,8 @@ class TransactionalConsumer:
         inbound_retention_ms: int = 7 * 86_400_000,
         fetch_max_wait_ms: int = 500,
         fetch_min_bytes: int = 1,
+        parallel_transactions: int = 1,
+        parallel_min_bytes: int = 65_536,
     ) -> None:
         self._topics = list(topics)
         self._dedupe_topics = frozenset(dedupe_topics)
@@ -273,8 +312,14 @@ class TransactionalConsumer:
         self._max_batch_records = max_batch_records
         self._offset_hint_interval_s = offset_hint_interval_ms / 1000
         self._batch_lock = asyncio.Lock()
-        # Held across batches: a pool acquire/release costs a reset round trip per batch.
-        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._parallel = parallel_transactions
+        self._parallel_min_bytes = parallel_min_bytes
+        # Transactions of one fetch hand their records to the producer one at a time, in the
+        # order they committed.
+        self._publish_order = asyncio.Lock()
+        # Held across batches, one per transaction of a fetch (lane): a pool acquire/release
+        # costs a reset round trip per batch.
+        self._conns: dict[int, PoolConnectionProxy[asyncpg.Record]] = {}
         self._stopping = asyncio.Event()
         self._pending_hints: dict[TopicPartition, int] = {}
         # Next offset to apply per partition, as committed in Postgres (or skipped as no-ops).
@@ -381,7 +426,8 @@ class TransactionalConsumer:
             except TimeoutError:
                 log.warning("kafka consumer did not stop in time; leaving without it")
             await self._outbox.drain()
-            await self._release_connection()
+            for lane in list(self._conns):
+                await self._release_connection(lane)
 
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         BATCH_SIZE.observe(sum(len(records) for records in batches.values()))
@@ -391,19 +437,49 @@ class TransactionalConsumer:
                 RECORDS_SKIPPED.labels(tp.topic).inc(len(records))
             self._mark_applied(batches)
             return
+        parts = split_by_partition(batches, most=self._parallel, min_bytes=self._parallel_min_bytes)
+        if len(parts) == 1:
+            outcomes = [await self._transact(batches, lane=0, lanes=parts)]
+        else:
+            # A part that fails for good cancels the others (their transactions roll back),
+            # and its error is the consumer's, as with one part.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [
+                        group.create_task(self._transact(part, lane=lane, lanes=parts))
+                        for lane, part in enumerate(parts)
+                    ]
+            except BaseExceptionGroup as failed:
+                raise failed.exceptions[0] from None
+            outcomes = [task.result() for task in tasks]
+        for outcome in outcomes:
+            for topic, reason in outcome.dead_letters:
+                count_dead_letter(topic, reason)
+            for topic in outcome.repeats:
+                INBOUND_DUPLICATES.labels(topic).inc()
+        self._mark_applied(batches)
+
+    async def _transact(
+        self,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
+        *,
+        lane: int,
+        lanes: list[dict[TopicPartition, list[ConsumerRecord]]],
+    ) -> _Outcome:
+        """Run one part of a fetch as a transaction until it commits: again record by record
+        after a poison record, again after a retriable failure (with backoff)."""
         careful = False
         backoff_s = 0.05
         while True:
             try:
-                outcome = await self._run_transaction(batches, careful=careful)
-                break
+                return await self._run_transaction(batches, careful=careful, lane=lane, lanes=lanes)
             except _PoisonRecord:
                 careful = True
             except Exception as exc:
                 if not is_retriable(exc):
                     raise
                 # The connection may be the thing that broke: the pool vets it on release.
-                await self._release_connection()
+                await self._release_connection(lane)
                 ERRORS.labels("consumer_retry").inc()
                 log.warning(
                     "batch failed; retrying",
@@ -411,11 +487,6 @@ class TransactionalConsumer:
                 )
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
-        for topic, reason in outcome.dead_letters:
-            count_dead_letter(topic, reason)
-        for topic in outcome.repeats:
-            INBOUND_DUPLICATES.labels(topic).inc()
-        self._mark_applied(batches)
 
     def _mark_applied(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, records in batches.items():
@@ -439,12 +510,17 @@ class TransactionalConsumer:
         return True
 
     async def _run_transaction(
-        self, batches: dict[TopicPartition, list[ConsumerRecord]], *, careful: bool
+        self,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
+        *,
+        careful: bool,
+        lane: int = 0,
+        lanes: Sequence[dict[TopicPartition, list[ConsumerRecord]]] = (),
     ) -> _Outcome:
         out: list[OutboundRecord] = []
         outcome = _Outcome()
         started = time.perf_counter()
-        conn = await self._connection()
+        conn = await self._connection(lane)
         async with conn.transaction():
             stored = await self._offsets.fence(conn, list(batches))
             fresh = {
@@ -466,13 +542,34 @@ class TransactionalConsumer:
                         outcome.dead_letters.append((record.topic, reason))
             if whole:
                 await self._apply_batch(conn, in_produced_order(whole), out)
-            unstored = dict(self._unstored)
+            unstored = self._unstored_for(batches, lane=lane, lanes=lanes)
             offsets = {**unstored, **_next_offsets(batches)}
             staged = await self._outbox.stage(conn, out, along=self._offsets.store(offsets))
         DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
-        self._forget_unstored(unstored)
-        await self._outbox.committed(staged)
+        # In commit order: a part that waited for another's row locks committed after it,
+        # and its records for the same users (the same keys) must follow that part's.
+        async with self._publish_order:
+            self._forget_unstored(unstored)
+            await self._outbox.committed(staged)
         return outcome
+
+    def _unstored_for(
+        self,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
+        *,
+        lane: int,
+        lanes: Sequence[dict[TopicPartition, list[ConsumerRecord]]],
+    ) -> dict[TopicPartition, int]:
+        """The no-op offsets a transaction stores: those of its own partitions, and the first
+        part takes those of partitions in no part. Never another part's: parts commit in
+        either order, and a no-op offset stored after that part's newer one would move the
+        partition back."""
+        others = {tp for other in lanes if other is not batches for tp in other}
+        return {
+            tp: offset
+            for tp, offset in self._unstored.items()
+            if tp in batches or (lane == 0 and tp not in others)
+        }
 
     async def _drop_repeats(
         self,
@@ -527,15 +624,17 @@ class TransactionalConsumer:
             if self._unstored.get(tp) == offset:
                 del self._unstored[tp]
 
-    async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:
-        """The connection kept across batches (acquired again after a failure dropped it)."""
-        if self._conn is None:
-            self._conn = await self._pool.acquire()
-        return self._conn
+    async def _connection(self, lane: int = 0) -> PoolConnectionProxy[asyncpg.Record]:
+        """The lane's connection, kept across batches (acquired again after a failure
+        dropped it)."""
+        conn = self._conns.get(lane)
+        if conn is None:
+            conn = self._conns[lane] = await self._pool.acquire()
+        return conn
 
-    async def _release_connection(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+    async def _release_connection(self, lane: int = 0) -> None:
+        conn = self._conns.pop(lane, None)
+        if conn is not None:
             with contextlib.suppress(Exception):
                 await self._pool.release(conn)
 

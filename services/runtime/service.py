@@ -135,6 +135,7 @@ class Kit(Generic[SettingsT]):
         gates_readiness: bool = True,
         fetch_max_wait_ms: int = 500,
         fetch_min_bytes: int = 1,
+        parallel_transactions: int = 1,
     ) -> TransactionalConsumer:
         """A transactional consumer of ``topics`` applying records with ``handler`` (offsets,
         outbox, DLQ and retries included); it runs with the service and gates readiness.
@@ -147,6 +148,10 @@ class Kit(Generic[SettingsT]):
             dedupe_topics: topics fed by other teams' services whose events are applied once
                 per CloudEvent (source, id); the service must declare ``inbound_dedupe``.
             gates_readiness: ``/readyz`` waits until it owns a partition.
+            fetch_max_wait_ms: how long the broker may hold a fetch for ``fetch_min_bytes``.
+            fetch_min_bytes: what the broker waits for before it answers a fetch.
+            parallel_transactions: most transactions a large fetch is split into (by
+                partition, side by side), for handlers whose partitions commute.
 
         Raises:
             ValueError: dedupe asked of a service whose schema has no inbound tables.
@@ -167,6 +172,7 @@ class Kit(Generic[SettingsT]):
             inbound_retention_ms=self.settings.inbound_retention_hours * 3_600_000,
             fetch_max_wait_ms=fetch_max_wait_ms,
             fetch_min_bytes=fetch_min_bytes,
+            parallel_transactions=parallel_transactions,
         )
         self.consumers.append(consumer)
         if gates_readiness:

@@ -1,0 +1,175 @@
+"""A fetch split into transactions side by side (``parallel_transactions``), on real Kafka and
+Postgres: every record applied exactly once, each partition in order, across a restart.
+
+A transactional consumer of the runtime runs in this process with a handler that notes each
+record it applies and the backend that applied it, in a schema of its own built from the
+runtime's tables. Every fetch of more than one partition is split (``parallel_min_bytes=1``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from schemas.topics import dlq_topic
+from services.runtime.consumer import InboundRecord, TransactionalConsumer
+from services.runtime.db import Connection
+from services.runtime.kafka import make_producer
+from services.runtime.migrations import apply_migrations
+from services.runtime.outbox import OutboundRecord, Outbox
+from tests.integration.harness import System, seconds
+
+SCHEMA = "it_parallel"
+PARTITIONS = 4
+
+
+class Recorder:
+    """Notes each record applied, the backend applying it, and stages one record per record
+    (so every transaction publishes too)."""
+
+    def __init__(self, echo_topic: str) -> None:
+        self._echo_topic = echo_topic
+
+    async def apply(
+        self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
+    ) -> None:
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.applied (part, topic_offset, backend)"
+            " VALUES ($1, $2, pg_backend_pid())",
+            record.partition,
+            record.offset,
+        )
+        out.append(OutboundRecord(self._echo_topic, record.key, record.envelope.id.encode()))
+
+
+@pytest.fixture(scope="module")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(
+            conn, schema=SCHEMA, directory=None, runtime_tables=("offsets", "outbox")
+        )
+        await conn.execute(
+            f"CREATE TABLE {SCHEMA}.applied (seq bigserial PRIMARY KEY, part int,"
+            " topic_offset bigint, backend int)"
+        )
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=6)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def topics(system: System) -> tuple[str, str]:
+    """A fresh topic of four partitions (with its DLQ) and a topic for what is staged."""
+    name = system.topic(f"it.parallel.{uuid.uuid4().hex[:8]}.v1")
+    echo = name + ".echo"
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, PARTITIONS, 1), NewTopic(dlq_topic(name), 1, 1), NewTopic(echo, 1, 1)]
+        )
+    finally:
+        await admin.close()
+    return name, echo
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    system: System, pool: asyncpg.Pool, topic: str, echo: str
+) -> AsyncIterator[TransactionalConsumer]:
+    producer = make_producer(system.kafka_bootstrap, client_id="it-parallel-out")
+    await producer.start()
+    consumer = TransactionalConsumer(
+        bootstrap_servers=system.kafka_bootstrap,
+        group_id=f"g-{topic}",
+        topics=[topic],
+        pool=pool,
+        schema=SCHEMA,
+        handler=Recorder(echo),
+        outbox=Outbox(schema=SCHEMA, producer=producer),
+        client_id="it-parallel",
+        max_batch_records=1000,
+        parallel_transactions=2,
+        parallel_min_bytes=1,
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer
+    finally:
+        consumer.request_stop()
+        await task
+        await producer.stop()
+
+
+async def publish(system: System, topic: str, first: int, count: int) -> None:
+    """Binary-mode CloudEvents ``first`` .. ``first + count - 1``, spread over the partitions."""
+    producer = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap)
+    await producer.start()
+    try:
+        for n in range(first, first + count):
+            await producer.send(
+                topic,
+                b"{}",
+                partition=n % PARTITIONS,
+                key=f"k-{n}".encode(),
+                headers=[
+                    ("ce_specversion", b"1.0"),
+                    ("ce_id", f"evt-{n}".encode()),
+                    ("ce_source", b"/it/parallel"),
+                    ("ce_type", b"it.parallel.happened"),
+                    ("content-type", b"application/json"),
+                ],
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def until_applied(pool: asyncpg.Pool, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds(30)
+    while await pool.fetchval(f"SELECT count(*) FROM {SCHEMA}.applied") < count:
+        assert asyncio.get_running_loop().time() < deadline, "records not applied in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_split_fetches_apply_every_record_once_in_partition_order(
+    system: System, pool: asyncpg.Pool, topics: tuple[str, str]
+) -> None:
+    topic, echo = topics
+    # Published before the consumer starts, so that its fetches span every partition.
+    await publish(system, topic, 0, 400)
+    async with consuming(system, pool, topic, echo):
+        await until_applied(pool, 400)
+    await publish(system, topic, 400, 200)
+    async with consuming(system, pool, topic, echo):
+        await until_applied(pool, 600)
+        await asyncio.sleep(0.5)
+
+    rows = await pool.fetch(
+        f"SELECT part, topic_offset, backend FROM {SCHEMA}.applied ORDER BY seq"
+    )
+    applied = [(row["part"], row["topic_offset"]) for row in rows]
+    assert len(applied) == len(set(applied)) == 600
+    for part in range(PARTITIONS):
+        offsets = [offset for p, offset in applied if p == part]
+        assert offsets == list(range(150)), f"partition {part} out of order"
+    # The parts ran on connections of their own (one consumer keeps one per part).
+    assert len({row["backend"] for row in rows[:400]}) >= 2
+    stored = await pool.fetch(
+        f"SELECT topic, partition, next_offset FROM {SCHEMA}.consumer_offsets WHERE group_id = $1",
+        f"g-{topic}",
+    )
+    assert {row["partition"]: row["next_offset"] for row in stored} == dict.fromkeys(
+        range(PARTITIONS), 150
+    )
