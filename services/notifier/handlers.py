@@ -353,12 +353,13 @@ class NotifierHandler:
         )
         appends = Appends(locked)
         data_json = storage.DataJson()
+        notification_new = wire.NotificationNewEncoder()
         positions: dict[tuple[str, str], int] = {}
         frames: list[tuple[str, bytes]] = []
         for change in decisions.changes:
             seq = appends.next_seq(change.user_id)
             if isinstance(change, Shown):
-                frame = wire.notification_new(
+                frame = notification_new(
                     seq,
                     change.view,
                     unread_count=change.unread_count,
@@ -390,8 +391,7 @@ class NotifierHandler:
         self, frames: list[tuple[str, bytes]], now: datetime
     ) -> list[OutboundRecord]:
         """A delivery record for each (user, frame), in order, all made at the batch's time."""
-        record = self._delivery.frame
-        return [record(user, frame, time=now) for user, frame in frames]
+        return self._delivery.frames_at(frames, time=now)
 
     async def _pushes(self, conn: Connection, decisions: Decisions, now: datetime) -> None:
         """Stage the batch's pushes and drop those of notifications read now."""

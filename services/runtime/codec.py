@@ -19,7 +19,7 @@ What the binding allows, and nothing else:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -249,3 +249,42 @@ class EventBuilder:
             data=data,
         )
         return OutboundRecord(topic=topic, key=key.encode(), value=value)
+
+    def records_at(
+        self,
+        topic: str,
+        event_type: str,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        time: datetime,
+    ) -> list[OutboundRecord]:
+        """Keyed structured-mode records of one type made at one moment: ``(key, data)``
+        pairs, ``data`` an already-encoded JSON object, the key also the subject.
+
+        What the events share is encoded once and each record spliced from bytes around its
+        id, subject and data: a job alert makes 10,000 delivery records, and one orjson call
+        per record over its whole envelope cost about three times as much. The bytes parse as
+        the :class:`Envelope` :meth:`record` would make (unit tests).
+        """
+        shared = orjson.dumps(
+            {
+                "specversion": "1.0",
+                "source": self._source,
+                "type": event_type,
+                "time": time,
+                "datacontenttype": "application/json",
+            }
+        )
+        head = shared[:-1] + b',"id":'
+        new_id = self._new_id
+        dumps = orjson.dumps
+        return [
+            OutboundRecord(
+                topic=topic,
+                key=key.encode(),
+                value=b"".join(
+                    (head, dumps(new_id()), b',"subject":', dumps(key), b',"data":', data, b"}")
+                ),
+            )
+            for key, data in items
+        ]

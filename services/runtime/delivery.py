@@ -21,6 +21,7 @@ that wrote only the first).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
@@ -52,7 +53,6 @@ class DeliveryWriter:
         *,
         origin: datetime | None = None,
         connection_id: str | None = None,
-        time: datetime | None = None,
     ) -> OutboundRecord:
         """A record carrying ``frame`` (already-encoded JSON) to ``user_id``.
 
@@ -61,13 +61,27 @@ class DeliveryWriter:
             frame: the server frame as sent to the client.
             origin: when the command that caused it entered the system (latency metric).
             connection_id: only this connection gets it (answers to requests).
-            time: the event's time, when the caller makes many at one moment (reading the
-                clock for each of a job alert's thousands of records was a twentieth of the
-                notifier's work); now when not given.
         """
         data = _item(frame, origin, connection_id)
         data["user_id"] = user_id
-        return self._events.record(self._topic, DELIVERY_FRAME, key=user_id, data=data, time=time)
+        return self._events.record(self._topic, DELIVERY_FRAME, key=user_id, data=data)
+
+    def frames_at(
+        self, frames: Sequence[tuple[str, bytes]], *, time: datetime
+    ) -> list[OutboundRecord]:
+        """A record for each ``(user_id, frame)``, in order, all made at ``time``: the bulk way
+        of :meth:`frame` (no origin, no connection), for a job alert's thousands of frames
+        (:meth:`EventBuilder.records_at`)."""
+        dumps = orjson.dumps
+        return self._events.records_at(
+            self._topic,
+            DELIVERY_FRAME,
+            (
+                (user, b'{"frame":' + frame + b',"user_id":' + dumps(user) + b"}")
+                for user, frame in frames
+            ),
+            time=time,
+        )
 
     def close(self, user_id: str, *, code: int, reason: str) -> OutboundRecord:
         """A record telling gateways to close every connection of ``user_id``.

@@ -71,3 +71,32 @@ def test_delivery_record_keyed_by_user_with_frame_untouched() -> None:
     }
     # The frame bytes travel unchanged inside the record.
     assert frame in record.value
+
+
+def test_records_at_parse_as_the_records_one_at_a_time_would() -> None:
+    at = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    items = [("u1", b'{"n":1}'), ('u"2\u00e9', b'{"a":[1,{"b":null}]}')]
+    bulk = builder().records_at("t.v1", "svc.thing.done", items, time=at)
+    one_by_one = builder()
+    expected = [
+        one_by_one.record("t.v1", "svc.thing.done", key=key, data=orjson.Fragment(data), time=at)
+        for key, data in items
+    ]
+    assert [(r.topic, r.key, r.headers) for r in bulk] == [
+        (r.topic, r.key, r.headers) for r in expected
+    ]
+    assert [Envelope.from_wire(r.value) for r in bulk] == [
+        Envelope.from_wire(r.value) for r in expected
+    ]
+    assert [Envelope.from_wire(r.value).id for r in bulk] == ["e1", "e2"]
+
+
+def test_delivery_frames_at_carry_each_users_frame_untouched() -> None:
+    frames = [("u1", b'{"type":"notification.new","seq":3}'), ("u2", b'{"type":"pong","id":"p"}')]
+    records = DeliveryWriter(topic="d.v1", events=builder()).frames_at(frames, time=T0)
+    assert [record.key for record in records] == [b"u1", b"u2"]
+    for record, (user, frame) in zip(records, frames, strict=True):
+        envelope = Envelope.from_wire(record.value)
+        assert (envelope.type, envelope.subject, envelope.time) == (DELIVERY_FRAME, user, T0)
+        assert envelope.data == {"user_id": user, "frame": orjson.loads(frame)}
+        assert codec.decode(record.value, codec.STRUCTURED_HEADERS) == envelope

@@ -31,7 +31,9 @@ def test_notification_new_is_the_models_frame(created_at: datetime) -> None:
         data=DATA,
         created_at=created_at,
     )
-    fast = wire.notification_new(7, view, unread_count=3, data_json=orjson.dumps(DATA).decode())
+    encode = wire.NotificationNewEncoder()
+    data_json = orjson.dumps(DATA).decode()
+    fast = encode(7, view, unread_count=3, data_json=data_json)
     model = NotificationNew(
         seq=7,
         notification=Notification(
@@ -46,6 +48,30 @@ def test_notification_new_is_the_models_frame(created_at: datetime) -> None:
     )
     assert fast == model.to_wire()
     assert NotificationNew.from_wire(fast) == model
+    # Another recipient of the same content: its own seq, id and count, the rest shared.
+    other = View("n2", view.kind, view.title, view.body, view.data, created_at)
+    again = encode(12, other, unread_count=40, data_json=data_json)
+    expected = model.model_copy(
+        update={
+            "seq": 12,
+            "notification": model.notification.model_copy(update={"id": "n2"}),
+            "unread_count": 40,
+        }
+    )
+    assert again == expected.to_wire()
+
+
+def test_notification_new_of_different_contents_in_one_batch_do_not_mix() -> None:
+    encode = wire.NotificationNewEncoder()
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    first = View("n1", "job_alert", "Job: A", "Acme", {"job_id": "a"}, now)
+    second = View("n2", "job_alert", "Job: B", "Acme", {"job_id": "b"}, now)
+    for view in (first, second, first):
+        frame = orjson.loads(
+            encode(1, view, unread_count=1, data_json=orjson.dumps(view.data).decode())
+        )
+        assert frame["notification"]["title"] == view.title
+        assert frame["notification"]["data"] == view.data
 
 
 @pytest.mark.parametrize("ids", [None, ("n1", "n2")])
@@ -70,7 +96,7 @@ def test_data_is_encoded_once_per_object_and_never_mixed_up() -> None:
 
 def test_erasing_a_preview_blanks_only_the_body() -> None:
     frame = orjson.loads(
-        wire.notification_new(
+        wire.NotificationNewEncoder()(
             1,
             View("n1", "message", "New message from al", "secret", DATA, datetime.now(UTC)),
             unread_count=1,
