@@ -203,9 +203,11 @@ class Note:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class View:
-    """A notification as shown at one moment (``read`` is false: it is new or updated)."""
+    """A notification as shown at one moment (``read`` is false: it is new or updated); never
+    changed once made. Not ``frozen``, like :class:`Shown`: a frozen dataclass sets each field
+    through ``object.__setattr__``, and a job alert makes one of each per recipient."""
 
     id: str
     kind: str
@@ -308,9 +310,10 @@ def needs(intents: Iterable[Intent]) -> Needs:
 # --- decisions: what the adapters write and send ---------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Shown:
-    """A ``notification.new`` for the user's devices (new, or updated in place)."""
+    """A ``notification.new`` for the user's devices (new, or updated in place); never
+    changed once made."""
 
     user_id: str
     view: View
