@@ -19,8 +19,9 @@ Module map:
     wire            notification.new / notification.read frames built on the hot path
     http            the bell's reads for gateways (notifications.list, notification.prefs.get)
     metrics         notifications by kind, unread-count updates, what made no notification
-    app             the service (SERVICE) and its parts: the consumer (inbound events
-                    deduplicated by (source, id)), the push worker, the reads
+    app             the service (SERVICE) and its parts: two consumers of one group (chat,
+                    presence and bell commands, fetched with a hold; other teams' events,
+                    deduplicated by (source, id), fetched at once), the push worker, the reads
     settings        NotifierSettings (the runtime's, Web Push's, its own)
     push_settings   PushSettings: VAPID key and subject, allow-list, concurrency, timeouts,
                     retry bounds
@@ -39,8 +40,8 @@ Module map:
 
 Event flow::
 
-    chat.events.v1, presence.connectivity.v1, notifier.commands.v1,
-    jobs.events.v1, applications.events.v1 --consumer--> handlers --tx--> Postgres
+    chat.events.v1, presence.connectivity.v1, notifier.commands.v1 --consumer (held)--+
+    jobs.events.v1, applications.events.v1 --consumer (at once)--> handlers --tx--> Postgres
         --outbox--> delivery.frames.v1 (key: user): notification.new / notification.read / ack
         push jobs (same tx) --NOTIFY--> push_worker --> push services
     gateway --HTTP--> http: the bell's list and preferences; the stream's sync route

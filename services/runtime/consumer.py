@@ -314,9 +314,6 @@ class TransactionalConsumer:
         self._batch_lock = asyncio.Lock()
         self._parallel = parallel_transactions
         self._parallel_min_bytes = parallel_min_bytes
-        # Transactions of one fetch hand their records to the producer one at a time, in the
-        # order they committed.
-        self._publish_order = asyncio.Lock()
         # Held across batches, one per transaction of a fetch (lane): a pool acquire/release
         # costs a reset round trip per batch.
         self._conns: dict[int, PoolConnectionProxy[asyncpg.Record]] = {}
@@ -546,11 +543,8 @@ class TransactionalConsumer:
             offsets = {**unstored, **_next_offsets(batches)}
             staged = await self._outbox.stage(conn, out, along=self._offsets.store(offsets))
         DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
-        # In commit order: a part that waited for another's row locks committed after it,
-        # and its records for the same users (the same keys) must follow that part's.
-        async with self._publish_order:
-            self._forget_unstored(unstored)
-            await self._outbox.committed(staged)
+        self._forget_unstored(unstored)
+        await self._outbox.committed(staged)
         return outcome
 
     def _unstored_for(

@@ -116,6 +116,7 @@ class Outbox:
         self._oldest_row_age = OUTBOX_OLDEST_ROW_AGE.labels(schema)
         self._producer = producer
         self._confirm_slots = asyncio.Semaphore(max_pending_confirms)
+        self._handoff = asyncio.Lock()
         self._confirms: set[asyncio.Task[None]] = set()
         # Rows Kafka acknowledged and nobody deleted yet.
         self._published: set[int] = set()
@@ -170,17 +171,22 @@ class Outbox:
         producer batches to the producer in order; acks are awaited in the background.
 
         Enqueueing in order here (not in the background) keeps per-key order across batches; the
-        semaphore bounds how many batches may wait for acks, which is our backpressure.
+        semaphore bounds how many batches may wait for acks, which is our backpressure. One
+        transaction's batches at a time, in the order the calls come (the order of the
+        commits): the service's consumers and a consumer's parallel transactions share this
+        outbox, and a transaction that waited for another's row locks (the same users: the same
+        keys) committed after it, so its records must not go between the other's batches.
         """
         self._published.difference_update(staged.deleted)
         if not staged.records:
             return
-        await self._confirm_slots.acquire()
-        try:
-            futures = await self._send(staged.batches)
-        except BaseException:
-            self._confirm_slots.release()
-            raise
+        async with self._handoff:
+            await self._confirm_slots.acquire()
+            try:
+                futures = await self._send(staged.batches)
+            except BaseException:
+                self._confirm_slots.release()
+                raise
         self._in_flight.update(staged.ids)
         task = asyncio.create_task(self._confirm(staged.ids, futures, staged.records))
         self._confirms.add(task)
