@@ -33,7 +33,7 @@ import orjson
 
 from schemas.frames import KindPrefs, NotificationPrefs
 from services.notifier.domain.inbox import Decisions, Needs, Note, NoteKey, Snapshot
-from services.runtime.db import Connection, read_as
+from services.runtime.db import Connection, json_array, read_as
 from services.runtime.streams import Appends, Stream
 
 SCHEMA = "notifier"
@@ -49,17 +49,19 @@ async def lock_streams(conn: Connection, users: Collection[str]) -> dict[str, in
     """
     if not users:
         return {}
-    rows = await conn.fetch(STREAM.lock_sql("SELECT unnest($1::text[])"), sorted(users))
+    rows = await conn.fetch(
+        STREAM.lock_sql("SELECT json_array_elements_text($1::json)"), json_array(users)
+    )
     return {row["user_id"]: row["last_seq"] for row in rows}
 
 
 # --- load: one statement, rows of several shapes ------------------------------------------------
 
 _LOAD = """
-WITH users AS (SELECT unnest($1::text[]) AS user_id),
+WITH users AS (SELECT json_array_elements_text($1::json) AS user_id),
  pairs AS (SELECT * FROM unnest($2::text[], $3::text[]) AS p (user_id, conversation_id)),
  named AS (SELECT * FROM unnest($4::text[], $5::text[]) AS n (user_id, id)),
- watched AS (SELECT unnest($6::text[]) AS user_id),
+ watched AS (SELECT json_array_elements_text($6::json) AS user_id),
  notes AS (
    SELECT n.* FROM notifier.notifications n JOIN pairs p USING (user_id, conversation_id)
    WHERE n.kind = 'message' AND n.read_at IS NULL
@@ -111,12 +113,12 @@ async def load(conn: Connection, need: Needs) -> Snapshot:
     named = sorted(need.named)
     rows = await conn.fetch(
         _LOAD,
-        sorted(need.users),
+        json_array(need.users),
         [user for user, _ in pairs],
         [conversation for _, conversation in pairs],
         [user for user, _ in named],
         [id_ for _, id_ in named],
-        sorted(need.watched),
+        json_array(need.watched),
         sorted(need.pref_users),
         sorted(need.applications),
     )
@@ -188,7 +190,8 @@ WITH upd AS (
      AND (n.user_id, n.id) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))),
  counts AS (
    INSERT INTO notifier.inbox AS i (user_id, unread)
-   SELECT * FROM unnest($11::text[], $12::int[]) ORDER BY 1
+   SELECT u, n::int FROM ROWS FROM (json_array_elements_text($11::json),
+     json_array_elements_text($12::json)) AS c (u, n) ORDER BY 1
    ON CONFLICT (user_id) DO UPDATE SET unread = excluded.unread),
  prefs AS (
    INSERT INTO notifier.preferences AS p (user_id, kind, in_app, push)
@@ -344,14 +347,13 @@ async def write(
     connectivity = _Columns.of(3)
     for user, (connected, changed_at) in decisions.connectivity.items():
         connectivity.add(user, connected, changed_at)
-    counts = sorted(decisions.unread.items())
     await conn.execute(
         _WRITE,
         *old.columns,
         sorted(decisions.read_all),
         now,
-        [user for user, _ in counts],
-        [unread for _, unread in counts],
+        json_array(decisions.unread),
+        json_array(decisions.unread.values()),
         *prefs.columns,
         *muted.columns,
         *unmuted.columns,

