@@ -50,7 +50,7 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def freeze_start_up() -> None:
+def freeze_start_up(*, young_gc_threshold: int | None = None) -> None:
     """Put everything made so far (modules, models, the composition) out of the cyclic
     collector's sight, once the service is composed.
 
@@ -58,18 +58,17 @@ def freeze_start_up() -> None:
     burst (a job alert's 10,000 notifications) the notifier paused ~60 ms in one, a tenth
     of its work; frozen, the same collection takes ~7 ms (docs/performance.md).
 
-    The youngest generation is collected every 50,000 allocations instead of 700: a batch
-    makes a few objects per record (a job alert's: ~10 per recipient), nearly all of them
-    alive until the batch ends, and each collection at the default rate scanned them again
-    only to promote them.
+    Args:
+        young_gc_threshold: allocations between collections of the youngest generation
+            (CPython's default, 700, when None). For a service whose batches make thousands
+            of objects that all live until the batch ends: each collection at the default
+            rate scanned them again only to promote them.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
-
-
-#: Allocations between collections of the youngest generation (CPython's default: 700).
-GC_YOUNG_THRESHOLD = 50_000
+    if young_gc_threshold is not None:
+        _, middle, oldest = gc.get_threshold()
+        gc.set_threshold(young_gc_threshold, middle, oldest)
 
 
 def http_server(app: object, *, host: str, port: int) -> QuietServer:

@@ -233,6 +233,9 @@ class Service(Generic[SettingsT]):
             in its schema and their reads served to gateways).
         inbound_dedupe: some consumer deduplicates inbound events (the runtime's inbound
             tables are then created in its schema).
+        young_gc_threshold: allocations between collections of the youngest generation, for
+            a service whose batches make thousands of objects (None: CPython's default; see
+            :func:`lifecycle.freeze_start_up`).
     """
 
     name: str
@@ -242,6 +245,7 @@ class Service(Generic[SettingsT]):
     migrations: Path | None = None
     streams: tuple[Stream, ...] = ()
     inbound_dedupe: bool = False
+    young_gc_threshold: int | None = None
 
     @property
     def runtime_tables(self) -> tuple[str, ...]:
@@ -298,7 +302,7 @@ class Service(Generic[SettingsT]):
             if task.start is not None:
                 await task.start()
         readiness.add("postgres", postgres_check(pool))
-        lifecycle.freeze_start_up()
+        lifecycle.freeze_start_up(young_gc_threshold=self.young_gc_threshold)
 
         async def consumers_assigned() -> bool:
             return all(consumer.assigned for consumer in kit.gating)
