@@ -12,19 +12,22 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
 from deploy.local import launcher
 from deploy.local.launcher import free_port
 from services.gateway.domain.auth import mint_token
+from services.runtime.migrations import apply_migrations
 
 UNIT_S = float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
 ROOT = launcher.REPO
@@ -212,6 +215,36 @@ async def metric_value(service: ServiceProcess, name: str, **labels: str) -> flo
             ):
                 return sample.value
     return 0.0
+
+
+@contextlib.asynccontextmanager
+async def runtime_schema(
+    database_url: str, schema: str, tables: Sequence[str], *, ddl: Sequence[str] = ()
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on ``schema`` built from the runtime's ``tables`` (then ``ddl``), for tests that
+    run a part of the runtime in-process; closed on exit."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn, schema=schema, directory=None, runtime_tables=tables)
+        for statement in ddl:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=6)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def create_topics(system: System, partitions: dict[str, int]) -> None:
+    """Create topics (name: partition count) on the run's broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, count, 1) for name, count in partitions.items()])
+    finally:
+        await admin.close()
 
 
 def ws_url(port: int) -> str:

@@ -16,15 +16,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.topics import dlq_topic
 from services.runtime.consumer import InboundRecord, TransactionalConsumer
 from services.runtime.db import Connection
 from services.runtime.kafka import make_producer
-from services.runtime.migrations import apply_migrations
 from services.runtime.outbox import OutboundRecord, Outbox
-from tests.integration.harness import System, seconds
+from tests.integration.harness import System, create_topics, runtime_schema, seconds
 
 SCHEMA = "it_parallel"
 PARTITIONS = 4
@@ -51,20 +49,12 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await apply_migrations(
-            conn, schema=SCHEMA, directory=None, runtime_tables=("offsets", "outbox")
-        )
-        await conn.execute(
-            f"CREATE TABLE {SCHEMA}.applied (seq bigserial PRIMARY KEY, part int,"
-            " topic_offset bigint, backend int)"
-        )
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=6)
-    yield pool
-    await pool.close()
+    applied = (
+        f"CREATE TABLE {SCHEMA}.applied (seq bigserial PRIMARY KEY, part int,"
+        " topic_offset bigint, backend int)"
+    )
+    async with runtime_schema(database_url, SCHEMA, ("offsets", "outbox"), ddl=[applied]) as pool:
+        yield pool
 
 
 @pytest.fixture
@@ -72,14 +62,7 @@ async def topics(system: System) -> tuple[str, str]:
     """A fresh topic of four partitions (with its DLQ) and a topic for what is staged."""
     name = system.topic(f"it.parallel.{uuid.uuid4().hex[:8]}.v1")
     echo = name + ".echo"
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, PARTITIONS, 1), NewTopic(dlq_topic(name), 1, 1), NewTopic(echo, 1, 1)]
-        )
-    finally:
-        await admin.close()
+    await create_topics(system, {name: PARTITIONS, dlq_topic(name): 1, echo: 1})
     return name, echo
 
 

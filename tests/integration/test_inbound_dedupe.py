@@ -18,7 +18,6 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
 
 from schemas.topics import dlq_topic
@@ -26,9 +25,8 @@ from services.runtime.consumer import InboundRecord, TransactionalConsumer
 from services.runtime.db import Connection
 from services.runtime.errors import RecordRejected
 from services.runtime.kafka import make_producer
-from services.runtime.migrations import apply_migrations
 from services.runtime.outbox import OutboundRecord, Outbox
-from tests.integration.harness import System, seconds
+from tests.integration.harness import System, create_topics, runtime_schema, seconds
 
 SCHEMA = "it_inbound"
 
@@ -56,34 +54,17 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await apply_migrations(
-            conn,
-            schema=SCHEMA,
-            directory=None,
-            runtime_tables=("offsets", "outbox", "inbound"),
-        )
-        await conn.execute(
-            f"CREATE TABLE {SCHEMA}.applied (grp text, source text, id text, topic_offset bigint)"
-        )
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=6)
-    yield pool
-    await pool.close()
+    applied = f"CREATE TABLE {SCHEMA}.applied (grp text, source text, id text, topic_offset bigint)"
+    tables = ("offsets", "outbox", "inbound")
+    async with runtime_schema(database_url, SCHEMA, tables, ddl=[applied]) as pool:
+        yield pool
 
 
 @pytest.fixture
 async def topic(system: System) -> str:
     """A fresh two-partition topic (and its DLQ) of this run's prefix."""
     name = system.topic(f"it.inbound.{uuid.uuid4().hex[:8]}.v1")
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 2, 1), NewTopic(dlq_topic(name), 1, 1)])
-    finally:
-        await admin.close()
+    await create_topics(system, {name: 2, dlq_topic(name): 1})
     return name
 
 

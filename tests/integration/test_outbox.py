@@ -14,39 +14,26 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.runtime.kafka import Producer, make_producer
-from services.runtime.migrations import apply_migrations
 from services.runtime.outbox import OutboundRecord, Outbox
-from tests.integration.harness import System, seconds
+from tests.integration.harness import System, create_topics, runtime_schema, seconds
 
 SCHEMA = "it_outbox"
 
 
 @pytest.fixture(scope="module")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await apply_migrations(conn, schema=SCHEMA, directory=None, runtime_tables=("outbox",))
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
+    async with runtime_schema(database_url, SCHEMA, ("outbox",)) as pool:
+        yield pool
 
 
 @pytest.fixture
 async def topics(system: System) -> tuple[str, str]:
     """Two fresh one-partition topics of this run's prefix (one partition: one order)."""
-    names = tuple(system.topic(f"it.outbox.{uuid.uuid4().hex[:8]}.{n}.v1") for n in (1, 2))
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1) for name in names])
-    finally:
-        await admin.close()
-    return names[0], names[1]
+    first, second = (system.topic(f"it.outbox.{uuid.uuid4().hex[:8]}.{n}.v1") for n in (1, 2))
+    await create_topics(system, {first: 1, second: 1})
+    return first, second
 
 
 @pytest.fixture
