@@ -140,28 +140,30 @@ async def _publish(producer: Any, system: System, batches: list[list[str]]) -> N
     """One ``job.alert.matched`` per batch of recipients, binary mode, then flush."""
     topic = system.topic_prefix + topics.JOBS_EVENTS
     for recipients in batches:
-        job = f"j-{uuid.uuid4().hex[:8]}"
-        data = {
-            "job_id": job,
-            "title": "Cleared Systems Engineer",
-            "company": "Acme",
-            "location": "Reston, VA",
-            "url": f"https://example.org/jobs/{job}",
-            "user_ids": recipients,
-        }
-        await producer.send(
-            topic,
-            orjson.dumps(data),
-            key=job.encode(),
-            headers=[
-                ("ce_specversion", b"1.0"),
-                ("ce_id", uuid.uuid4().hex.encode()),
-                ("ce_source", SOURCE.encode()),
-                ("ce_type", topics.JOB_ALERT_MATCHED.encode()),
-                ("content-type", b"application/json"),
-            ],
-        )
+        key, value, headers = job_alert(recipients)
+        await producer.send(topic, value, key=key, headers=headers)
     await producer.flush()
+
+
+def job_alert(recipients: list[str]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """A ``job.alert.matched`` record of a new job, binary mode: key, value and headers."""
+    job = f"j-{uuid.uuid4().hex[:8]}"
+    data = {
+        "job_id": job,
+        "title": "Cleared Systems Engineer",
+        "company": "Acme",
+        "location": "Reston, VA",
+        "url": f"https://example.org/jobs/{job}",
+        "user_ids": recipients,
+    }
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", uuid.uuid4().hex.encode()),
+        ("ce_source", SOURCE.encode()),
+        ("ce_type", topics.JOB_ALERT_MATCHED.encode()),
+        ("content-type", b"application/json"),
+    ]
+    return job.encode(), orjson.dumps(data), headers
 
 
 async def _stored(http: httpx.AsyncClient, urls: list[str]) -> float:

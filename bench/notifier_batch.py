@@ -26,11 +26,10 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
-import orjson
 import uvloop
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from schemas import topics
+from bench.notifications import job_alert
 from services.notifier import app, storage
 from services.notifier.handlers import NotifierHandler
 from services.runtime.codec import EventBuilder, decode
@@ -103,29 +102,14 @@ def alert_records(names: TopicNames, *, alerts: int, recipients: int) -> list[In
     users = [f"{tag}-{n:06d}" for n in range(alerts * recipients)]
     made = []
     for index in range(alerts):
-        job = f"j-{uuid.uuid4().hex[:8]}"
-        data = {
-            "job_id": job,
-            "title": "Cleared Systems Engineer",
-            "company": "Acme",
-            "location": "Reston, VA",
-            "url": f"https://example.org/jobs/{job}",
-            "user_ids": users[index::alerts],
-        }
-        headers = [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", uuid.uuid4().hex.encode()),
-            ("ce_source", b"/jobs/bench"),
-            ("ce_type", topics.JOB_ALERT_MATCHED.encode()),
-            ("content-type", b"application/json"),
-        ]
+        key, value, headers = job_alert(users[index::alerts])
         made.append(
             InboundRecord(
                 topic=names.jobs_events,
                 partition=index % 8,
                 offset=index,
-                key=job.encode(),
-                envelope=decode(orjson.dumps(data), headers),
+                key=key,
+                envelope=decode(value, headers),
             )
         )
     return made

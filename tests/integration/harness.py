@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from deploy.local import launcher
 from deploy.local.launcher import free_port
 from services.gateway.domain.auth import mint_token
+from services.runtime.consumer import TransactionalConsumer
 from services.runtime.migrations import apply_migrations
 
 UNIT_S = float(os.environ.get("TEST_TIMEOUT_SCALE", "1"))
@@ -235,6 +236,18 @@ async def runtime_schema(
         yield pool
     finally:
         await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: TransactionalConsumer) -> AsyncIterator[TransactionalConsumer]:
+    """``consumer`` started and running in a task; asked to stop and awaited on exit."""
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer
+    finally:
+        consumer.request_stop()
+        await task
 
 
 async def create_topics(system: System, partitions: dict[str, int]) -> None:

@@ -22,7 +22,7 @@ from services.runtime.consumer import InboundRecord, TransactionalConsumer
 from services.runtime.db import Connection
 from services.runtime.kafka import make_producer
 from services.runtime.outbox import OutboundRecord, Outbox
-from tests.integration.harness import System, create_topics, runtime_schema, seconds
+from tests.integration.harness import System, create_topics, running, runtime_schema, seconds
 
 SCHEMA = "it_parallel"
 PARTITIONS = 4
@@ -85,13 +85,10 @@ async def consuming(
         parallel_transactions=2,
         parallel_min_bytes=1,
     )
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
     try:
-        yield consumer
+        async with running(consumer):
+            yield consumer
     finally:
-        consumer.request_stop()
-        await task
         await producer.stop()
 
 

@@ -26,7 +26,7 @@ from services.runtime.db import Connection
 from services.runtime.errors import RecordRejected
 from services.runtime.kafka import make_producer
 from services.runtime.outbox import OutboundRecord, Outbox
-from tests.integration.harness import System, create_topics, runtime_schema, seconds
+from tests.integration.harness import System, create_topics, running, runtime_schema, seconds
 
 SCHEMA = "it_inbound"
 
@@ -86,13 +86,10 @@ async def consuming(
         client_id=group,
         dedupe_topics=[topic] if dedupe else (),
     )
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
     try:
-        yield consumer
+        async with running(consumer):
+            yield consumer
     finally:
-        consumer.request_stop()
-        await task
         await producer.stop()
 
 
