@@ -15,7 +15,6 @@ docs/performance.md ("Third pass") shows what it measured.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import time
 import uuid
@@ -37,7 +36,7 @@ from services.runtime.consumer import InboundRecord
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.erasure import ErasureReports
 from services.runtime.kafka import MAX_BATCH_BYTES, TopicNames
-from services.runtime.lifecycle import new_id
+from services.runtime.lifecycle import freeze_start_up, new_id
 from services.runtime.migrations import apply_migrations
 from services.runtime.outbox import OutboundRecord, Outbox
 
@@ -156,9 +155,7 @@ async def _measure(
         push=None,
     )
     outbox = Outbox(schema=storage.SCHEMA, producer=BatchesOnly())
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(app.SERVICE.young_gc_threshold or 700, *gc.get_threshold()[1:])
+    freeze_start_up(young_gc_threshold=app.SERVICE.young_gc_threshold)
     for index in range(batches + 1):
         records = alert_records(names, alerts=alerts, recipients=recipients)
         meter.measuring = index > 0

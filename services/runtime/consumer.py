@@ -461,7 +461,7 @@ class TransactionalConsumer:
         batches: dict[TopicPartition, list[ConsumerRecord]],
         *,
         lane: int,
-        lanes: list[dict[TopicPartition, list[ConsumerRecord]]],
+        lanes: Sequence[dict[TopicPartition, list[ConsumerRecord]]],
     ) -> _Outcome:
         """Run one part of a fetch as a transaction until it commits: again record by record
         after a poison record, again after a retriable failure (with backoff)."""
@@ -511,8 +511,8 @@ class TransactionalConsumer:
         batches: dict[TopicPartition, list[ConsumerRecord]],
         *,
         careful: bool,
-        lane: int = 0,
-        lanes: Sequence[dict[TopicPartition, list[ConsumerRecord]]] = (),
+        lane: int,
+        lanes: Sequence[dict[TopicPartition, list[ConsumerRecord]]],
     ) -> _Outcome:
         out: list[OutboundRecord] = []
         outcome = _Outcome()
@@ -555,9 +555,9 @@ class TransactionalConsumer:
         lanes: Sequence[dict[TopicPartition, list[ConsumerRecord]]],
     ) -> dict[TopicPartition, int]:
         """The no-op offsets a transaction stores: those of its own partitions, and the first
-        part takes those of partitions in no part. Never another part's: parts commit in
-        either order, and a no-op offset stored after that part's newer one would move the
-        partition back."""
+        part takes those of partitions in no part. Never another part's: that part's fence
+        holds those offset rows locked until it commits, so storing them here would wait for
+        it while it may be waiting for this transaction's stream row locks."""
         others = {tp for other in lanes if other is not batches for tp in other}
         return {
             tp: offset
