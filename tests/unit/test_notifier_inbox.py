@@ -352,6 +352,19 @@ def test_an_update_is_pushed_with_the_unread_count_after_it() -> None:
 # --- job alerts and application status ---------------------------------------------------------
 
 
+def test_a_push_decided_before_its_frame_is_folded_shows_the_frame_kept() -> None:
+    # bob is away at the first message and back before the second: the first version's frame
+    # is folded into the second's, so the push owed since the first shows the second (a push
+    # of the first would show a version none of bob's devices ever receives).
+    snapshot = Snapshot(unread={"bob": 2}, subscribed={"bob"})
+    back = Connectivity("bob", True, T0)
+    decisions = run([message(1), back, message(2)], snapshot)
+    [frame] = shown(decisions)
+    [push] = decisions.pushes.values()
+    assert (push.view, push.unread_count) == (frame.view, frame.unread_count)
+    assert push.view.data["count"] == 2
+
+
 def test_a_job_alert_makes_one_notification_per_recipient_who_wants_it() -> None:
     alert = JobAlert(
         job_id="j-123",
@@ -467,10 +480,10 @@ def test_read_all_with_nothing_unread_sends_no_frame() -> None:
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_the_unread_count_always_equals_the_unread_notifications(seed: int) -> None:
+def test_unread_counts_equal_unread_notifications_and_pushes_show_frames(seed: int) -> None:
     rng = random.Random(seed)
     made = itertools.count(1)
-    snapshot = Snapshot()
+    snapshot = Snapshot(subscribed={"bob", "carol"})
     notes: dict[str, Note] = {}
     seq = 0
     for _ in range(5):
@@ -487,10 +500,16 @@ def test_the_unread_count_always_equals_the_unread_notifications(seed: int) -> N
             elif roll < 0.75:
                 user = rng.choice(["bob", "carol"])
                 intents.append(ConversationRead(user, "c1", rng.randint(0, seq)))
-            elif roll < 0.9:
+            elif roll < 0.85:
                 user = rng.choice(["bob", "carol"])
                 ids = tuple(rng.sample(sorted(notes), min(3, len(notes)))) or ("none",)
                 intents.append(MarkRead(asker(user), ids=ids))
+            elif roll < 0.9:
+                user = rng.choice(["bob", "carol"])
+                intents.append(Connectivity(user, rng.random() < 0.5, T0))
+            elif roll < 0.93:
+                user = rng.choice(["bob", "carol"])
+                intents.append(SetPrefs(asker(user), "message", None, rng.random() < 0.5))
             else:
                 intents.append(MarkRead(asker(rng.choice(["bob", "carol"])), ids=None))
         # Each batch sees what the previous ones stored, as the adapters would load it.
@@ -506,8 +525,12 @@ def test_the_unread_count_always_equals_the_unread_notifications(seed: int) -> N
             snapshot,
             now=T0,
             new_id=lambda: f"n{next(made)}",
-            push_enabled=False,
+            push_enabled=True,
         )
+        # Each push shows a version its user's devices get: one of the batch's frames.
+        frames = {(f.user_id, f.view.id, repr(f.view), f.unread_count) for f in shown(decisions)}
+        for (user, id_), due in decisions.pushes.items():
+            assert (user, id_, repr(due.view), due.unread_count) in frames
         notes.update({key[1]: note for key, note in decisions.notes.items()})
         for user in decisions.read_all:
             for note in notes.values():

@@ -564,7 +564,13 @@ class _Inbox:
         return note
 
     def _show(self, note: Note) -> None:
-        """Tell the user's devices (new or updated) and decide its push."""
+        """Tell the user's devices (new or updated) and decide its push.
+
+        A push already due for the notification in this batch follows it to this version,
+        even one that alone would not be pushed (its user came back meanwhile): the frame of
+        the version it showed may be folded into this one, and a push shows a version the
+        user's devices receive.
+        """
         self._out.notes[note.key] = note
         unread = self._unread(note.user_id)
         view = note.view()
@@ -572,7 +578,7 @@ class _Inbox:
         if last is not None and last[1] == note.key:
             self._superseded.add(last[0])
         self._emit(Shown(note.user_id, view, unread), note.key)
-        if self._pushes_to(note.user_id, note.kind):
+        if note.key in self._out.pushes or self._pushes_to(note.user_id, note.kind):
             self._out.pushes[note.key] = PushDue(note.user_id, view, unread)
 
     def _emit(self, change: Change, shown: NoteKey | None = None) -> None:
