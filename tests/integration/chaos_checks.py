@@ -76,6 +76,14 @@ class Observation:
     rows: dict[str, tuple[bool, float]]
 
 
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
 @dataclass
 class ConnectivityLog:
     """Polls ``notifier.connectivity`` (read only, no lock) for the soak's users."""
@@ -97,10 +105,12 @@ class ConnectivityLog:
                     await self.observe(conn)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.1)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # A connection cut by a Postgres restart in mid-statement may fail its next
+            # statement as an asyncpg InternalClientError: it is as lost as the others.
+            except _CONNECTION_LOST:
                 await asyncio.sleep(0.2)
             finally:
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                with contextlib.suppress(*_CONNECTION_LOST):
                     await conn.close(timeout=seconds(2))
 
     async def observe_now(self) -> None:
@@ -147,9 +157,10 @@ class ConnectivityLog:
 # --- the system at rest ------------------------------------------------------------------------
 
 
-async def settled(system: System) -> bool:
+async def settled(system: System, users: list[str]) -> bool:
     """Whether chat and the notifier consumed everything written to their inputs, their
-    outboxes are empty and no push waits."""
+    outboxes are empty and no push to ``users`` waits (other tests of the session may leave
+    pushes to their push services, gone since, retried until given up)."""
     names = {schema: [system.topic(t) for t in ts] for schema, ts in SETTLING_TOPICS.items()}
     ends = await partition_end_offsets(system, [t for ts in names.values() for t in ts])
     conn = await asyncpg.connect(system.database_url)
@@ -167,18 +178,20 @@ async def settled(system: System) -> bool:
                         return False
             if await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox"):
                 return False
-        return not await conn.fetchval("SELECT count(*) FROM notifier.push_jobs")
+        return not await conn.fetchval(
+            "SELECT count(*) FROM notifier.push_jobs WHERE user_id = ANY($1::text[])", users
+        )
     finally:
         await conn.close()
 
 
-async def wait_settled(system: System, report: Report) -> None:
+async def wait_settled(system: System, users: list[str], report: Report) -> None:
     """Until :func:`settled` holds twice in a row (bounded)."""
     deadline = time.monotonic() + seconds(180)
     streak = 0
     while time.monotonic() < deadline:
         try:
-            streak = streak + 1 if await settled(system) else 0
+            streak = streak + 1 if await settled(system, users) else 0
         except (OSError, asyncpg.PostgresError):
             streak = 0
         if streak >= 2:
@@ -698,6 +711,15 @@ def check_partner_events(world: World, ledger: Ledger, report: Report) -> None:
         )
 
 
+def _versions(stream: list[Frame], notification_id: str) -> list[tuple[int, int, str]]:
+    """(seq, unread count, title) of each ``notification.new`` of one notification."""
+    return [
+        (frame["seq"], frame["unread_count"], frame["notification"]["title"])
+        for frame in stream
+        if frame["type"] == "notification.new" and frame["notification"]["id"] == notification_id
+    ]
+
+
 def same_notification(pushed: Frame, shown: Frame) -> bool:
     """A push payload's notification and a ``notification.new``'s are the same version."""
     keys = ("id", "kind", "title", "body", "data")
@@ -735,7 +757,10 @@ def check_pushes(
             and frame["unread_count"] == push.payload["unread_count"]
         ]
         if not report.check(
-            len(match) == 1, f"{user}: a push of {pushed['id']} matches {len(match)} frames"
+            len(match) == 1,
+            f"{user}: a push of {pushed['id']} (unread {push.payload['unread_count']},"
+            f" {pushed['title']!r}) matches {len(match)} frames; its frames:"
+            f" {_versions(world.bell_stream[user], pushed['id'])}",
         ):
             continue
         seq = match[0]["seq"]

@@ -180,7 +180,7 @@ async def test_chaos_soak_keeps_every_guarantee(
 
     services = services_of(system, second_gateway)
     await supervise(services, report)
-    await wait_settled(system, report)
+    await wait_settled(system, ledger.users, report)
     # Every push was decided before this moment, with the offline users still away.
     checked_at = time.time()
     stop_log.set()
