@@ -343,6 +343,8 @@ class NotifierHandler:
         need = needs(intents)
         locked = await storage.lock_streams(conn, need.users)
         snapshot = await storage.load(conn, need)
+        # Before deciding, which moves the counts of users who have none stored yet.
+        counted = frozenset(snapshot.unread)
         now = self._now()
         decisions = decide(
             intents,
@@ -376,6 +378,7 @@ class NotifierHandler:
             positions=positions,
             appends=appends,
             data_json=data_json,
+            counted=counted,
             now=now,
         )
         # The delivery records (an event envelope and an id each: ~8 us a frame, 80 ms for a

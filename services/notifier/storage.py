@@ -189,36 +189,40 @@ WITH upd AS (
    WHERE n.user_id = x.u AND n.read_at IS NULL
      AND (n.user_id, n.id) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))),
  counts AS (
-   INSERT INTO notifier.inbox AS i (user_id, unread)
-   SELECT u, n::int FROM ROWS FROM (json_array_elements_text($11::json),
-     json_array_elements_text($12::json)) AS c (u, n) ORDER BY 1
-   ON CONFLICT (user_id) DO UPDATE SET unread = excluded.unread),
+   UPDATE notifier.inbox i SET unread = c.n::int
+   FROM ROWS FROM (json_array_elements_text($11::json), json_array_elements_text($12::json))
+     AS c (u, n)
+   WHERE i.user_id = c.u),
+ first_counts AS (
+   INSERT INTO notifier.inbox (user_id, unread)
+   SELECT u, n::int FROM ROWS FROM (json_array_elements_text($13::json),
+     json_array_elements_text($14::json)) AS c (u, n)),
  prefs AS (
    INSERT INTO notifier.preferences AS p (user_id, kind, in_app, push)
-   SELECT * FROM unnest($13::text[], $14::text[], $15::boolean[], $16::boolean[])
+   SELECT * FROM unnest($15::text[], $16::text[], $17::boolean[], $18::boolean[])
    ON CONFLICT (user_id, kind) DO UPDATE SET in_app = excluded.in_app, push = excluded.push),
  muted AS (
    INSERT INTO notifier.mutes (user_id, conversation_id)
-   SELECT * FROM unnest($17::text[], $18::text[]) ON CONFLICT DO NOTHING),
+   SELECT * FROM unnest($19::text[], $20::text[]) ON CONFLICT DO NOTHING),
  unmuted AS (
-   DELETE FROM notifier.mutes m USING unnest($19::text[], $20::text[]) AS x (u, c)
+   DELETE FROM notifier.mutes m USING unnest($21::text[], $22::text[]) AS x (u, c)
    WHERE m.user_id = x.u AND m.conversation_id = x.c),
  marks AS (
    INSERT INTO notifier.conversation_reads AS r (user_id, conversation_id, read_seq)
-   SELECT * FROM unnest($21::text[], $22::text[], $23::bigint[])
+   SELECT * FROM unnest($23::text[], $24::text[], $25::bigint[])
    ON CONFLICT (user_id, conversation_id)
    DO UPDATE SET read_seq = greatest(r.read_seq, excluded.read_seq)),
  apps AS (
    INSERT INTO notifier.applications AS a (application_id, changed_at, status)
-   SELECT * FROM unnest($24::text[], $25::timestamptz[], $26::text[])
+   SELECT * FROM unnest($26::text[], $27::timestamptz[], $28::text[])
    ON CONFLICT (application_id) DO UPDATE SET changed_at = excluded.changed_at,
      status = excluded.status WHERE a.changed_at < excluded.changed_at),
  connectivity AS (
    INSERT INTO notifier.connectivity AS c (user_id, connected, changed_at)
-   SELECT * FROM unnest($27::text[], $28::boolean[], $29::timestamptz[])
+   SELECT * FROM unnest($29::text[], $30::boolean[], $31::timestamptz[])
    ON CONFLICT (user_id) DO UPDATE SET connected = excluded.connected,
      changed_at = excluded.changed_at WHERE c.changed_at <= excluded.changed_at)
-{STREAM.advance_sql(30)}
+{STREAM.advance_sql(32)}
 """
 
 #: The columns of a new notification, in the order :func:`write` copies them.
@@ -276,6 +280,7 @@ async def write(
     positions: Mapping[NoteKey, int],
     appends: Appends,
     data_json: DataJson,
+    counted: Collection[str],
     now: datetime,
 ) -> None:
     """Write what a batch decided: one statement for every change to existing rows, the
@@ -294,6 +299,9 @@ async def write(
         appends: the frames, numbered from the locked seqs (a message notification's frame
             names the message it previews as its subject: see :func:`erase_message`).
         data_json: encodes ``data``.
+        counted: users whose unread count is stored (their ``inbox`` row is updated; the
+            others' is inserted: plainly, since only a holder of the user's stream lock writes
+            it, half the server's work of an upsert).
         now: when notifications read by ``all`` were read.
     """
     created: list[tuple[object, ...]] = []
@@ -347,13 +355,16 @@ async def write(
     connectivity = _Columns.of(3)
     for user, (connected, changed_at) in decisions.connectivity.items():
         connectivity.add(user, connected, changed_at)
+    counts, first_counts = _Columns.of(2), _Columns.of(2)
+    for user, unread in decisions.unread.items():
+        (counts if user in counted else first_counts).add(user, unread)
     await conn.execute(
         _WRITE,
         *old.columns,
         sorted(decisions.read_all),
         now,
-        json_array(decisions.unread),
-        json_array(decisions.unread.values()),
+        *map(json_array, counts.columns),
+        *map(json_array, first_counts.columns),
         *prefs.columns,
         *muted.columns,
         *unmuted.columns,
