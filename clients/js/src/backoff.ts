@@ -23,3 +23,21 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: num
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** exponent);
   return Math.floor(random * ceiling);
 }
+
+/**
+ * The wait before resending a refused request: at least the server's `retry_after_ms` when it
+ * gave one (an overloaded gateway says how long requests wait right now), spread over half as
+ * much again so that the clients it refused together do not all come back together; without a
+ * hint, {@link backoffDelay}.
+ *
+ * @param random a number in [0, 1), injected so tests are deterministic.
+ */
+export function retryDelay(
+  attempt: number,
+  policy: BackoffPolicy,
+  random: number,
+  retryAfterMs?: number,
+): number {
+  if (retryAfterMs === undefined || !(retryAfterMs > 0)) return backoffDelay(attempt, policy, random);
+  return Math.floor(retryAfterMs * (1 + random / 2));
+}

@@ -280,7 +280,14 @@ class TabClient implements RealtimeClient {
         this.replies.delete(message.rid);
         if (!waiter) return;
         if (message.ok) waiter.resolve(message.value);
-        else waiter.reject(new RequestError((message.error?.code ?? "internal") as never, message.error?.message ?? ""));
+        else
+          waiter.reject(
+            new RequestError(
+              (message.error?.code ?? "internal") as never,
+              message.error?.message ?? "",
+              message.error?.retryAfterMs,
+            ),
+          );
         return;
       }
       case "token?":

@@ -20,7 +20,7 @@
  * settles outbox records in IndexedDB.
  */
 
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.js";
+import { backoffDelay, DEFAULT_BACKOFF, retryDelay, type BackoffPolicy } from "./backoff.js";
 import { backoffAttempt, CLOSE_ABNORMAL, CLOSE_DEAD, closeReaction, type EndReason } from "./closes.js";
 import { heartbeatAction } from "./heartbeat.js";
 import { isTransient, pendingInOrder, sendFrame, type OutboxEntry } from "./outbox.js";
@@ -80,6 +80,8 @@ export class RequestError extends Error {
   constructor(
     readonly code: ErrorCode | "disconnected",
     message: string,
+    /** The server's `retry_after_ms`, when it said how long to wait before sending again. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = "RequestError";
@@ -432,7 +434,7 @@ export class Engine {
 
   private onError(frame: ErrorFrame): void {
     if (frame.id) {
-      this.pending.get(frame.id)?.reject(new RequestError(frame.code, frame.message));
+      this.pending.get(frame.id)?.reject(new RequestError(frame.code, frame.message, frame.retry_after_ms));
       this.pending.delete(frame.id);
     }
   }
@@ -642,16 +644,16 @@ export class Engine {
           if (failed) await this.options.persistence.putOutbox(failed);
           continue;
         }
-        if (error instanceof RequestError && error.code !== "disconnected") this.retryOutboxLater();
+        if (error instanceof RequestError && error.code !== "disconnected") this.retryOutboxLater(error.retryAfterMs);
         return false;
       }
     }
     return true;
   }
 
-  private retryOutboxLater(): void {
+  private retryOutboxLater(retryAfterMs?: number): void {
     if (this.outboxRetryTimer) return;
-    const delay = backoffDelay(this.outboxFailures++, this.backoff, this.random());
+    const delay = retryDelay(this.outboxFailures++, this.backoff, this.random(), retryAfterMs);
     this.outboxRetryTimer = setTimeout(() => {
       this.outboxRetryTimer = null;
       void this.flushOutbox();

@@ -34,7 +34,7 @@ export type ToHost =
 export type FromHost =
   | { k: "snapshot"; to: string | null; epoch: string; v: number; state: State }
   | { k: "event"; epoch: string; v: number; event: Event }
-  | { k: "reply"; to: string; rid: number; ok: boolean; value?: unknown; error?: { code: string; message: string } }
+  | { k: "reply"; to: string; rid: number; ok: boolean; value?: unknown; error?: { code: string; message: string; retryAfterMs?: number } }
   | { k: "token?"; rid: number };
 
 const TOKEN_TIMEOUT_MS = 10_000;
@@ -101,6 +101,7 @@ export class EngineHost {
               error: {
                 code: error instanceof RequestError ? error.code : "client",
                 message: error instanceof Error ? error.message : String(error),
+                retryAfterMs: error instanceof RequestError ? error.retryAfterMs : undefined,
               },
             }),
         );

@@ -104,6 +104,8 @@ export interface ErrorFrame {
   id?: string | null;
   code: ErrorCode;
   message: string;
+  /** With `unavailable` from an overloaded gateway: how long to wait before sending again. */
+  retry_after_ms?: number;
 }
 
 export interface Pong {

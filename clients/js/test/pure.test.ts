@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { backoffDelay, DEFAULT_BACKOFF } from "../src/backoff.js";
+import { backoffDelay, DEFAULT_BACKOFF, retryDelay } from "../src/backoff.js";
 import { heartbeatAction } from "../src/heartbeat.js";
 import { isTransient, newClientMsgId, pendingInOrder, sendFrame, type OutboxEntry } from "../src/outbox.js";
 import { advance, classify, HeldFrames } from "../src/streams.js";
@@ -22,6 +22,15 @@ test("backoff: full jitter below an exponentially growing ceiling, capped", () =
 test("backoff: the spread covers the whole range (no fixed floor)", () => {
   const delays = [0, 0.25, 0.5, 0.75].map((r) => backoffDelay(5, DEFAULT_BACKOFF, r));
   assert.deepEqual(delays, [0, 4000, 8000, 12000]);
+});
+
+test("retry: never before the server's retry_after_ms, spread over half as much again", () => {
+  const policy = { baseMs: 100, capMs: 1000 };
+  assert.equal(retryDelay(0, policy, 0, 4000), 4000);
+  assert.equal(retryDelay(0, policy, 0.999, 4000), 5998);
+  assert.equal(retryDelay(9, policy, 0.5, 200), 250, "the hint, not the backoff, whatever the attempt");
+  assert.equal(retryDelay(3, policy, 0.5), backoffDelay(3, policy, 0.5), "no hint: the backoff");
+  assert.equal(retryDelay(3, policy, 0.5, 0), backoffDelay(3, policy, 0.5), "a zero hint is no hint");
 });
 
 test("streams: repeats, the next frame and gaps", () => {
