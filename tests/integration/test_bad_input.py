@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from services.gateway.routes import served_frame_types
+from services.runtime.partitioning import partition_for_key
 from tests.integration.harness import (
     ALLOWED_ORIGIN,
     Client,
@@ -266,3 +267,53 @@ async def test_poison_command_goes_to_the_dlq_and_chat_continues(
     after = await alice_1.request(send_frame(to=bob, client_msg_id="after-poison"))
     assert after["type"] == "ack"
     await alice_1.close()
+
+
+async def test_a_malformed_delivery_record_is_dead_lettered_by_its_users_gateway_only(
+    system: System,
+) -> None:
+    """A gateway reads the delivery records of the users connected to it: one for anybody else
+    on the same partition is skipped unread (not dead-lettered: that user's gateway would),
+    one for its own user that it cannot read goes to the DLQ, and the user's frames go on."""
+    alice, bob = unique("alice"), unique("bob")
+    partitions = int(system.env["DELIVERY_PARTITIONS"])
+    home = partition_for_key(alice.encode(), partitions)
+    elsewhere = next(
+        user
+        for user in (unique("nobody") for _ in range(1000))
+        if partition_for_key(user.encode(), partitions) == home
+    )
+    alice_1 = await Client.connect(system.ws_url, alice)
+    delivery = system.topic("delivery.frames.v1")
+    producer = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap)
+    await producer.start()
+    try:
+        # In this order on one partition: when alice's reaches the DLQ, the other was read past.
+        await producer.send_and_wait(delivery, b"not json", key=elsewhere.encode())
+        await producer.send_and_wait(delivery, b"not json either", key=alice.encode())
+    finally:
+        await producer.stop()
+
+    dlq = system.topic("delivery.frames.v1.dlq")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=system.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(dlq, 0)])
+        deadline = time.monotonic() + seconds(20)
+        keys: set[bytes | None] = set()
+        while alice.encode() not in keys and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            keys.update(record.key for records in batches.values() for record in records)
+    finally:
+        await consumer.stop()
+    assert alice.encode() in keys, "the gateway of alice never dead-lettered her record"
+    assert elsewhere.encode() not in keys, "a record for a user connected nowhere was parsed"
+
+    bob_1 = await Client.connect(system.ws_url, bob)
+    sent = await bob_1.request(send_frame(to=alice, client_msg_id="after-bad-delivery"))
+    assert sent["type"] == "ack"
+    await alice_1.take(of_type("message.new"))
+    await alice_1.close()
+    await bob_1.close()

@@ -63,15 +63,18 @@ def test_users_land_on_several_partitions() -> None:
 def test_two_devices_of_one_user() -> None:
     registry = _registry()
     phone, laptop = FakeSession("u1", "phone"), FakeSession("u1", "laptop")
+    assert not registry.has_user("u1")
     assert registry.add(phone) == registry.add(laptop)
     assert len(registry) == 2
     assert set(registry.targets("u1", None)) == {phone, laptop}
     assert registry.needed_partitions() == {registry.partition_of("u1")}
     registry.remove(phone)
     assert list(registry.targets("u1", None)) == [laptop]
+    assert registry.has_user("u1")
     assert registry.needed_partitions() == {registry.partition_of("u1")}
     registry.remove(laptop)
     assert list(registry.targets("u1", None)) == []
+    assert not registry.has_user("u1")
     assert registry.needed_partitions() == set()
 
 

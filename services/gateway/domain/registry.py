@@ -72,6 +72,10 @@ class Registry(Generic[SessionT]):
         """Partitions that hold at least one connected user."""
         return set(self._users_per_partition)
 
+    def has_user(self, user_id: str) -> bool:
+        """Whether ``user_id`` has a connection here."""
+        return user_id in self._by_user
+
     def targets(self, user_id: str, connection_id: str | None) -> tuple[SessionT, ...]:
         """Sessions a frame for ``user_id`` goes to: one connection, or all of the user's."""
         if connection_id is not None:
