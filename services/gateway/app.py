@@ -40,6 +40,7 @@ from services.runtime.kafka import (
     make_consumer,
     make_producer,
     standard_topics,
+    stop_consumer,
     watch_producer,
 )
 from services.runtime.lifecycle import freeze_start_up, new_id, stop_signal, utc_now
@@ -219,7 +220,7 @@ async def serve(settings: GatewaySettings) -> None:
     for task in (delivery_task, heartbeat_task, producing):
         task.cancel()
     await asyncio.gather(delivery_task, heartbeat_task, producing, return_exceptions=True)
-    await consumer.stop()
+    await stop_consumer(consumer)
     await producer.stop()
     await http.aclose()
     log.info("gateway stopped")

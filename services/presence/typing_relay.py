@@ -35,6 +35,7 @@ from services.runtime import codec
 from services.runtime.consumer import is_retriable
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
+from services.runtime.kafka import stop_consumer
 from services.runtime.metrics import ERRORS
 from services.runtime.outbox import OutboundRecord
 
@@ -123,7 +124,7 @@ class TypingRelay:
                     self._announce(key, "stop", members.get(key[0], frozenset()), out)
                 await self._send(out)
         finally:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
 
     def _decode(
         self, value: bytes | None, headers: list[tuple[str, bytes]]

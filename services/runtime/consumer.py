@@ -62,7 +62,7 @@ from services.runtime.db import Connection
 from services.runtime.dlq import count_dead_letter, dead_letter
 from services.runtime.errors import RecordRejected
 from services.runtime.inbound import EventKey, InboundEvents, first_of_each
-from services.runtime.kafka import make_consumer
+from services.runtime.kafka import make_consumer, stop_consumer
 from services.runtime.metrics import (
     BATCH_SIZE,
     CONSUMER_LAG,
@@ -83,8 +83,6 @@ log = logging.getLogger(__name__)
 _RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
 
 
-#: Longest wait for the Kafka consumer to leave its group at shutdown.
-_STOP_TIMEOUT_S = 15.0
 #: How often inbound event keys past their retention are deleted.
 _PRUNE_INTERVAL_S = 600.0
 
@@ -416,12 +414,7 @@ class TransactionalConsumer:
                 pruning.cancel()
                 await asyncio.gather(pruning, return_exceptions=True)
             await self._contact.stop()
-            try:
-                # Leaving the group needs the coordinator; a broker that just came back may
-                # not answer, and shutdown must not wait on it forever.
-                await asyncio.wait_for(self._consumer.stop(), _STOP_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("kafka consumer did not stop in time; leaving without it")
+            await stop_consumer(self._consumer)
             await self._outbox.drain()
             for lane in list(self._conns):
                 await self._release_connection(lane)

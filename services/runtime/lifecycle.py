@@ -14,10 +14,10 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import uvicorn
@@ -105,6 +105,27 @@ def stop_signal() -> asyncio.Event:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     return stopping
+
+
+async def stop_within(
+    stopping: Awaitable[object],
+    timeout_s: float,
+    *,
+    exit_now: Callable[[int], NoReturn] = os._exit,
+) -> None:
+    """Await a service's stop; past ``timeout_s``, exit the process at once with status 1.
+
+    A stop stuck in a client library (a Kafka consumer leaving a group whose coordinator never
+    answers) would leave the process up and useless, and a supervisor restarts only a process
+    that exited. ``os._exit``, not ``SystemExit``: unwinding would wait for the same stuck
+    tasks.
+    """
+    try:
+        await asyncio.wait_for(stopping, timeout_s)
+    except TimeoutError:
+        log.error("stop did not finish in time; exiting", extra={"timeout_s": timeout_s})
+        logging.shutdown()
+        exit_now(1)
 
 
 async def until_stopped(stopping: asyncio.Event, components: list[asyncio.Task[None]]) -> bool:

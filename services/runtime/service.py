@@ -40,17 +40,23 @@ from services.runtime.erasure import Eraser, ErasureHandler, ErasureReports
 from services.runtime.health import Readiness, postgres_check
 from services.runtime.http import add_stream_route, internal_app
 from services.runtime.kafka import (
+    CONSUMER_STOP_TIMEOUT_S,
     TopicNames,
     ensure_topics,
     make_producer,
     standard_topics,
     watch_producer,
 )
-from services.runtime.outbox import Outbox
+from services.runtime.outbox import CONFIRM_TIMEOUT_S, Outbox
 from services.runtime.settings import ServiceSettings
 from services.runtime.streams import Stream
 
 log = logging.getLogger(__name__)
+
+#: Longest a service's stop may take: its consumers leave their groups (bounded) while the
+#: outbox waits for Kafka's last acknowledgements (bounded), then the pool closes. Past it the
+#: process exits at once (:func:`lifecycle.stop_within`), to be started afresh.
+STOP_TIMEOUT_S = CONSUMER_STOP_TIMEOUT_S + CONFIRM_TIMEOUT_S + 15.0
 
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -342,9 +348,13 @@ class Service(Generic[SettingsT]):
                 running.cancel()
         relay.cancel()
         producing.cancel()
-        await asyncio.gather(*consuming, http, *extra, relay, producing, return_exceptions=True)
-        await producer.stop()
-        await pool.close()
+
+        async def stopped() -> None:
+            await asyncio.gather(*consuming, http, *extra, relay, producing, return_exceptions=True)
+            await producer.stop()
+            await pool.close()
+
+        await lifecycle.stop_within(stopped(), STOP_TIMEOUT_S)
         log.info("service stopped")
         if crashed:
             raise SystemExit(1)
