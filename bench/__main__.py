@@ -114,6 +114,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--notify-connected", type=int, default=d.notify_connected, help="recipients online"
     )
     parser.add_argument(
+        "--notify-known",
+        action="store_true",
+        help="the recipients had a notification before (an unmeasured alert to all of them"
+        " first); default: never seen",
+    )
+    parser.add_argument(
         "--overload-capacity",
         type=int,
         default=0,
@@ -187,6 +193,7 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
         notify_users=notify[0],
         notify_events=notify[1],
         notify_connected=notify[2],
+        notify_known=args.notify_known,
     )
 
 
@@ -332,6 +339,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 users=sizes.notify_users,
                 events=sizes.notify_events,
                 connected=sizes.notify_connected,
+                known=sizes.notify_known,
                 drain_s=max(sizes.drain_s, 60.0),
             )
         if "idle" in chosen:

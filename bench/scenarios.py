@@ -68,6 +68,8 @@ class Sizes:
     notify_users: int = 1_000
     notify_events: int = 10
     notify_connected: int = 50
+    # Recipients who had a notification before (stream, unread count stored) instead of new.
+    notify_known: bool = False
 
 
 @dataclass
