@@ -20,12 +20,14 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
 from deploy.local import launcher
 from deploy.local.launcher import free_port
+from schemas.topics import dlq_topic
 from services.gateway.domain.auth import mint_token
 from services.runtime.consumer import TransactionalConsumer
 from services.runtime.migrations import apply_migrations
@@ -287,3 +289,27 @@ def send_frame(*, to: str, client_msg_id: str, body: str = "hello") -> Frame:
         "kind": "text",
         "body": body,
     }
+
+
+async def dead_letters_until(
+    system: System, topic: str, key: bytes, timeout_s: float = seconds(20)
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of ``topic``'s dead-letter topic from its start up to the first one keyed
+    ``key``; every record read when that one has not come within ``timeout_s``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=system.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(dlq_topic(system.topic(topic)), 0)])
+        deadline = time.monotonic() + timeout_s
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+            if any(record.key == key for record in records):
+                break
+        return records
+    finally:
+        await consumer.stop()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -18,6 +17,7 @@ from tests.integration.harness import (
     ALLOWED_ORIGIN,
     Client,
     System,
+    dead_letters_until,
     of_type,
     seconds,
     send_frame,
@@ -241,26 +241,13 @@ async def test_poison_command_goes_to_the_dlq_and_chat_continues(
     finally:
         await producer.stop()
 
-    dlq = system.topic("chat.commands.v1.dlq")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=system.kafka_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(dlq, 0)])
-        deadline = time.monotonic() + seconds(20)
-        found = None
-        while found is None and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                found = next((r for r in records if r.key == key), found)
-        assert found is not None, "poison record never reached the DLQ"
-        headers = dict(found.headers)
-        assert headers["dlq.reason"].decode().startswith(reason)
-        assert headers["dlq.topic"].decode() == system.topic("chat.commands.v1")
-        assert found.value == value
-    finally:
-        await consumer.stop()
+    records = await dead_letters_until(system, "chat.commands.v1", key)
+    found = next((record for record in records if record.key == key), None)
+    assert found is not None, "poison record never reached the DLQ"
+    headers = dict(found.headers)
+    assert headers["dlq.reason"].decode().startswith(reason)
+    assert headers["dlq.topic"].decode() == system.topic("chat.commands.v1")
+    assert found.value == value
 
     alice, bob = unique("alice"), unique("bob")
     alice_1 = await Client.connect(system.ws_url, alice)
@@ -294,20 +281,10 @@ async def test_a_malformed_delivery_record_is_dead_lettered_by_its_users_gateway
     finally:
         await producer.stop()
 
-    dlq = system.topic("delivery.frames.v1.dlq")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=system.kafka_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(dlq, 0)])
-        deadline = time.monotonic() + seconds(20)
-        keys: set[bytes | None] = set()
-        while alice.encode() not in keys and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            keys.update(record.key for records in batches.values() for record in records)
-    finally:
-        await consumer.stop()
+    keys = {
+        record.key
+        for record in await dead_letters_until(system, "delivery.frames.v1", alice.encode())
+    }
     assert alice.encode() in keys, "the gateway of alice never dead-lettered her record"
     assert elsewhere.encode() not in keys, "a record for a user connected nowhere was parsed"
 
