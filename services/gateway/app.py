@@ -35,6 +35,7 @@ from services.gateway.sync import SyncClient
 from services.runtime.codec import EventBuilder
 from services.runtime.health import Readiness
 from services.runtime.kafka import (
+    CONSUMER_STOP_TIMEOUT_S,
     TopicNames,
     ensure_topics,
     make_consumer,
@@ -43,7 +44,14 @@ from services.runtime.kafka import (
     stop_consumer,
     watch_producer,
 )
-from services.runtime.lifecycle import freeze_start_up, new_id, stop_signal, utc_now
+from services.runtime.lifecycle import (
+    freeze_start_up,
+    new_id,
+    stop_signal,
+    stop_within,
+    utc_now,
+)
+from services.runtime.outbox import CONFIRM_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -209,20 +217,28 @@ async def serve(settings: GatewaySettings) -> None:
             # by the supervisor; clients reconnect to other gateways meanwhile.
             log.error("Kafka producer failed; stopping", exc_info=producing.exception())
         log.info("gateway stopping", extra={"connections": len(registry)})
-        server.close(close_connections=False)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                endpoint.close_all(CLOSE_GOING_AWAY, "server shutting down"),
-                settings.drain_timeout_ms / 1000,
-            )
-        await server.wait_closed()
-    failed = producing.done()
-    for task in (delivery_task, heartbeat_task, producing):
-        task.cancel()
-    await asyncio.gather(delivery_task, heartbeat_task, producing, return_exceptions=True)
-    await stop_consumer(consumer)
-    await producer.stop()
-    await http.aclose()
+        failed = producing.done()
+
+        async def stopped() -> None:
+            server.close(close_connections=False)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    endpoint.close_all(CLOSE_GOING_AWAY, "server shutting down"),
+                    settings.drain_timeout_ms / 1000,
+                )
+            await server.wait_closed()
+            for task in (delivery_task, heartbeat_task, producing):
+                task.cancel()
+            await asyncio.gather(delivery_task, heartbeat_task, producing, return_exceptions=True)
+            await stop_consumer(consumer)
+            await producer.stop()
+            await http.aclose()
+
+        # Connections drained, then the consumer's bound and Kafka's last acknowledgements.
+        await stop_within(
+            stopped(),
+            settings.drain_timeout_ms / 1000 + CONSUMER_STOP_TIMEOUT_S + CONFIRM_TIMEOUT_S,
+        )
     log.info("gateway stopped")
     if failed:
         raise SystemExit(1)
