@@ -13,7 +13,7 @@ from datetime import datetime
 
 from schemas.ids import ERASED_USER_ID
 from services.notifier.domain.erasure import erase_preview_frame, erased_title
-from services.notifier.storage import STREAM, lock_streams
+from services.notifier.storage import STREAM
 from services.runtime.db import Connection
 
 
@@ -25,7 +25,10 @@ async def erase_user(conn: Connection, user_id: str) -> dict[str, int]:
     Returns:
         Rows (frames, for the stream) deleted, by kind.
     """
-    await lock_streams(conn, [user_id])
+    # The stream row is created if missing and held until the commit (the row goes with the
+    # rest): a batch that found no stream for this user waits at its creation of the stream
+    # until the erasure is over, instead of writing rows the erasure is deleting.
+    await conn.execute(STREAM.lock_sql("SELECT $1::text"), user_id)
     row = await conn.fetchrow(
         "WITH apps AS (DELETE FROM notifier.applications WHERE application_id IN ("
         "   SELECT data ->> 'application_id' FROM notifier.notifications"

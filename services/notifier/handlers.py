@@ -93,7 +93,6 @@ from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
 from services.runtime.metrics import ERRORS
 from services.runtime.outbox import OutboundRecord
-from services.runtime.streams import Appends
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +340,7 @@ class NotifierHandler:
         self, conn: Connection, intents: list[Intent], out: list[OutboundRecord]
     ) -> None:
         need = needs(intents)
-        locked = await storage.lock_streams(conn, need.users)
+        appends = await storage.lock_streams(conn, need.users)
         snapshot = await storage.load(conn, need)
         # Before deciding, which moves the counts of users who have none stored yet.
         counted = frozenset(snapshot.unread)
@@ -353,7 +352,6 @@ class NotifierHandler:
             new_id=self._new_id,
             push_enabled=self._push is not None,
         )
-        appends = Appends(locked)
         data_json = storage.DataJson()
         notification_new = wire.NotificationNewEncoder()
         positions: dict[tuple[str, str], int] = {}

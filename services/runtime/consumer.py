@@ -34,8 +34,9 @@ still has a batch in flight.
 Failures: a record that cannot be decoded or applied (``RecordRejected`` or any unexpected
 error raised by the handler) goes to ``<topic>.dlq`` with the reason, in the same transaction.
 The fast path runs without savepoints; only when a record fails is the batch re-run with one
-savepoint per record. Infrastructure errors (connection lost, deadlock, serialization failure)
-roll the batch back and retry it with a bounded backoff.
+savepoint per record. Infrastructure errors (connection lost, deadlock, serialization failure,
+any ``RuntimeServiceError`` that says it is ``retriable``, such as a stream created by another
+transaction meanwhile) roll the batch back and retry it with a bounded backoff.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from services.runtime import codec
 from services.runtime.contact import ContactProbe
 from services.runtime.db import Connection
 from services.runtime.dlq import count_dead_letter, dead_letter
-from services.runtime.errors import RecordRejected
+from services.runtime.errors import RecordRejected, RuntimeServiceError
 from services.runtime.inbound import EventKey, InboundEvents, first_of_each
 from services.runtime.kafka import make_consumer, stop_consumer
 from services.runtime.metrics import (
@@ -135,6 +136,8 @@ class RecordHandler(Protocol):
 
 def is_retriable(exc: BaseException) -> bool:
     """Whether a failure is the infrastructure's (retry the batch) rather than the record's."""
+    if isinstance(exc, RuntimeServiceError):
+        return exc.retriable
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = getattr(exc, "sqlstate", None) or ""
         return sqlstate[:2] in _RETRIABLE_SQLSTATE_CLASSES

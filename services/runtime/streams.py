@@ -23,6 +23,18 @@ Two ways to append, the same numbering:
   writes (chat applies a batch of sends in two statements this way), or :meth:`Stream.copy`
   after it for thousands of frames (the notifier's job alerts).
 
+Streams that do not exist yet are created one of two ways. :meth:`Stream.lock_sql` creates
+them when it locks (an upsert: the row is then written twice in the transaction, created and
+advanced). :meth:`Stream.lock_known_sql` locks only the streams that exist, and the writing
+statement creates the others with their last seqs (:meth:`Stream.create_sql`): one write per
+new stream, for a burst to thousands of first-time recipients. Its price is a race: two
+transactions that both found no stream for a user both create it; the second one's insert
+waits for the first to commit and then fails, and :meth:`Stream.creating` turns that failure
+into :class:`StreamCreatedConcurrently`, which the consumer retries; the second try finds the
+stream and locks it. Until it writes, such a transaction holds no lock on those users, so
+nothing it wrote for them may depend on a row of theirs that another transaction could
+create meanwhile without creating the stream too.
+
 A frame may name its *subject* (what it carries: chat gives the id of the message in it). The
 frames of a subject can later be rewritten in place (:meth:`Stream.rewrite`: same users, same
 seqs), so a replay shows what the subject became — a deleted message's text is erased from
@@ -36,12 +48,21 @@ add_stream_route` serves them to gateways as ``/internal/v1/streams/{stream}/{us
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 import orjson
 
 from services.runtime.db import Connection, json_array, read_as, reader_role
+from services.runtime.errors import InfrastructureError
+
+
+class StreamCreatedConcurrently(InfrastructureError):
+    """Another transaction created a stream this one meant to create (both found none when
+    they locked): this transaction's work rests on a stale view of that user and is retried,
+    after which it finds the stream and locks it."""
 
 
 class Stream:
@@ -254,6 +275,50 @@ class Stream:
             " RETURNING user_id, last_seq"
         )
 
+    def lock_known_sql(self, users: str) -> str:
+        """A statement locking the streams of ``users`` (a query of one text column) that
+        exist, in user order, returning their ``(user_id, last_seq)``; a user without a
+        stream gets no row, and the writing statement creates it (:meth:`create_sql`)."""
+        return (
+            f"SELECT user_id, last_seq FROM {self._seqs} WHERE user_id IN ({users})"
+            " ORDER BY user_id FOR UPDATE"
+        )
+
+    def create_sql(self, first: int) -> str:
+        """A statement for a ``WITH`` of the caller's: create the streams that
+        :class:`Appends` numbered from nothing, with their last seqs, taking
+        :meth:`Appends.create_args` as parameters ``$first`` and ``$first+1``. Run it under
+        :meth:`creating`: a plain insert, which fails when another transaction created one
+        of these streams since the lock."""
+        return (
+            f"INSERT INTO {self._seqs} (user_id, last_seq)"
+            f" SELECT n.user_id, n.last_seq::bigint FROM ROWS FROM"
+            f" (json_array_elements_text(${first}::json),"
+            f" json_array_elements_text(${first + 1}::json)) AS n (user_id, last_seq)"
+            " ORDER BY 1"
+        )
+
+    @contextmanager
+    def creating(self, *along: str) -> Iterator[None]:
+        """Around a statement that creates streams (:meth:`create_sql`): a unique violation
+        on the streams' tables (a frame stored in the same statement may meet the other
+        transaction's first), or on a table of ``along`` (the owner's rows first written with
+        a user's stream, such as a per-user counter), is the creation race, raised as
+        :class:`StreamCreatedConcurrently`.
+
+        Args:
+            along: names of tables in the stream's schema.
+        """
+        try:
+            yield
+        except asyncpg.UniqueViolationError as exc:
+            table = getattr(exc, "table_name", None)
+            if getattr(exc, "schema_name", None) == self.schema and (
+                table in ("user_streams", "user_events") or table in along
+            ):
+                raise StreamCreatedConcurrently(f"{self.schema}.{table}") from exc
+            raise
+
     def advance_sql(self, first: int) -> str:
         """A statement for a ``WITH`` of the caller's: write new last seqs, taking
         :meth:`Appends.advance_args` as parameters ``$first`` and ``$first+1`` (JSON arrays:
@@ -283,16 +348,20 @@ class Stream:
 
 class Appends:
     """Frames appended during one transaction, numbered from seqs locked by
-    :meth:`Stream.lock_sql`. Pure: the statements that lock and write are the caller's.
+    :meth:`Stream.lock_sql` (or :meth:`Stream.lock_known_sql`). Pure: the statements that
+    lock and write are the caller's.
 
     Args:
-        locked: each user's last seq as locked (every user a frame may go to).
+        locked: each user's last seq as locked.
+        created: users whose streams did not exist when locked (none of ``locked``), numbered
+            from seq 1; the writing statement creates those that get a frame.
     """
 
-    __slots__ = ("_frames", "_last", "_locked", "_seqs", "_subjects", "_users")
+    __slots__ = ("_created", "_frames", "_last", "_locked", "_seqs", "_subjects", "_users")
 
-    def __init__(self, locked: Mapping[str, int]) -> None:
+    def __init__(self, locked: Mapping[str, int], *, created: Collection[str] = ()) -> None:
         self._locked = locked
+        self._created = frozenset(created)
         self._last: dict[str, int] = {}
         self._users: list[str] = []
         self._seqs: list[int] = []
@@ -303,11 +372,14 @@ class Appends:
         """Hand out the user's next seq (the one after the last handed out, or locked).
 
         Raises:
-            KeyError: the user's stream was not locked: numbering it would risk a reused seq.
+            KeyError: the user's stream was neither locked nor to be created: numbering it
+                would risk a reused seq.
         """
-        seq = self._last.get(user_id, self._locked[user_id]) + 1
-        self._last[user_id] = seq
-        return seq
+        last = self._last.get(user_id)
+        if last is None:
+            last = 0 if user_id in self._created else self._locked[user_id]
+        self._last[user_id] = last + 1
+        return last + 1
 
     def add(self, user_id: str, seq: int, frame: bytes, subject: str | None = None) -> None:
         """Record the frame that carries ``seq`` (from :meth:`next_seq`) for storage, and what
@@ -318,8 +390,20 @@ class Appends:
         self._subjects.append(subject)
 
     def advance_args(self) -> list[object]:
-        """Parameters of :meth:`Stream.advance_sql`: users and their new last seqs."""
-        return [json_array(self._last), json_array(self._last.values())]
+        """Parameters of :meth:`Stream.advance_sql`: users whose streams were locked, and
+        their new last seqs."""
+        if not self._created:
+            return [json_array(self._last), json_array(self._last.values())]
+        return self._last_seqs(lambda user: user not in self._created)
+
+    def create_args(self) -> list[object]:
+        """Parameters of :meth:`Stream.create_sql`: users whose streams start now, and their
+        last seqs."""
+        return self._last_seqs(self._created.__contains__)
+
+    def _last_seqs(self, which: Callable[[str], bool]) -> list[object]:
+        chosen = {user: seq for user, seq in self._last.items() if which(user)}
+        return [json_array(chosen), json_array(chosen.values())]
 
     def rows(self) -> list[tuple[str, int, str, str | None]]:
         """The frames as rows (user, seq, frame, subject), as added: for :meth:`Stream.copy`."""

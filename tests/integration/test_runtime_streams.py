@@ -17,12 +17,12 @@ import pytest
 
 from deploy.local.launcher import free_port
 from schemas.frames import Notification, NotificationNew
-from services.runtime.db import read_as
+from services.runtime.db import Connection, read_as
 from services.runtime.health import Readiness
 from services.runtime.http import add_stream_route, internal_app
 from services.runtime.lifecycle import http_server
 from services.runtime.migrations import apply_migrations
-from services.runtime.streams import Appends, Stream
+from services.runtime.streams import Appends, Stream, StreamCreatedConcurrently
 from tests.integration.harness import (
     Client,
     System,
@@ -141,6 +141,79 @@ async def test_set_based_path_and_append_each_share_one_numbering(
         await stream.append_each(conn, [a, b], frame)
     assert await seqs_of(pool, stream, a) == [1, 2, 3, 4]
     assert await seqs_of(pool, stream, b) == [1, 2]
+
+
+async def append_known(conn: Connection, stream: Stream, users: list[str]) -> None:
+    """The bulk path for first-time users: lock the streams that exist, create the others
+    with their last seqs in the writing statement, a frame for each user."""
+    rows = await conn.fetch(stream.lock_known_sql("SELECT unnest($1::text[])"), users)
+    locked = {row["user_id"]: row["last_seq"] for row in rows}
+    appends = Appends(locked, created=[user for user in users if user not in locked])
+    for user in users:
+        seq = appends.next_seq(user)
+        appends.add(user, seq, frame(user, seq))
+    with stream.creating():
+        await conn.execute(
+            f"WITH a AS ({stream.advance_sql(1)}), c AS ({stream.create_sql(3)})"
+            f" {stream.insert_sql(5)}",
+            *appends.advance_args(),
+            *appends.create_args(),
+            *appends.insert_args(),
+        )
+
+
+async def test_streams_created_by_the_writing_statement_continue_any_way(
+    pool: asyncpg.Pool, stream: Stream
+) -> None:
+    known, new = unique("known"), unique("new")
+    async with pool.acquire() as conn, conn.transaction():
+        await stream.append_each(conn, [known], frame)
+    async with pool.acquire() as conn, conn.transaction():
+        await append_known(conn, stream, [new, known])
+    async with pool.acquire() as conn, conn.transaction():
+        await stream.append_each(conn, [new, known], frame)
+    async with pool.acquire() as conn, conn.transaction():
+        await append_known(conn, stream, [known, new])
+    assert await seqs_of(pool, stream, known) == [1, 2, 3, 4]
+    assert await seqs_of(pool, stream, new) == [1, 2, 3]
+
+
+async def test_a_stream_two_transactions_create_fails_the_second_which_then_finds_it(
+    pool: asyncpg.Pool, stream: Stream
+) -> None:
+    user = unique("raced")
+    async with pool.acquire() as first, pool.acquire() as second:
+        first_tx, second_tx = first.transaction(), second.transaction()
+        await first_tx.start()
+        await second_tx.start()
+        await append_known(first, stream, [user])
+        # Both found no stream; the second's insert waits for the first to end.
+        racing = asyncio.create_task(append_known(second, stream, [user]))
+        await asyncio.sleep(0.2)
+        assert not racing.done()
+        await first_tx.commit()
+        with pytest.raises(StreamCreatedConcurrently):
+            await racing
+        await second_tx.rollback()
+        # Tried again (what the consumer does with a retriable error): it locks the stream.
+        async with second.transaction():
+            await append_known(second, stream, [user])
+    assert await seqs_of(pool, stream, user) == [1, 2]
+
+
+async def test_only_the_streams_and_the_named_tables_make_a_creation_race(
+    pool: asyncpg.Pool, stream: Stream
+) -> None:
+    user = unique("dup")
+    await pool.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.counters (user_id text PRIMARY KEY)")
+    await pool.execute(f"INSERT INTO {SCHEMA}.counters VALUES ($1)", user)
+    duplicate = f"INSERT INTO {SCHEMA}.counters VALUES ($1)"
+    with pytest.raises(StreamCreatedConcurrently):
+        with stream.creating("counters"):
+            await pool.execute(duplicate, user)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        with stream.creating("inbox"):
+            await pool.execute(duplicate, user)
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, RequestTime
 
 from services.runtime.consumer import is_retriable
 from services.runtime.errors import InfrastructureError, RecordRejected
+from services.runtime.streams import StreamCreatedConcurrently
 
 RETRIABLE_PG: list[type[asyncpg.PostgresError]] = [
     pg.DeadlockDetectedError,  # 40P01
@@ -117,3 +118,11 @@ def test_other_errors_are_not_retriable(error: BaseException) -> None:
 def test_runtime_error_flags() -> None:
     assert InfrastructureError.retriable is True
     assert RecordRejected("r").retriable is False
+
+
+def test_runtime_errors_are_retriable_as_they_say() -> None:
+    # A stream created by another transaction meanwhile: the batch's view of that user was
+    # stale, and trying again finds the stream and locks it.
+    assert is_retriable(StreamCreatedConcurrently("notifier.user_streams"))
+    assert is_retriable(InfrastructureError("broker gone"))
+    assert not is_retriable(RecordRejected("r"))

@@ -60,3 +60,31 @@ def test_statements_are_in_the_owners_schema_and_number_parameters_from_first() 
 def test_locking_takes_rows_in_user_order() -> None:
     # One lock order for every statement that takes several users' streams: no deadlocks.
     assert "ORDER BY 1" in Stream("chat", schema="chat").lock_sql("SELECT 'u'")
+
+
+def test_streams_to_create_are_numbered_from_one_and_created_not_advanced() -> None:
+    appends = Appends({"a": 5}, created=["new", "unused"])
+    for user in ("new", "a", "new"):
+        seq = appends.next_seq(user)
+        appends.add(user, seq, f'{{"seq":{seq}}}'.encode())
+    assert appends.insert_args()[:2] == [["new", "a", "new"], [1, 6, 2]]
+    # A stream is created only for a user who got a frame, with its last seq.
+    assert appends.create_args() == ['["new"]', "[2]"]
+    assert appends.advance_args() == ['["a"]', "[6]"]
+
+
+def test_without_streams_to_create_nothing_is_created() -> None:
+    appends = Appends({"a": 5})
+    appends.add("a", appends.next_seq("a"), b"{}")
+    assert appends.create_args() == ["[]", "[]"]
+
+
+def test_locking_known_streams_takes_them_in_user_order_and_creating_numbers_from_first() -> None:
+    stream = Stream("notifications", schema="notifier")
+    lock = stream.lock_known_sql("SELECT 'u'")
+    assert '"notifier".user_streams' in lock
+    assert "ORDER BY user_id FOR UPDATE" in lock
+    create = stream.create_sql(34)
+    assert re.findall(r"\$\d+", create) == ["$34", "$35"]
+    assert "ORDER BY 1" in create
+    assert "ON CONFLICT" not in create  # the race must fail, not merge
