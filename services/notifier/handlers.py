@@ -93,6 +93,7 @@ from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
 from services.runtime.metrics import ERRORS
 from services.runtime.outbox import OutboundRecord
+from services.runtime.streams import Appends
 
 log = logging.getLogger(__name__)
 
@@ -353,23 +354,15 @@ class NotifierHandler:
             push_enabled=self._push is not None,
         )
         data_json = storage.DataJson()
-        notification_new = wire.NotificationNewEncoder()
+        # Seqs first: the write statement needs them (positions, the streams' last seqs), not
+        # the frames.
         positions: dict[tuple[str, str], int] = {}
-        frames: list[tuple[str, bytes]] = []
+        seqs: list[int] = []
         for change in decisions.changes:
             seq = appends.next_seq(change.user_id)
+            seqs.append(seq)
             if isinstance(change, Shown):
-                frame = notification_new(
-                    seq,
-                    change.view,
-                    unread_count=change.unread_count,
-                    data_json=data_json(change.view.data),
-                )
                 positions[(change.user_id, change.view.id)] = seq
-            else:
-                frame = wire.notification_read(seq, change.ids, unread_count=change.unread_count)
-            appends.add(change.user_id, seq, frame, _subject(change))
-            frames.append((change.user_id, frame))
         write = storage.write(
             conn,
             decisions,
@@ -379,19 +372,46 @@ class NotifierHandler:
             counted=counted,
             now=now,
         )
-        # The delivery records (an event envelope and an id each: ~8 us a frame, 80 ms for a
-        # job alert to 10,000 users) are built while Postgres runs the write.
-        _, records = await overlapped(write, lambda: self._deliveries(frames, now))
+        # The frames and their delivery records (~5 us a frame, 50 ms for a job alert to
+        # 10,000 users) are made while Postgres runs the write; the frames are stored after.
+        _, records = await overlapped(
+            write,
+            lambda: self._frames(
+                decisions.changes, seqs, appends=appends, data_json=data_json, now=now
+            ),
+        )
+        await storage.store_frames(conn, appends)
         out.extend(records)
         await self._pushes(conn, decisions, now)
         for answer in decisions.answers:
             self._ack(out, answer)
         _count(decisions)
 
-    async def _deliveries(
-        self, frames: list[tuple[str, bytes]], now: datetime
+    async def _frames(
+        self,
+        changes: Sequence[Shown | MarkedRead],
+        seqs: Sequence[int],
+        *,
+        appends: Appends,
+        data_json: storage.DataJson,
+        now: datetime,
     ) -> list[OutboundRecord]:
-        """A delivery record for each (user, frame), in order, all made at the batch's time."""
+        """Each change's frame, numbered ``seqs``, added to ``appends`` for storage; returns a
+        delivery record for each, in order, all made at the batch's time."""
+        notification_new = wire.NotificationNewEncoder()
+        frames: list[tuple[str, bytes]] = []
+        for change, seq in zip(changes, seqs, strict=True):
+            if isinstance(change, Shown):
+                frame = notification_new(
+                    seq,
+                    change.view,
+                    unread_count=change.unread_count,
+                    data_json=data_json(change.view.data),
+                )
+            else:
+                frame = wire.notification_read(seq, change.ids, unread_count=change.unread_count)
+            appends.add(change.user_id, seq, frame, _subject(change))
+            frames.append((change.user_id, frame))
         return self._delivery.frames_at(frames, time=now)
 
     async def _pushes(self, conn: Connection, decisions: Decisions, now: datetime) -> None:

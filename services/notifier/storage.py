@@ -10,7 +10,8 @@ round trips):
                    unread counts, preferences, mutes, open message notifications, notifications
                    named by reads, connectivity, subscriptions, applications' latest status
     write          every row the decisions changed, the counts, the streams' last seqs (one
-                   statement); then the new notifications and the frames (two COPYs)
+                   statement); then the new notifications (a COPY)
+    store_frames   the frames (a COPY), made while Postgres ran the write
 
 Why two statements before deciding: a statement's snapshot is taken when it starts, before it
 waits for a lock, so rows another transaction committed while this one waited are invisible to
@@ -296,9 +297,10 @@ async def write(
     now: datetime,
 ) -> None:
     """Write what a batch decided: one statement for every change to existing rows, the
-    counts and the streams' last seqs, then the new notifications and the frames copied in
-    (``COPY``: for a job alert's thousands of rows, a third of the client's encoding work of
-    array parameters and less of the server's than inserting from arrays).
+    counts and the streams' last seqs, then the new notifications copied in (``COPY``: for a
+    job alert's thousands of rows, a third of the client's encoding work of array parameters
+    and less of the server's than inserting from arrays). The frames are not needed until
+    :func:`store_frames`.
 
     The new notifications go in after the statement, so that its ``all`` reads (which mark
     the user's unread rows not otherwise named) never touch a notification this batch made
@@ -308,8 +310,7 @@ async def write(
         conn: a connection in the transaction that locked and loaded.
         decisions: the batch's decisions.
         positions: the stream seq of each notification's latest ``notification.new``.
-        appends: the frames, numbered from the locked seqs (a message notification's frame
-            names the message it previews as its subject: see :func:`erase_message`).
+        appends: the seqs handed out, numbered from the locked ones.
         data_json: encodes ``data``.
         counted: users whose unread count is stored (their ``inbox`` row is updated; the
             others' is inserted: plainly, since only a holder of the user's stream lock writes
@@ -391,6 +392,12 @@ async def write(
         await conn.copy_records_to_table(
             "notifications", schema_name=SCHEMA, columns=_NEW_COLUMNS, records=created
         )
+
+
+async def store_frames(conn: Connection, appends: Appends) -> None:
+    """Store the batch's frames (one ``COPY``), after :func:`write`, every frame added to
+    ``appends`` (a message notification's frame names the message it previews as its
+    subject: see :func:`erase_message`)."""
     await STREAM.copy(conn, appends)
 
 
