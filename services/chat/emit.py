@@ -15,6 +15,7 @@ from schemas.frames import Ack, Conversation, Error, Message
 from services.chat import storage
 from services.chat.domain.errors import ChatError
 from services.runtime.codec import EventBuilder
+from services.runtime.commit_effects import after_commit
 from services.runtime.db import Connection
 from services.runtime.delivery import DeliveryBatch, DeliveryWriter
 from services.runtime.metrics import ERRORS
@@ -63,7 +64,7 @@ class Emitter:
     ) -> None:
         """Answer a refused command with an ``error`` frame to the requesting connection
         (whether or not the request had an id: a client must learn it was refused)."""
-        ERRORS.labels(exc.code).inc()
+        after_commit(ERRORS.labels(exc.code).inc)
         error = Error(id=reply_to.request_id, code=exc.code, message=exc.message)
         self.reply(out, user_id, reply_to, origin, error.to_wire(), into=into)
 

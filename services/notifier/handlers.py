@@ -30,6 +30,7 @@ consumer dead-letters the record with the reason and goes on.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ from services.notifier.domain.push import (
 from services.notifier.erasure import apply_erased_messages
 from services.notifier.metrics import NOT_NOTIFIED, NOTIFICATIONS, UNREAD_UPDATES
 from services.runtime.codec import parse_data
+from services.runtime.commit_effects import after_commit
 from services.runtime.consumer import InboundRecord
 from services.runtime.db import Connection, overlapped
 from services.runtime.delivery import DeliveryWriter
@@ -212,7 +214,7 @@ class NotifierHandler:
         for record in records:
             parsed = self._parse(record)
             if parsed is None:
-                NOT_NOTIFIED.labels("other_fact").inc()
+                after_commit(NOT_NOTIFIED.labels("other_fact").inc)
             elif isinstance(parsed, _Subscribe | _Unsubscribe):
                 subscriptions.append(parsed)
             elif isinstance(parsed, _Erase):
@@ -385,7 +387,7 @@ class NotifierHandler:
         await self._pushes(conn, decisions, now)
         for answer in decisions.answers:
             self._ack(out, answer)
-        _count(decisions)
+        after_commit(functools.partial(_count, decisions))
 
     async def _frames(
         self,
@@ -437,7 +439,7 @@ class NotifierHandler:
                     build_push(notification, user_id=due.user_id, unread_count=due.unread_count)
                 )
             except PayloadTooLarge:
-                NOT_NOTIFIED.labels("payload_too_large").inc()
+                after_commit(NOT_NOTIFIED.labels("payload_too_large").inc)
         if await push_storage.stage_pushes(
             conn, messages, now=now, give_up_after=self._push.give_up_after
         ):
@@ -480,7 +482,7 @@ class NotifierHandler:
         self, out: list[OutboundRecord], requester: Requester, code: ErrorCode, message: str
     ) -> None:
         """An ``error`` frame (sent even without a request id: a refusal must be heard)."""
-        ERRORS.labels(code).inc()
+        after_commit(ERRORS.labels(code).inc)
         error = Error(id=requester.request_id, code=code, message=message)
         self._reply(out, requester, error.to_wire())
 

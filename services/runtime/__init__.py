@@ -30,6 +30,8 @@ Module map:
     contact       how long Kafka has answered without a miss, and what it held (timers acting
                   on silence)
     consumer      the transactional consumer loop, its handler contracts, the retry policy
+    commit_effects  what a handler wants done once its transaction committed (counting what
+                  it did: a retried batch must not count twice)
     erasure/      user erasure: a service's part (Eraser) applied by its own consumer of
                   users.erasure.v1 and reported on users.erased.v1; the erase-user command
     service       one start-up for every schema-owning service: Service (what it is), Kit

@@ -58,6 +58,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from schemas.envelope import Envelope
 from services.runtime import codec
+from services.runtime.commit_effects import Pending, gathering
 from services.runtime.contact import ContactProbe
 from services.runtime.db import Connection
 from services.runtime.dlq import count_dead_letter, dead_letter
@@ -514,30 +515,34 @@ class TransactionalConsumer:
         outcome = _Outcome()
         started = time.perf_counter()
         conn = await self._connection(lane)
-        async with conn.transaction():
-            stored = await self._offsets.fence(conn, list(batches))
-            fresh = {
-                tp: [record for record in records if record.offset >= stored.get(tp, 0)]
-                for tp, records in batches.items()
-            }
-            if self._inbound is not None and not careful:
-                fresh = await self._drop_repeats(conn, fresh, outcome)
-            whole: list[list[ConsumerRecord]] = []
-            for records in fresh.values():
-                if self._batch_handler is not None and not careful:
-                    # Applied below, all partitions at once; same transaction, same outcome.
-                    whole.append(records)
-                    continue
-                for record in records:
-                    reason = await self._apply(conn, record, out, outcome, careful=careful)
-                    if reason is not None:
-                        out.append(dead_letter(record, reason))
-                        outcome.dead_letters.append((record.topic, reason))
-            if whole:
-                await self._apply_batch(conn, in_produced_order(whole), out)
-            unstored = self._unstored_for(batches, lane=lane, lanes=lanes)
-            offsets = {**unstored, **_next_offsets(batches)}
-            staged = await self._outbox.stage(conn, out, along=self._offsets.store(offsets))
+        with gathering() as effects:
+            async with conn.transaction():
+                stored = await self._offsets.fence(conn, list(batches))
+                fresh = {
+                    tp: [record for record in records if record.offset >= stored.get(tp, 0)]
+                    for tp, records in batches.items()
+                }
+                if self._inbound is not None and not careful:
+                    fresh = await self._drop_repeats(conn, fresh, outcome)
+                whole: list[list[ConsumerRecord]] = []
+                for records in fresh.values():
+                    if self._batch_handler is not None and not careful:
+                        # Applied below, all partitions at once; same transaction, same outcome.
+                        whole.append(records)
+                        continue
+                    for record in records:
+                        reason = await self._apply(
+                            conn, record, out, outcome, careful=careful, effects=effects
+                        )
+                        if reason is not None:
+                            out.append(dead_letter(record, reason))
+                            outcome.dead_letters.append((record.topic, reason))
+                if whole:
+                    await self._apply_batch(conn, in_produced_order(whole), out)
+                unstored = self._unstored_for(batches, lane=lane, lanes=lanes)
+                offsets = {**unstored, **_next_offsets(batches)}
+                staged = await self._outbox.stage(conn, out, along=self._offsets.store(offsets))
+        effects.run()
         DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
         self._forget_unstored(unstored)
         await self._outbox.committed(staged)
@@ -645,11 +650,13 @@ class TransactionalConsumer:
         outcome: _Outcome,
         *,
         careful: bool,
+        effects: Pending,
     ) -> str | None:
         """Apply one record; returns a DLQ reason when it must be dead-lettered.
 
         On the careful path the record's event key (deduplicated topics) is claimed inside
-        the record's savepoint: a record that is then rejected leaves no claim behind.
+        the record's savepoint: a record that is then rejected leaves no claim behind, and
+        none of the effects it asked for after the commit.
         """
         try:
             inbound = _inbound(record)
@@ -659,7 +666,7 @@ class TransactionalConsumer:
             with _poison_on_failure():
                 await self._handler.apply(conn, inbound, out)
             return None
-        staged = len(out)
+        staged, mark = len(out), effects.mark()
         try:
             async with conn.transaction():
                 if not await self._first_claim(conn, inbound):
@@ -668,11 +675,13 @@ class TransactionalConsumer:
                 await self._handler.apply(conn, inbound, out)
         except RecordRejected as exc:
             del out[staged:]
+            effects.drop_since(mark)
             return exc.reason
         except Exception as exc:
             if is_retriable(exc):
                 raise
             del out[staged:]
+            effects.drop_since(mark)
             log.exception(
                 "record failed in handler; dead-lettered",
                 extra={

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator
 
@@ -18,8 +19,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.topics import dlq_topic
+from services.runtime.commit_effects import after_commit
 from services.runtime.consumer import InboundRecord, TransactionalConsumer
 from services.runtime.db import Connection
+from services.runtime.errors import InfrastructureError, RecordRejected
 from services.runtime.kafka import make_producer
 from services.runtime.outbox import OutboundRecord, Outbox
 from tests.integration.harness import System, create_topics, running, runtime_schema, seconds
@@ -66,9 +69,34 @@ async def topics(system: System) -> tuple[str, str]:
     return name, echo
 
 
+class Flaky(Recorder):
+    """A Recorder that counts what it applied once the transaction committed, fails one record
+    once as a lost connection would, and rejects another every time."""
+
+    def __init__(self, echo_topic: str) -> None:
+        super().__init__(echo_topic)
+        self.counted: list[tuple[int, int]] = []
+        self._failed = False
+
+    async def apply(
+        self, conn: Connection, record: InboundRecord, out: list[OutboundRecord]
+    ) -> None:
+        await super().apply(conn, record, out)
+        after_commit(functools.partial(self.counted.append, (record.partition, record.offset)))
+        if (record.partition, record.offset) == (1, 5) and not self._failed:
+            self._failed = True
+            raise InfrastructureError("connection lost")
+        if (record.partition, record.offset) == (2, 7):
+            raise RecordRejected("poison")
+
+
 @contextlib.asynccontextmanager
 async def consuming(
-    system: System, pool: asyncpg.Pool, topic: str, echo: str
+    system: System,
+    pool: asyncpg.Pool,
+    topic: str,
+    echo: str,
+    handler: Recorder | None = None,
 ) -> AsyncIterator[TransactionalConsumer]:
     producer = make_producer(system.kafka_bootstrap, client_id="it-parallel-out")
     await producer.start()
@@ -78,7 +106,7 @@ async def consuming(
         topics=[topic],
         pool=pool,
         schema=SCHEMA,
-        handler=Recorder(echo),
+        handler=handler or Recorder(echo),
         outbox=Outbox(schema=SCHEMA, producer=producer),
         client_id="it-parallel",
         max_batch_records=1000,
@@ -153,3 +181,26 @@ async def test_split_fetches_apply_every_record_once_in_partition_order(
     assert {row["partition"]: row["next_offset"] for row in stored} == dict.fromkeys(
         range(PARTITIONS), 150
     )
+
+
+async def test_effects_after_commit_run_once_for_what_committed(
+    system: System, pool: asyncpg.Pool, topics: tuple[str, str]
+) -> None:
+    # Counting what a batch did must survive a retried batch (counted once) and a record
+    # dead-lettered on the careful path (not counted): services/runtime/commit_effects.py.
+    topic, echo = topics
+    await pool.execute(f"TRUNCATE {SCHEMA}.applied")
+    try:
+        await publish(system, topic, 0, 40)
+        flaky = Flaky(echo)
+        async with consuming(system, pool, topic, echo, handler=flaky):
+            await until_applied(pool, 39)
+            await asyncio.sleep(0.5)
+        rows = await pool.fetch(f"SELECT part, topic_offset FROM {SCHEMA}.applied")
+        applied = sorted((row["part"], row["topic_offset"]) for row in rows)
+        assert len(applied) == 39
+        assert (2, 7) not in applied
+        assert (1, 5) in applied
+        assert sorted(flaky.counted) == applied
+    finally:
+        await pool.execute(f"TRUNCATE {SCHEMA}.applied")
