@@ -120,6 +120,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         " first); default: never seen",
     )
     parser.add_argument(
+        "--notify-warm",
+        action="store_true",
+        help="an unmeasured alert of the same size to other users first (new recipients,"
+        " processes past their first burst); default: a small one",
+    )
+    parser.add_argument(
         "--overload-capacity",
         type=int,
         default=0,
@@ -194,6 +200,7 @@ def sizes_from(args: argparse.Namespace) -> scenarios.Sizes:
         notify_events=notify[1],
         notify_connected=notify[2],
         notify_known=args.notify_known,
+        notify_warm=args.notify_warm,
     )
 
 
@@ -340,6 +347,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 events=sizes.notify_events,
                 connected=sizes.notify_connected,
                 known=sizes.notify_known,
+                warm=sizes.notify_warm,
                 drain_s=max(sizes.drain_s, 60.0),
             )
         if "idle" in chosen:

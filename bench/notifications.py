@@ -15,6 +15,10 @@ Before the measured alert, one small alert warms the path (statements prepared, 
 broker); its recipients are not counted. With ``known``, that alert goes to every recipient
 instead: the measured one then finds their streams and unread counts stored, as it would for
 users of a site in service (by default every recipient is new: the notifier creates both).
+With ``warm``, it is as large as the measured one but goes to other users: the measured
+recipients are new, the processes have handled a burst of that size before (memory grown,
+caches filled), as those of a site in service have; the default measures a first burst after
+start-up.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ async def notifications(
     events: int,
     connected: int,
     known: bool,
+    warm: bool,
     drain_s: float,
 ) -> dict[str, object]:
     """Run the scenario (see the module docstring); returns its figures."""
@@ -77,7 +82,12 @@ async def notifications(
     try:
         async with httpx.AsyncClient() as http:
             batches = [recipients[i::events] for i in range(events)]
-            warm_up = batches if known else [[f"{tag}w-{i}" for i in range(20)]]
+            if known:
+                warm_up = batches
+            elif warm:
+                warm_up = [[f"{tag}w-{user}" for user in batch] for batch in batches]
+            else:
+                warm_up = [[f"{tag}w-{i}" for i in range(20)]]
             before = await _stored(http, metrics_urls)
             await _publish(producer, system, warm_up)
             await _until(
@@ -86,9 +96,9 @@ async def notifications(
                 drain_s,
                 "warm-up alert",
             )
-            if known:
+            if known or warm:
                 # The warm-up's frames still on their way to the connected clients are not
-                # the measured alert's.
+                # the measured alert's, nor its delivery records the gateway's work.
                 await asyncio.sleep(1.0)
                 arrived.clear()
             before = await _stored(http, metrics_urls)
@@ -123,6 +133,7 @@ async def notifications(
         "connected": connected,
         "connected_reached": len(arrived),
         "known": known,
+        "warm": warm,
         # With ``known``, the warm-up alert's rows too.
         "rows_stored": rows,
         "publish_ms": round((published - began) * 1000, 1),

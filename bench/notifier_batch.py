@@ -5,10 +5,12 @@ a burst's time goes, phase by phase, without Kafka, gateways or clients around i
 scratch database, applies the notifier's migrations, and applies ``--batches`` batches of
 ``--alerts`` binary-mode ``job.alert.matched`` records of ``--recipients`` new users each, every
 batch in a transaction rolled back (so that every recipient is new, as in the bench's
-scenario). Per phase it prints the wall time, the process's CPU (``time.process_time``: the
-notifier's Python) and the Postgres backend's CPU (``/proc/<pid>/schedstat``; the server must
-run on this machine), means over the batches after a first one that warms caches. The producer
-is a stand-in that only builds batches, as the outbox does beside its staging statement.
+scenario; with ``--known``, the same users in every batch, who had an alert committed before,
+as with the bench's ``--notify-known``). Per phase it prints the wall time, the process's CPU
+(``time.process_time``: the notifier's Python) and the Postgres backend's CPU
+(``/proc/<pid>/schedstat``; the server must run on this machine), means over the batches after
+a first one that warms caches. The producer is a stand-in that only builds batches, as the
+outbox does beside its staging statement.
 docs/performance.md ("Third pass") shows what it measured.
 """
 
@@ -95,10 +97,14 @@ class BatchesOnly:
         return BatchBuilder(MAX_BATCH_BYTES, 0, is_transactional=False)
 
 
-def alert_records(names: TopicNames, *, alerts: int, recipients: int) -> list[InboundRecord]:
-    """One batch: ``alerts`` job alerts, each to ``recipients`` users never seen before."""
+def new_users(count: int) -> list[str]:
+    """Users never seen before."""
     tag = uuid.uuid4().hex[:8]
-    users = [f"{tag}-{n:06d}" for n in range(alerts * recipients)]
+    return [f"{tag}-{n:06d}" for n in range(count)]
+
+
+def alert_records(names: TopicNames, users: list[str], *, alerts: int) -> list[InboundRecord]:
+    """One batch: ``alerts`` job alerts, ``users`` shared out between them."""
     made = []
     for index in range(alerts):
         key, value, headers = job_alert(users[index::alerts])
@@ -114,7 +120,9 @@ def alert_records(names: TopicNames, *, alerts: int, recipients: int) -> list[In
     return made
 
 
-async def run(database_url: str, *, batches: int, alerts: int, recipients: int) -> Meter:
+async def run(
+    database_url: str, *, batches: int, alerts: int, recipients: int, known: bool
+) -> Meter:
     scratch = f"bench_batch_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(database_url)
     await admin.execute(f'CREATE DATABASE "{scratch}"')
@@ -128,7 +136,9 @@ async def run(database_url: str, *, batches: int, alerts: int, recipients: int) 
                 directory=app.SERVICE.migrations,
                 runtime_tables=app.SERVICE.runtime_tables,
             )
-            return await _measure(conn, batches=batches, alerts=alerts, recipients=recipients)
+            return await _measure(
+                conn, batches=batches, alerts=alerts, recipients=recipients, known=known
+            )
         finally:
             await conn.close()
     finally:
@@ -137,7 +147,7 @@ async def run(database_url: str, *, batches: int, alerts: int, recipients: int) 
 
 
 async def _measure(
-    conn: asyncpg.Connection, *, batches: int, alerts: int, recipients: int
+    conn: asyncpg.Connection, *, batches: int, alerts: int, recipients: int, known: bool
 ) -> Meter:
     meter = Meter(backend_pid=conn.get_server_pid())
     # The handler calls these through the module: measured where they are looked up.
@@ -156,8 +166,15 @@ async def _measure(
     )
     outbox = Outbox(schema=storage.SCHEMA, producer=BatchesOnly())
     freeze_start_up(young_gc_threshold=app.SERVICE.young_gc_threshold)
+    seen = new_users(alerts * recipients)
+    if known:
+        # Committed: every measured batch's recipients then have a stream, an unread count
+        # and a notification, as a site's users in service do.
+        async with conn.transaction():
+            await handler.apply_batch(conn, alert_records(names, seen, alerts=alerts), [])
     for index in range(batches + 1):
-        records = alert_records(names, alerts=alerts, recipients=recipients)
+        users = seen if known else new_users(alerts * recipients)
+        records = alert_records(names, users, alerts=alerts)
         meter.measuring = index > 0
         transaction = conn.transaction()
         await transaction.start()
@@ -174,7 +191,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--alerts", type=int, default=10, help="job alerts per batch")
-    parser.add_argument("--recipients", type=int, default=1000, help="new users per alert")
+    parser.add_argument("--recipients", type=int, default=1000, help="users per alert")
+    parser.add_argument(
+        "--known", action="store_true", help="recipients had a notification before (committed)"
+    )
     args = parser.parse_args()
     meter = uvloop.run(
         run(
@@ -182,6 +202,7 @@ def main() -> None:
             batches=args.batches,
             alerts=args.alerts,
             recipients=args.recipients,
+            known=args.known,
         )
     )
     notifications = args.alerts * args.recipients

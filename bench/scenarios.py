@@ -70,6 +70,8 @@ class Sizes:
     notify_connected: int = 50
     # Recipients who had a notification before (stream, unread count stored) instead of new.
     notify_known: bool = False
+    # A warm-up alert as large as the measured one, to other users (see bench/notifications.py).
+    notify_warm: bool = False
 
 
 @dataclass
