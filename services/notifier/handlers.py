@@ -401,7 +401,7 @@ class NotifierHandler:
         """Each change's frame, numbered ``seqs``, added to ``appends`` for storage; returns a
         delivery record for each, in order, all made at the batch's time."""
         notification_new = wire.NotificationNewEncoder()
-        frames: list[tuple[str, bytes]] = []
+        frames: list[tuple[str, int, bytes]] = []
         for change, seq in zip(changes, seqs, strict=True):
             if isinstance(change, Shown):
                 frame = notification_new(
@@ -413,7 +413,7 @@ class NotifierHandler:
             else:
                 frame = wire.notification_read(seq, change.ids, unread_count=change.unread_count)
             appends.add(change.user_id, seq, frame, _subject(change))
-            frames.append((change.user_id, frame))
+            frames.append((change.user_id, seq, frame))
         return self._delivery.frames_at(frames, time=now)
 
     async def _pushes(self, conn: Connection, decisions: Decisions, now: datetime) -> None:

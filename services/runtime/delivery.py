@@ -67,21 +67,26 @@ class DeliveryWriter:
         return self._events.record(self._topic, DELIVERY_FRAME, key=user_id, data=data)
 
     def frames_at(
-        self, frames: Sequence[tuple[str, bytes]], *, time: datetime
+        self, frames: Sequence[tuple[str, int, bytes]], *, time: datetime
     ) -> list[OutboundRecord]:
-        """A record for each ``(user_id, frame)``, in order, all made at ``time``: the bulk way
-        of :meth:`frame` (no origin, no connection), for a job alert's thousands of frames
-        (:meth:`EventBuilder.records_at`)."""
+        """A record for each ``(user_id, seq, frame)``, in order, all made at ``time``: the
+        bulk way of :meth:`frame` (no origin, no connection), for a job alert's thousands of
+        frames (:meth:`EventBuilder.records_at`). Each frame is the one stored as ``seq`` in
+        the user's stream in the same transaction: the outbox keeps the record without it
+        (``OutboundRecord.stream_frame``)."""
         dumps = orjson.dumps
-        return self._events.records_at(
+        records = self._events.records_at(
             self._topic,
             DELIVERY_FRAME,
             (
                 (user, b'{"frame":' + frame + b',"user_id":' + dumps(user) + b"}")
-                for user, frame in frames
+                for user, _, frame in frames
             ),
             time=time,
         )
+        for record, (_, seq, frame) in zip(records, frames, strict=True):
+            record.stream_frame = (seq, frame)
+        return records
 
     def close(self, user_id: str, *, code: int, reason: str) -> OutboundRecord:
         """A record telling gateways to close every connection of ``user_id``.

@@ -21,7 +21,11 @@ Flow::
 A row is one transaction's records, not one record: a batch of hundreds of messages writes one
 row, and deletes it once Kafka acknowledged every record in it. The records are packed into
 one byte string in staging order (:func:`pack_records`), stored uncompressed (TOAST
-``EXTERNAL``): compressing megabytes that live milliseconds cost more than writing them.
+``EXTERNAL``): compressing megabytes that live milliseconds cost more than writing them. A
+record that carries a frame its transaction stores in the owner's stream
+(``OutboundRecord.stream_frame``) is packed without it: the relay puts the frame back from
+``<schema>.user_events`` (as it is then: rewritten by an erasure, or gone with its user's
+stream, and then the record is dropped: nobody is left to deliver it to).
 
 Every statement on the outbox table is in this module. A row is deleted only after Kafka
 acknowledged it, so a crash between commit and publish loses nothing; it can duplicate a
@@ -59,12 +63,20 @@ log = logging.getLogger(__name__)
 class OutboundRecord:
     """A Kafka record to publish once the transaction that made it commits; never changed
     once made (not ``frozen``: a frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__``, 0.78 us a record against 0.32, and a job alert makes 10,000)."""
+    ``object.__setattr__``, 0.78 us a record against 0.32, and a job alert makes 10,000).
+
+    Attributes:
+        stream_frame: the frame of the key's stream (in the outbox's schema) that ``value``
+            carries, as (its seq, its bytes), when the same transaction stores it there: the
+            outbox row keeps the value without it, and the relay reads it back from the
+            stream (a delivery record is two-thirds its frame). ``None``: kept whole.
+    """
 
     topic: str
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    stream_frame: tuple[int, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,7 @@ class Outbox:
         self, *, schema: str, producer: AIOKafkaProducer, max_pending_confirms: int = 64
     ) -> None:
         self._table = f'"{schema}".outbox'
+        self._frames = f'"{schema}".user_events'
         self._backlog_rows = OUTBOX_BACKLOG_ROWS.labels(schema)
         self._oldest_row_age = OUTBOX_OLDEST_ROW_AGE.labels(schema)
         self._producer = producer
@@ -290,7 +303,7 @@ class Outbox:
         )
         encoded = key.encode()
         for row in rows:
-            records = _row_records(row)
+            records = await self._row_records(conn, row)
             kept = [r for r in records if not (r.topic == topic and r.key == encoded)]
             if len(kept) == len(records):
                 continue
@@ -328,7 +341,7 @@ class Outbox:
             )
             if not rows:
                 return 0
-            records = [record for row in rows for record in _row_records(row)]
+            records = [record for row in rows for record in await self._row_records(conn, row)]
             futures = await self._send(await self._batches(records))
             await asyncio.wait_for(asyncio.gather(*futures), CONFIRM_TIMEOUT_S)
             await conn.execute(
@@ -338,6 +351,25 @@ class Outbox:
         OUTBOX_PUBLISHED.labels("relay").inc(len(records))
         log.info("outbox relayed leftovers", extra={"rows": len(rows), "records": len(records)})
         return len(records)
+
+    async def _row_records(self, conn: Connection, row: asyncpg.Record) -> list[OutboundRecord]:
+        """A row's records, whole: the stream frames packed without them read back from the
+        stream (those no longer there are dropped)."""
+        if row["records"] is None:
+            return _old_row_records(row)
+        unpacked = unpack_records(row["topics"], row["records"])
+        if not unpacked.gaps:
+            return unpacked.records
+        frames = {
+            (row_["user_id"], row_["seq"]): row_["frame"].encode()
+            for row_ in await conn.fetch(
+                f"SELECT user_id, seq, frame FROM {self._frames}"
+                " WHERE (user_id, seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))",
+                [key.decode() for key, _, _ in unpacked.gaps.values()],
+                [seq for _, seq, _ in unpacked.gaps.values()],
+            )
+        }
+        return unpacked.filled(frames)
 
     async def measure_backlog(self, pool: asyncpg.Pool) -> None:
         """Set the backlog gauges: rows waiting (up to :data:`BACKLOG_COUNT_LIMIT`) and the
@@ -374,14 +406,18 @@ class Outbox:
             await asyncio.sleep(interval_ms / 1000)
 
 
-#: What a row is read as (both formats: see :func:`_row_records`).
+#: What a row is read as (both formats: see :meth:`Outbox._row_records`).
 _ROW_COLUMNS = "id, topics, records, keys, payloads, headers"
 
 # The packed format, after a version byte, per record: topic index (into the row's
-# ``topics``), key length (-1: no key), value length, header count; the key, the value; per
-# header: name length, value length, the name (UTF-8), the value.
-_FORMAT_VERSION = b"\x01"
-_RECORD_HEAD = struct.Struct(">HiIH")
+# ``topics``), key length (-1: no key), length of the value as stored, header count, the seq of
+# the stream frame cut out of the value (-1: none) and where it was; the key, the value as
+# stored; per header: name length, value length, the name (UTF-8), the value. Version 1 (rows
+# staged before stream frames were cut out) has no seq and offset.
+_FORMAT_V1 = b"\x01"
+_FORMAT_VERSION = b"\x02"
+_RECORD_HEAD_V1 = struct.Struct(">HiIH")
+_RECORD_HEAD = struct.Struct(">HiIHqI")
 _HEADER_HEAD = struct.Struct(">HI")
 
 
@@ -391,7 +427,7 @@ def pack_records(records: Sequence[OutboundRecord]) -> tuple[list[str], bytes]:
     A struct header and the bytes as they are, joined once: about a microsecond a record,
     where arrays of one element per record cost several (asyncpg checks each element of an
     array parameter with a Python-level call, and the server builds the array element by
-    element).
+    element). A record's stream frame is left out (see :class:`OutboundRecord`).
     """
     topics: dict[str, int] = {}
     parts = [_FORMAT_VERSION]
@@ -402,10 +438,21 @@ def pack_records(records: Sequence[OutboundRecord]) -> tuple[list[str], bytes]:
         if index is None:
             index = topics[record.topic] = len(topics)
         key, value, headers = record.key, record.value, record.headers
-        append(head(index, -1 if key is None else len(key), len(value), len(headers)))
-        if key:
-            append(key)
-        append(value)
+        key_length = -1 if key is None else len(key)
+        stream_frame = record.stream_frame
+        cut = -1 if stream_frame is None else value.find(stream_frame[1])
+        if stream_frame is None or cut < 0:
+            append(head(index, key_length, len(value), len(headers), -1, 0))
+            if key:
+                append(key)
+            append(value)
+        else:
+            seq, frame = stream_frame
+            append(head(index, key_length, len(value) - len(frame), len(headers), seq, cut))
+            if key:
+                append(key)
+            append(value[:cut])
+            append(value[cut + len(frame) :])
         for name, header_value in headers:
             raw_name = name.encode()
             append(_HEADER_HEAD.pack(len(raw_name), len(header_value)))
@@ -414,20 +461,69 @@ def pack_records(records: Sequence[OutboundRecord]) -> tuple[list[str], bytes]:
     return list(topics), b"".join(parts)
 
 
-def unpack_records(topics: Sequence[str], packed: bytes) -> list[OutboundRecord]:
-    """The records :func:`pack_records` packed, in order.
+@dataclass(slots=True)
+class Unpacked:
+    """A row's records as packed: those whose stream frame was cut out lack it.
+
+    Attributes:
+        records: in staging order.
+        gaps: by index in ``records``: the record's key, the seq of its frame, and where
+            the frame goes back in the value.
+    """
+
+    records: list[OutboundRecord]
+    gaps: dict[int, tuple[bytes, int, int]]
+
+    def filled(self, frames: dict[tuple[str, int], bytes]) -> list[OutboundRecord]:
+        """The records whole, each frame put back from ``frames`` ((user, seq) -> frame);
+        a record whose frame is not there is dropped."""
+        whole: list[OutboundRecord] = []
+        for index, record in enumerate(self.records):
+            gap = self.gaps.get(index)
+            if gap is None:
+                whole.append(record)
+                continue
+            key, seq, at = gap
+            frame = frames.get((key.decode(), seq))
+            if frame is None:
+                continue
+            value = record.value
+            whole.append(
+                OutboundRecord(
+                    record.topic,
+                    record.key,
+                    value[:at] + frame + value[at:],
+                    record.headers,
+                    (seq, frame),
+                )
+            )
+        return whole
+
+
+def unpack_records(topics: Sequence[str], packed: bytes) -> Unpacked:
+    """The records :func:`pack_records` packed, in order (those with a frame cut out without
+    it: :meth:`Unpacked.filled` puts it back).
 
     Raises:
         ValueError: ``packed`` is not in a format this version knows.
     """
-    if packed[:1] != _FORMAT_VERSION:
-        raise ValueError(f"unknown outbox row format {packed[:1]!r}")
+    version = packed[:1]
+    if version not in (_FORMAT_VERSION, _FORMAT_V1):
+        raise ValueError(f"unknown outbox row format {version!r}")
+    record_head = _RECORD_HEAD if version == _FORMAT_VERSION else _RECORD_HEAD_V1
     view = memoryview(packed)
-    records: list[OutboundRecord] = []
+    unpacked = Unpacked([], {})
+    records = unpacked.records
     at, end = 1, len(packed)
     while at < end:
-        index, key_length, value_length, header_count = _RECORD_HEAD.unpack_from(view, at)
-        at += _RECORD_HEAD.size
+        seq, cut = -1, 0
+        if version == _FORMAT_VERSION:
+            index, key_length, value_length, header_count, seq, cut = record_head.unpack_from(
+                view, at
+            )
+        else:
+            index, key_length, value_length, header_count = record_head.unpack_from(view, at)
+        at += record_head.size
         key = None
         if key_length >= 0:
             key = bytes(view[at : at + key_length])
@@ -442,15 +538,14 @@ def unpack_records(topics: Sequence[str], packed: bytes) -> list[OutboundRecord]
             at += name_length
             headers.append((name, bytes(view[at : at + header_length])))
             at += header_length
+        if seq >= 0:
+            unpacked.gaps[len(records)] = (key or b"", seq, cut)
         records.append(OutboundRecord(topics[index], key, value, tuple(headers)))
-    return records
+    return unpacked
 
 
-def _row_records(row: asyncpg.Record) -> list[OutboundRecord]:
-    """A row's records, packed (rows staged since runtime migration ``outbox/0004``) or as the
-    arrays of one element per record that rows staged before it hold."""
-    if row["records"] is not None:
-        return unpack_records(row["topics"], row["records"])
+def _old_row_records(row: asyncpg.Record) -> list[OutboundRecord]:
+    """The records of a row staged before outbox/0004: arrays of one element per record."""
     return [
         OutboundRecord(topic=topic, key=key, value=value, headers=_decode_headers(headers))
         for topic, key, value, headers in zip(

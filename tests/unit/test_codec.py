@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,12 @@ from schemas.envelope import STRUCTURED_CONTENT_TYPE, Envelope
 from schemas.events import WatermarkMoved
 from services.runtime import codec
 from services.runtime.errors import RecordRejected
-from services.runtime.outbox import OutboundRecord, _row_records, pack_records, unpack_records
+from services.runtime.outbox import (
+    OutboundRecord,
+    _old_row_records,
+    pack_records,
+    unpack_records,
+)
 
 TIME = datetime(2024, 3, 4, 5, 6, 7, 123000, tzinfo=UTC)
 SECRET = "top-secret-body-text"
@@ -341,18 +347,50 @@ def test_outbox_records_pack_and_unpack_in_order() -> None:
     ]
     topics, packed = pack_records(records)
     assert topics == ["delivery.frames.v1", "chat.events.v1"]
-    assert unpack_records(topics, packed) == records
+    unpacked = unpack_records(topics, packed)
+    assert unpacked.records == records
+    assert unpacked.gaps == {}
+
+
+def test_outbox_rows_keep_records_without_their_stream_frames() -> None:
+    frame = b'{"type":"notification.new","seq":7}'
+    value = b'{"id":"e1","data":{"frame":' + frame + b',"user_id":"u-1"}}'
+    records = [
+        OutboundRecord("d.v1", b"u-1", value, (), (7, frame)),
+        OutboundRecord("d.v1", b"u-2", b"whole"),
+        # A frame the value does not carry is not cut: the value is kept whole.
+        OutboundRecord("d.v1", b"u-3", b"other", (), (1, b"absent")),
+    ]
+    topics, packed = pack_records(records)
+    assert frame not in packed
+    unpacked = unpack_records(topics, packed)
+    assert unpacked.gaps == {0: (b"u-1", 7, value.index(frame))}
+    assert unpacked.records[0].value == value.replace(frame, b"")
+    # Put back from the stream as it is then: rewritten in place, or gone with its user.
+    rewritten = b'{"type":"notification.new","seq":7,"body":""}'
+    assert unpacked.filled({("u-1", 7): rewritten}) == [
+        OutboundRecord("d.v1", b"u-1", value.replace(frame, rewritten), (), (7, rewritten)),
+        records[1],
+        OutboundRecord("d.v1", b"u-3", b"other"),
+    ]
+    assert unpacked.filled({}) == [records[1], OutboundRecord("d.v1", b"u-3", b"other")]
 
 
 def test_outbox_no_records_pack_to_no_topics() -> None:
     topics, packed = pack_records([])
     assert topics == []
-    assert unpack_records(topics, packed) == []
+    assert unpack_records(topics, packed).records == []
 
 
 def test_outbox_unknown_row_format_is_refused() -> None:
     with pytest.raises(ValueError, match="format"):
-        unpack_records(["t"], b"\x02")
+        unpack_records(["t"], b"\x03")
+
+
+def test_outbox_rows_packed_before_frames_were_cut_still_read() -> None:
+    # Version 1: per record topic index, key length, value length, header count.
+    packed = b"\x01" + struct.pack(">HiIH", 0, 1, 2, 0) + b"k" + b"v1"
+    assert unpack_records(["t"], packed).records == [OutboundRecord("t", b"k", b"v1")]
 
 
 def test_outbox_rows_staged_before_packing_still_read() -> None:
@@ -364,7 +402,7 @@ def test_outbox_rows_staged_before_packing_still_read() -> None:
         "payloads": [b"v1", b"v2"],
         "headers": ['[["content-type","application/cloudevents+json"]]', None],
     }
-    assert _row_records(row) == [  # type: ignore[arg-type]
+    assert _old_row_records(row) == [  # type: ignore[arg-type]
         OutboundRecord("t1", b"k", b"v1", (("content-type", b"application/cloudevents+json"),)),
         OutboundRecord("t2", None, b"v2"),
     ]

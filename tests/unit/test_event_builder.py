@@ -92,10 +92,15 @@ def test_records_at_parse_as_the_records_one_at_a_time_would() -> None:
 
 
 def test_delivery_frames_at_carry_each_users_frame_untouched() -> None:
-    frames = [("u1", b'{"type":"notification.new","seq":3}'), ("u2", b'{"type":"pong","id":"p"}')]
+    frames = [
+        ("u1", 3, b'{"type":"notification.new","seq":3}'),
+        ("u2", 9, b'{"type":"notification.read","seq":9}'),
+    ]
     records = DeliveryWriter(topic="d.v1", events=builder()).frames_at(frames, time=T0)
     assert [record.key for record in records] == [b"u1", b"u2"]
-    for record, (user, frame) in zip(records, frames, strict=True):
+    # Stored in the users' streams: the outbox keeps the records without them.
+    assert [record.stream_frame for record in records] == [(seq, f) for _, seq, f in frames]
+    for record, (user, _, frame) in zip(records, frames, strict=True):
         envelope = Envelope.from_wire(record.value)
         assert (envelope.type, envelope.subject, envelope.time) == (DELIVERY_FRAME, user, T0)
         assert envelope.data == {"user_id": user, "frame": orjson.loads(frame)}
