@@ -292,10 +292,7 @@ class Stream:
         of these streams since the lock."""
         return (
             f"INSERT INTO {self._seqs} (user_id, last_seq)"
-            f" SELECT n.user_id, n.last_seq::bigint FROM ROWS FROM"
-            f" (json_array_elements_text(${first}::json),"
-            f" json_array_elements_text(${first + 1}::json)) AS n (user_id, last_seq)"
-            " ORDER BY 1"
+            f" SELECT n.user_id, n.last_seq::bigint FROM {_last_seqs(first)} ORDER BY 1"
         )
 
     @contextmanager
@@ -325,9 +322,7 @@ class Stream:
         see :func:`services.runtime.db.json_array`)."""
         return (
             f"UPDATE {self._seqs} AS s SET last_seq = n.last_seq::bigint"
-            f" FROM ROWS FROM (json_array_elements_text(${first}::json),"
-            f" json_array_elements_text(${first + 1}::json)) AS n (user_id, last_seq)"
-            " WHERE s.user_id = n.user_id"
+            f" FROM {_last_seqs(first)} WHERE s.user_id = n.user_id"
         )
 
     def insert_sql(self, first: int, *, subjects: bool = False) -> str:
@@ -344,6 +339,15 @@ class Stream:
             f" SELECT * FROM unnest(${first}::text[], ${first + 1}::bigint[],"
             f" ${first + 2}::text[], ${first + 3}::text[])"
         )
+
+
+def _last_seqs(first: int) -> str:
+    """Rows ``n (user_id, last_seq)`` from the two JSON arrays of :meth:`Appends.advance_args`
+    or :meth:`Appends.create_args`, parameters ``$first`` and ``$first+1``."""
+    return (
+        f"ROWS FROM (json_array_elements_text(${first}::json),"
+        f" json_array_elements_text(${first + 1}::json)) AS n (user_id, last_seq)"
+    )
 
 
 class Appends:
