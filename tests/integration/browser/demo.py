@@ -8,7 +8,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from playwright.async_api import BrowserContext, Locator, Page, expect
+from playwright.async_api import (
+    BrowserContext,
+    Locator,
+    Page,
+    TimeoutError as PlaywrightTimeoutError,
+    expect,
+)
 
 from tests.integration.harness import ALLOWED_ORIGIN, ServiceProcess, metric_value, seconds
 
@@ -149,15 +155,19 @@ class Demo:
 
     async def wait_bodies(self, expected: list[str]) -> None:
         """Until the chat window shows exactly these lines, in this order."""
-        await self.page.wait_for_function(
-            """expected => {
-                const shown = [...document.querySelectorAll('#messages li .body')]
-                    .map(e => e.textContent);
-                return JSON.stringify(shown) === JSON.stringify(expected);
-            }""",
-            arg=expected,
-            timeout=TIMEOUT_MS,
-        )
+        try:
+            await self.page.wait_for_function(
+                """expected => {
+                    const shown = [...document.querySelectorAll('#messages li .body')]
+                        .map(e => e.textContent);
+                    return JSON.stringify(shown) === JSON.stringify(expected);
+                }""",
+                arg=expected,
+                timeout=TIMEOUT_MS,
+            )
+        except PlaywrightTimeoutError:
+            shown = await self.messages()
+            raise AssertionError(f"expected lines {expected}, the page shows {shown}") from None
 
     async def wait_message_status(self, body: str, status: str) -> None:
         await self.page.wait_for_function(
