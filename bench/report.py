@@ -24,6 +24,11 @@ def table(result: Result) -> str:
     lines.append(
         f"machine: {machine.get('cores')} cores, {machine.get('memory_gib')} GiB,"
         f" {machine.get('cpu_model', '')}"
+        + (
+            f", guest halt-polling {machine['guest_halt_poll_ns']} ns"
+            if "guest_halt_poll_ns" in machine
+            else ""
+        )
     )
     if result.get("duel"):
         from bench.duel import table as duel_table

@@ -467,4 +467,22 @@ def machine() -> dict[str, object]:
         "cpu_model": cpu_model,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        **_idle_polling(),
     }
+
+
+def _idle_polling() -> dict[str, object]:
+    """How an idle CPU waits, where the kernel says. On this project's VMs the guest halts at
+    once (``guest_halt_poll_ns`` 0), and a round trip between processes on the two CPUs then
+    costs 4-5x the CPU it costs with halt-polling (docs/performance.md, "What the CPU at 1,000
+    msgs/s is"): recorded so that runs are compared like with like."""
+    facts: dict[str, object] = {}
+    with contextlib.suppress(OSError):
+        facts["cpuidle_driver"] = (
+            Path("/sys/devices/system/cpu/cpuidle/current_driver").read_text().strip()
+        )
+    with contextlib.suppress(OSError, ValueError):
+        facts["guest_halt_poll_ns"] = int(
+            Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns").read_text()
+        )
+    return facts
