@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from bench import duel, groups, hops, notifications, overload, profile, scenarios
+from bench import duel, groups, hops, kafkahop, notifications, overload, profile, scenarios
 from bench.chatdata import DataSizes
 from bench.load import PairLoad
 from bench.progress import Progress
@@ -37,6 +37,7 @@ SCENARIOS = (
     "groupfanout",
     "reads",
     "notifications",
+    "kafkahop",
 )
 
 
@@ -79,6 +80,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hops-rate", type=float, default=d.hops_rate, help="msgs/s")
     parser.add_argument(
         "--hops-keep", action="store_true", help="keep every message's hops in the result"
+    )
+    parser.add_argument(
+        "--kafkahop-rate", type=int, default=1000, help="records/s of the bare Kafka hop"
+    )
+    parser.add_argument(
+        "--kafkahop-lingers", default="0,2,5", help="producer lingers tried, ms (comma-separated)"
     )
     parser.add_argument("--group-members", type=int, default=d.group_members)
     parser.add_argument("--group-messages", type=int, default=d.group_messages)
@@ -349,6 +356,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 known=sizes.notify_known,
                 warm=sizes.notify_warm,
                 drain_s=max(sizes.drain_s, 60.0),
+            )
+        if "kafkahop" in chosen:
+            result["kafkahop"] = await kafkahop.kafka_hop(
+                system,
+                progress,
+                rate=args.kafkahop_rate,
+                lingers_ms=[int(ms) for ms in args.kafkahop_lingers.split(",") if ms],
             )
         if "idle" in chosen:
             result["idle"] = await scenarios.idle(system, meter, sizes, progress)

@@ -93,6 +93,23 @@ def table(result: Result) -> str:
             f" gateway out {traced['gateway_out']['p50_ms']};"
             f" end to end {traced['end_to_end']['p50_ms']} ({traced['traced']} traced)"
         )
+    hop = result.get("kafkahop")
+    if hop:
+        lines.append("")
+        lines.append(
+            f"one Kafka hop alone, {hop['rate']} records/s of {hop['record_bytes']} bytes"
+            f" (broker idle: {hop['broker_idle_cores']} cores, subtracted): p50 / p99 ms,"
+            " CPU us per record: broker / aiokafka producer / consumer, broker switches"
+        )
+        for run in hop["runs"]:
+            cpu = run["cpu_us_per_record"]
+            lines.append(
+                f"  {run['consumer']:>8} consumer, linger {run['linger_ms']:>2} ms"
+                f"  {run['p50_ms']:6.2f} / {run['p99_ms']:6.2f}"
+                f"  {cpu['broker']:6.0f} / {cpu['producer']:5.0f} / {cpu['consumer']:5.0f}"
+                f"  {run['broker_switches_per_record']:5.2f}"
+                + (f"  ({run['lost']} not received)" if run["lost"] else "")
+            )
     alert = result.get("notifications")
     if alert:
         cores = alert.get("cpu", {}).get("cores", {})

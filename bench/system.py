@@ -331,7 +331,7 @@ def _port_of(address: str, default: int) -> int:
     return int(found.group(1)) if found else default
 
 
-def _find_kafka() -> psutil.Process | None:
+def find_kafka() -> psutil.Process | None:
     """This deployment's broker: the JVM listening on KAFKA_BOOTSTRAP_SERVERS' port.
 
     Several engineers' brokers may run on one machine; the first JVM named ``kafka.Kafka``
@@ -380,7 +380,7 @@ class CpuMeter:
 
     def __init__(self, pids: Callable[[], dict[str, int]]) -> None:
         self._pids = pids
-        self._kafka = _find_kafka()
+        self._kafka = find_kafka()
         self._postmaster = _find_postmaster()
 
     def snapshot(self) -> dict[str, float]:
