@@ -3,11 +3,13 @@
 Every message crosses two Kafka hops (gateway -> chat, chat -> gateway), so what a hop costs
 here is a floor under a message's CPU and latency that no service code can go below. This
 scenario measures it alone: records of 400 bytes offered at a fixed rate to a one-partition
-topic of the run's own, an aiokafka producer process sending them (the client every service of
-ours uses) at a few lingers, and a consumer process tailing them, either of
+topic of the run's own by a producer process at a few lingers, tailed by a consumer process,
+with three pairs of clients:
 
-    aiokafka  ``python -m bench.kafkahop consume``, as our services consume
-    kcat      librdkafka (C): what the broker costs with an efficient consumer
+    aiokafka -> aiokafka    ``python -m bench.kafkahop``: the client every service of ours uses
+    aiokafka -> kcat        librdkafka (C) consuming: the broker's cost with an efficient consumer
+    confluent -> confluent  ``confluent-kafka`` (librdkafka through Python, its plain blocking
+                            API in a process of its own): what a C client would cost us
 
 (kcat's producer is not used: fed a line at a time it holds short records until its input
 closes, so it cannot be paced.) This process paces the records and writes each, stamped with
@@ -29,6 +31,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import confluent_kafka
 import psutil
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -46,7 +49,7 @@ WARM_S = 2.0
 MEASURE_S = 6.0
 #: Longest wait for the last record after it was offered.
 DRAIN_S = 10.0
-CONSUMERS = ("aiokafka", "kcat")
+PAIRS = (("aiokafka", "aiokafka"), ("aiokafka", "kcat"), ("confluent", "confluent"))
 #: Seconds the broker's idle CPU is measured over, before the runs.
 IDLE_S = 3.0
 
@@ -54,7 +57,7 @@ IDLE_S = 3.0
 async def kafka_hop(
     system: System, progress: Progress, *, rate: int, lingers_ms: Sequence[int]
 ) -> dict[str, object]:
-    """Run every consumer at every linger, one after the other; returns their rows.
+    """Run every pair of clients at every linger, one after the other; returns their rows.
 
     Raises:
         BenchError: kcat is not installed, or the broker cannot be found.
@@ -76,10 +79,14 @@ async def kafka_hop(
     await asyncio.sleep(IDLE_S)
     idle_cores = (_cpu_seconds(broker) - idle_before) / IDLE_S
     runs = []
-    for consumer in CONSUMERS:
+    for producer, consumer in PAIRS:
         for linger_ms in lingers_ms:
-            progress.update(f"kafkahop: {consumer}, linger {linger_ms} ms, {rate}/s", force=True)
-            hop = _Hop(system.kafka_bootstrap, topic, broker, consumer, linger_ms, idle_cores)
+            progress.update(
+                f"kafkahop: {producer} -> {consumer}, linger {linger_ms} ms, {rate}/s", force=True
+            )
+            hop = _Hop(
+                system.kafka_bootstrap, topic, broker, (producer, consumer), linger_ms, idle_cores
+            )
             runs.append(await hop.run(rate))
     return {
         "rate": rate,
@@ -90,21 +97,21 @@ async def kafka_hop(
 
 
 class _Hop:
-    """One run: an aiokafka producer at one linger, one consumer, and what they cost."""
+    """One run: a producer at one linger, a consumer, and what they cost."""
 
     def __init__(
         self,
         bootstrap: str,
         topic: str,
         broker: psutil.Process,
-        consumer: str,
+        clients: tuple[str, str],
         linger_ms: int,
         broker_idle_cores: float,
     ) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
         self._broker = broker
-        self._consumer = consumer
+        self._producer, self._consumer = clients
         self._linger_ms = linger_ms
         self._broker_idle_cores = broker_idle_cores
         self._stamps: dict[int, float] = {}
@@ -149,6 +156,7 @@ class _Hop:
         used = {role: after[role] - before[role] for role in after}
         used["broker"] -= self._broker_idle_cores * used.pop("wall")
         return {
+            "producer": self._producer,
             "consumer": self._consumer,
             "linger_ms": self._linger_ms,
             "records": count,
@@ -163,7 +171,7 @@ class _Hop:
 
     def _producer_argv(self) -> list[str]:
         return [sys.executable, "-m", "bench.kafkahop", "produce", self._bootstrap, self._topic,
-                "--linger-ms", str(self._linger_ms)]  # fmt: skip
+                "--client", self._producer, "--linger-ms", str(self._linger_ms)]  # fmt: skip
 
     def _consumer_argv(self) -> list[str]:
         if self._consumer == "kcat":
@@ -171,7 +179,8 @@ class _Hop:
                 "kcat", "-C", "-b", self._bootstrap, "-t", self._topic, "-p", "0", "-o", "end",
                 "-u", "-q", "-X", "fetch.wait.max.ms=500", "-X", "fetch.min.bytes=1",
             ]  # fmt: skip
-        return [sys.executable, "-m", "bench.kafkahop", "consume", self._bootstrap, self._topic]
+        return [sys.executable, "-m", "bench.kafkahop", "consume", self._bootstrap, self._topic,
+                "--client", self._consumer]  # fmt: skip
 
     async def _read(self, consumer: asyncio.subprocess.Process) -> None:
         assert consumer.stdout is not None
@@ -258,14 +267,61 @@ async def _consume(bootstrap: str, topic: str) -> None:
         await consumer.stop()
 
 
+def _produce_confluent(bootstrap: str, topic: str, linger_ms: int) -> None:
+    """As :func:`_produce`, with confluent-kafka's blocking API (its calls do not block for
+    the broker: ``produce`` enqueues, ``poll(0)`` serves delivery reports)."""
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": linger_ms, "acks": "all"}
+    )
+    for line in sys.stdin.buffer:
+        producer.produce(topic, line.rstrip(b"\n"), partition=0)
+        producer.poll(0)
+    producer.flush()
+
+
+def _consume_confluent(bootstrap: str, topic: str) -> None:
+    """As :func:`_consume`, with confluent-kafka's blocking API."""
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-kafkahop",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 500,
+            "fetch.min.bytes": 1,
+        }
+    )
+    consumer.assign([confluent_kafka.TopicPartition(topic, 0, confluent_kafka.OFFSET_END)])
+    out = sys.stdout.buffer
+    try:
+        while True:
+            # consume() waits for all of num_messages or the timeout: wait for the first record
+            # only, then take what else is already fetched.
+            first = consumer.poll(timeout=1.0)
+            if first is None:
+                continue
+            for record in [first, *consumer.consume(num_messages=500, timeout=0)]:
+                if record.error() is None:
+                    out.write((record.value() or b"") + b"\n")
+            out.flush()
+    finally:
+        consumer.close()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m bench.kafkahop produce|consume BOOTSTRAP TOPIC``: the aiokafka ends."""
+    """``python -m bench.kafkahop produce|consume BOOTSTRAP TOPIC``: the Python ends."""
     parser = argparse.ArgumentParser(prog="python -m bench.kafkahop")
     parser.add_argument("role", choices=("produce", "consume"))
     parser.add_argument("bootstrap")
     parser.add_argument("topic")
+    parser.add_argument("--client", choices=("aiokafka", "confluent"), default="aiokafka")
     parser.add_argument("--linger-ms", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.client == "confluent":
+        if args.role == "produce":
+            _produce_confluent(args.bootstrap, args.topic, args.linger_ms)
+        else:
+            _consume_confluent(args.bootstrap, args.topic)
+        return
     uvloop.install()
     if args.role == "produce":
         asyncio.run(_produce(args.bootstrap, args.topic, args.linger_ms))

@@ -99,12 +99,12 @@ def table(result: Result) -> str:
         lines.append(
             f"one Kafka hop alone, {hop['rate']} records/s of {hop['record_bytes']} bytes"
             f" (broker idle: {hop['broker_idle_cores']} cores, subtracted): p50 / p99 ms,"
-            " CPU us per record: broker / aiokafka producer / consumer, broker switches"
+            " CPU us per record: broker / producer / consumer, broker switches"
         )
         for run in hop["runs"]:
             cpu = run["cpu_us_per_record"]
             lines.append(
-                f"  {run['consumer']:>8} consumer, linger {run['linger_ms']:>2} ms"
+                f"  {run['producer']:>9} -> {run['consumer']:<9} linger {run['linger_ms']:>2} ms"
                 f"  {run['p50_ms']:6.2f} / {run['p99_ms']:6.2f}"
                 f"  {cpu['broker']:6.0f} / {cpu['producer']:5.0f} / {cpu['consumer']:5.0f}"
                 f"  {run['broker_switches_per_record']:5.2f}"
