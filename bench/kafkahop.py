@@ -49,6 +49,7 @@ WARM_S = 2.0
 MEASURE_S = 6.0
 #: Longest wait for the last record after it was offered.
 DRAIN_S = 10.0
+#: Producer and consumer of each run (kcat cannot produce paced records: see above).
 PAIRS = (("aiokafka", "aiokafka"), ("aiokafka", "kcat"), ("confluent", "confluent"))
 #: Seconds the broker's idle CPU is measured over, before the runs.
 IDLE_S = 3.0
