@@ -348,6 +348,23 @@ class KafkaCounter:
         return per_topic
 
 
+async def analyze(database_url: str) -> None:
+    """Give every table of a database its statistics, and so every cached plan a fresh start.
+
+    A database made for one run has none until autovacuum's first visit (its naptime: a
+    minute): the generic plans cached by the first executions, made for near-empty tables,
+    scan whole tables meanwhile (1,505 sequential scans of ``chat.messages`` reading 9.5M rows
+    in one run), and whether that visit fell inside the warm-up or the measured steps doubled
+    Postgres's CPU between identical runs (docs/performance.md). Tables in service have
+    statistics; the steps measure that state.
+    """
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
 async def postgres_counts(database_url: str) -> dict[str, int]:
     """Cumulative commits, rows written and WAL position of one database (the server's)."""
     conn = await asyncpg.connect(database_url)
@@ -512,7 +529,12 @@ async def duel(
                 return {"postgres": await postgres_counts(peer.database_url)}
 
             steps["seed"] = await _run_system(
-                SeedDriver(peer.url), seed_meter, _flatten(seed_counts), sizes, progress
+                SeedDriver(peer.url),
+                seed_meter,
+                _flatten(seed_counts),
+                sizes,
+                progress,
+                database_url=peer.database_url,
             )
         finally:
             await peer.stop()
@@ -529,7 +551,12 @@ async def duel(
                 }
 
             steps["ours"] = await _run_system(
-                OurDriver(system.ws_url), meter, _flatten(our_counts), sizes, progress
+                OurDriver(system.ws_url),
+                meter,
+                _flatten(our_counts),
+                sizes,
+                progress,
+                database_url=system.database_url,
             )
         finally:
             await kafka.stop()
@@ -563,6 +590,8 @@ async def _run_system(
     counts: Callable[[], Awaitable[dict[str, Any]]],
     sizes: DuelSizes,
     progress: Progress,
+    *,
+    database_url: str,
 ) -> list[dict[str, Any]]:
     if sizes.warmup_s > 0:
         await run_rate(
@@ -575,6 +604,7 @@ async def _run_system(
             progress=progress,
             measured=False,
         )
+        await analyze(database_url)
         # The warm-up's Postgres statistics reach the counters only after backends idle a while.
         await asyncio.sleep(sizes.stats_wait_s)
     rows = []
