@@ -311,7 +311,8 @@ class System:
 # --- who uses the CPU --------------------------------------------------------------------------
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
+def cpu_seconds(process: psutil.Process) -> float:
+    """User plus system CPU seconds ``process`` has used so far."""
     times = process.cpu_times()
     return float(times.user) + float(times.system)
 
@@ -362,7 +363,7 @@ def _postgres_seconds(postmaster: psutil.Process) -> float:
     total += float(times.children_user) + float(times.children_system)
     for child in postmaster.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += _cpu_seconds(child)
+            total += cpu_seconds(child)
     return total
 
 
@@ -388,20 +389,20 @@ class CpuMeter:
         readings: dict[str, float] = {}
         for role, pid in self._pids().items():
             with contextlib.suppress(psutil.Error):
-                readings[role] = _cpu_seconds(psutil.Process(pid))
+                readings[role] = cpu_seconds(psutil.Process(pid))
         if self._kafka is not None:
             with contextlib.suppress(psutil.Error):
-                readings["kafka"] = _cpu_seconds(self._kafka)
+                readings["kafka"] = cpu_seconds(self._kafka)
         if self._postmaster is not None:
             with contextlib.suppress(psutil.Error):
                 readings["postgres"] = _postgres_seconds(self._postmaster)
         # The load generator and its helper processes (idle-connection workers).
         me = psutil.Process(os.getpid())
-        loadgen = _cpu_seconds(me)
+        loadgen = cpu_seconds(me)
         for child in me.children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 if child.pid not in self._pids().values():
-                    loadgen += _cpu_seconds(child)
+                    loadgen += cpu_seconds(child)
         readings["loadgen"] = loadgen
         machine_times = psutil.cpu_times()
         busy = float(machine_times.user) + float(machine_times.nice) + float(machine_times.system)
