@@ -18,8 +18,9 @@ read here. Each run reports the hop's latency (stamp -> read here, two pipe hops
 over the measured records, the CPU per record of the broker, the producer and the consumer and
 the broker's context switches per record (every thread's, from /proc); the broker's CPU net of
 what it spent idle just before (the services' idle fetches), measured once for the scenario.
-A broker started moments before runs JIT-cold code (its first runs here: 908 µs per record
-against 428 a few minutes later): run it on a warm broker, as the documented figures were.
+A broker started moments before runs JIT-cold code (aiokafka at both ends, linger 0: 908 µs
+per record on a broker just started, 428 on a warm one): run it on a warm broker, as the
+documented figures were.
 """
 
 from __future__ import annotations
