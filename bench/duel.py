@@ -11,7 +11,9 @@ Postgres server, measured the same way (the method of ``../shared/peers/duel.py`
 * an open-loop offered rate spread evenly over the senders for ``step_s`` (10 s), 40-byte
   bodies, each message stamped with a client id;
 * latency = the recipient's receive time - send time; ack latency = the sender's ack - send;
-  lost = sent but not received within ``drain_s`` (3 s) after the last send;
+  lost = sent but not received within ``drain_s`` (3 s) after the last send; the late
+  messages (over the p99 limit) grouped into episodes by 100-ms window of their send time,
+  which tells a step whose p99 is a few pauses from one whose latency is spread;
 * per rate: CPU seconds of every process (``/proc``, psutil) from the first send until every
   message is acked and received (or ``settle_s`` passed), divided by the messages persisted
   (acked): **CPU per persisted message per process**, robust on a shared
@@ -50,7 +52,7 @@ from websockets.exceptions import ConnectionClosed
 from bench.client import connect_ws, token
 from bench.load import paced
 from bench.progress import Progress, bar
-from bench.stats import summarize
+from bench.stats import late_episodes, summarize
 from bench.system import (
     AUTH_SECRET,
     ROOT,
@@ -454,7 +456,8 @@ async def run_rate(
         )
     for client in senders + receivers:
         await driver.close(client)
-    latencies = [(in_time[k] - t) for k, t in tally.sent.items() if k in in_time]
+    timed = [(t, in_time[k] - t) for k, t in tally.sent.items() if k in in_time]
+    latencies = [latency for _, latency in timed]
     acks = [(tally.acked[k] - t) for k, t in tally.sent.items() if k in tally.acked]
     result: dict[str, Any] = {
         "system": driver.name,
@@ -467,6 +470,7 @@ async def run_rate(
         "acked_in_time": acked_in_time,
         "settled": settled,
         **summarize(latencies),
+        "late_episodes": late_episodes(timed, limit_s=sizes.p99_limit_ms / 1000),
         "ack": summarize(acks),
         "errors": dict(tally.errors),
         "resends": tally.resends,
@@ -699,6 +703,7 @@ def table(result: dict[str, Any]) -> list[str]:
             cells.append(
                 f"{name} {row['p50_ms']:7.1f} / {row['p99_ms']:8.1f}  lost {row['lost']:>6}"
                 f"  cpu {row.get('system_cpu_us_per_msg', 0):6.0f} us"
+                f"  late episodes {len(row.get('late_episodes', [])):>3}"
                 f"  (load {row['loadavg_start'][0]})"
             )
         lines.append("  ".join(cells))
