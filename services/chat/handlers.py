@@ -37,7 +37,7 @@ from services.chat.domain.watermarks import apply_receipt, audience
 from services.chat.emit import Emitter
 from services.runtime.codec import EventBuilder, parse_data
 from services.runtime.consumer import InboundRecord
-from services.runtime.db import Connection, Cte, execute_parts
+from services.runtime.db import Connection
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.errors import RecordRejected
 from services.runtime.kafka import TopicNames
@@ -88,9 +88,7 @@ class ChatCommandHandler:
         """
         envelope = record.envelope
         if envelope.type == topics.MESSAGE_SEND:
-            writes = await self._apply_sends(conn, [record], out)
-            if writes:
-                await execute_parts(conn, writes)
+            await self._apply_sends(conn, [record], out)
         elif envelope.type == topics.RECEIPT_POST:
             receipt = parse_data(envelope, ReceiptCommand)
             await self._guarded(
@@ -109,13 +107,12 @@ class ChatCommandHandler:
 
     async def apply_batch(
         self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
-    ) -> Sequence[Cte]:
+    ) -> None:
         """Apply a consumed batch, in order, with set-based statements when it holds only sends.
 
         The outcome is the one :meth:`apply` would give record by record (same messages, seqs,
         answers and order of staged records); a batch with anything but ``message.send`` in it
-        is simply applied record by record. A batch of sends returns its writes, for the
-        consumer's closing statement.
+        is simply applied record by record.
 
         Raises:
             RecordRejected: a malformed record (the consumer re-runs the batch record by record,
@@ -124,14 +121,13 @@ class ChatCommandHandler:
         if any(record.envelope.type != topics.MESSAGE_SEND for record in records):
             for record in records:
                 await self.apply(conn, record, out)
-            return ()
-        return await self._apply_sends(conn, records, out)
+            return
+        await self._apply_sends(conn, records, out)
 
     async def _apply_sends(
         self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
-    ) -> list[Cte]:
-        """Apply ``message.send`` records in order (one or many: the same statements), up to
-        their writes, which are returned (none when nothing new was sent).
+    ) -> None:
+        """Apply ``message.send`` records in order (one or many: the same statements).
 
         Raises:
             RecordRejected: a record's data does not fit the command.
@@ -272,11 +268,10 @@ class ChatCommandHandler:
                 emit.fact(self._topics.chat_events, topics.MESSAGE_CREATED, conversation, fact)
             )
         out.extend(frames.records())
-        if not created:
-            return []
-        return storage.send_writes(
-            messages=list(created.values()), last_seq=last_seq, appends=appends
-        )
+        if created:
+            await storage.store_sends(
+                conn, messages=list(created.values()), last_seq=last_seq, appends=appends
+            )
 
     async def _guarded(
         self,

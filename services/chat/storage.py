@@ -18,7 +18,7 @@ from asyncpg import Record
 from schemas.frames import Message
 from services.chat.domain.groups import ConversationState, Membership
 from services.chat.domain.watermarks import Watermarks
-from services.runtime.db import Connection, Cte
+from services.runtime.db import Connection
 from services.runtime.streams import Appends, Stream
 
 SCHEMA = "chat"
@@ -66,15 +66,14 @@ async def store_watermarks(
     )
 
 
-# --- message.send commands, one record or a whole batch: one statement and a part of another -----
+# --- message.send commands, one record or a whole batch: two statements ------------------------
 # Every round trip costs both processes a wake-up and a socket write (about 60 us of client CPU
-# here, more than the work in Postgres), and on a busy machine each wake-up waits for a CPU; so
-# a batch of sends reads and locks everything it needs in one statement, decides in Python,
-# and leaves its writes to the batch's closing statement.
+# here, more than the work in Postgres), so a batch of sends reads and locks everything it needs
+# in one statement, decides in Python, and writes everything in one more.
 
 _LOCK_MEMBER_STREAMS = STREAM.lock_sql("SELECT user_id FROM mem")
-_ADVANCE_STREAMS = STREAM.advance_sql(1)
-_INSERT_FRAMES = STREAM.insert_sql(1, subjects=True)
+_ADVANCE_STREAMS = STREAM.advance_sql(3)
+_INSERT_FRAMES = STREAM.insert_sql(13, subjects=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,46 +231,43 @@ async def load_send_state(
     )
 
 
-def send_writes(
-    *, messages: Sequence[Message], last_seq: dict[str, int], appends: Appends
-) -> list[Cte]:
-    """The writes of a batch's new messages, as parts of one statement: the messages, the seqs
-    they used, each conversation's latest activity and their users' durable frames (each naming
-    its message, for a later deletion). The rows were locked by :func:`load_send_state` in this
-    transaction; the consumer runs the parts in the batch's closing statement
-    (:meth:`~services.runtime.consumer.BatchRecordHandler.apply_batch`), a single record's
-    apply with :func:`~services.runtime.db.execute_parts`."""
+async def store_sends(
+    conn: Connection,
+    *,
+    messages: Sequence[Message],
+    last_seq: dict[str, int],
+    appends: Appends,
+) -> None:
+    """Write a batch's new messages, the seqs they used, each conversation's latest activity and
+    their users' durable frames (each naming its message, for a later deletion) in one
+    statement. The rows were locked by :func:`load_send_state` in this transaction."""
     latest = {message.conversation_id: message.created_at for message in messages}
-    return [
-        Cte(
-            "sent_conversations",
-            "UPDATE chat.conversations AS c"
-            " SET last_seq = n.last_seq, last_activity_at = greatest(c.last_activity_at, n.at)"
-            " FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS n (id, last_seq, at)"
-            " WHERE c.id = n.id",
-            (list(last_seq), list(last_seq.values()), [latest[c] for c in last_seq]),
-        ),
-        Cte("sent_streams", _ADVANCE_STREAMS, tuple(appends.advance_args())),
-        Cte(
-            "sent_messages",
-            "INSERT INTO chat.messages (id, conversation_id, seq, sender_id, client_msg_id,"
-            "   kind, body, created_at, reply_to)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],"
-            "   $6::text[], $7::text[], $8::timestamptz[], $9::text[])",
-            (
-                [m.id for m in messages],
-                [m.conversation_id for m in messages],
-                [m.seq for m in messages],
-                [m.sender_id for m in messages],
-                [m.client_msg_id for m in messages],
-                [m.kind for m in messages],
-                [m.body for m in messages],
-                [m.created_at for m in messages],
-                [m.reply_to for m in messages],
-            ),
-        ),
-        Cte("sent_frames", _INSERT_FRAMES, tuple(appends.insert_args(subjects=True))),
-    ]
+    await conn.execute(
+        "WITH c AS (UPDATE chat.conversations AS c"
+        "   SET last_seq = n.last_seq, last_activity_at = greatest(c.last_activity_at, n.at)"
+        "   FROM unnest($1::text[], $2::bigint[], $17::timestamptz[]) AS n (id, last_seq, at)"
+        "   WHERE c.id = n.id),"
+        f" s AS ({_ADVANCE_STREAMS}),"
+        " m AS (INSERT INTO chat.messages"
+        "   (id, conversation_id, seq, sender_id, client_msg_id, kind, body, created_at, reply_to)"
+        "   SELECT * FROM unnest($5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],"
+        "     $10::text[], $11::text[], $12::timestamptz[], $18::text[]))"
+        f" {_INSERT_FRAMES}",
+        list(last_seq),
+        list(last_seq.values()),
+        *appends.advance_args(),
+        [m.id for m in messages],
+        [m.conversation_id for m in messages],
+        [m.seq for m in messages],
+        [m.sender_id for m in messages],
+        [m.client_msg_id for m in messages],
+        [m.kind for m in messages],
+        [m.body for m in messages],
+        [m.created_at for m in messages],
+        *appends.insert_args(subjects=True),
+        [latest[conversation] for conversation in last_seq],
+        [m.reply_to for m in messages],
+    )
 
 
 # --- groups and message changes: rare next to sends, one or two statements each ---------------

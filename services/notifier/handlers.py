@@ -88,7 +88,7 @@ from services.notifier.metrics import NOT_NOTIFIED, NOTIFICATIONS, UNREAD_UPDATE
 from services.runtime.codec import parse_data
 from services.runtime.commit_effects import after_commit
 from services.runtime.consumer import InboundRecord
-from services.runtime.db import Connection, Cte, overlapped
+from services.runtime.db import Connection, overlapped
 from services.runtime.delivery import DeliveryWriter
 from services.runtime.erasure import ErasureReports
 from services.runtime.errors import RecordRejected
@@ -197,11 +197,10 @@ class NotifierHandler:
 
     async def apply_batch(
         self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
-    ) -> Sequence[Cte]:
+    ) -> None:
         """Apply a batch in order: the same few round trips for its notifications (lock, load,
         write: :mod:`services.notifier.storage`), one more to stage its pushes, whatever the
-        number of records and recipients. Every write is done here (none is left to the
-        consumer's closing statement).
+        number of records and recipients.
 
         Raises:
             RecordRejected: a record is malformed (raised before anything is written; the
@@ -244,7 +243,6 @@ class NotifierHandler:
             await erasure_storage.forget_connectivity(conn, erased.user_id, erased.erased_at)
         for command in subscriptions:
             await self._subscription(conn, command, out)
-        return ()
 
     # -- records to intents -----------------------------------------------------------------
 

@@ -9,11 +9,9 @@ Flow for each batch returned by ``getmany``::
                       (source, id) keys; repeats of an event applied before are dropped
       per record:     decode envelope -> handler.apply(conn, record, out)   (DLQ on rejection)
                       (or, for a handler with apply_batch, every record in one call: a few
-                      set-based statements per batch instead of several per record, the last
-                      writes left to the closing statement)
+                      set-based statements per batch instead of several per record)
       outbox.stage:   one statement stages ``out``, deletes the rows published since the last
-                      batch and (the batch handler's writes and offsets.store riding along)
-                      stores every partition's next offset
+                      batch and (offsets.store riding along) stores every partition's next offset
     COMMIT
     outbox.committed  producer, in order; rows deleted once Kafka acked them
     (every few seconds) commit the same offsets to Kafka: only a hint for tools
@@ -62,7 +60,7 @@ from schemas.envelope import Envelope
 from services.runtime import codec
 from services.runtime.commit_effects import Pending, gathering
 from services.runtime.contact import ContactProbe
-from services.runtime.db import Connection, Cte
+from services.runtime.db import Connection
 from services.runtime.dlq import count_dead_letter, dead_letter
 from services.runtime.errors import RecordRejected, RuntimeServiceError
 from services.runtime.inbound import EventKey, InboundEvents, first_of_each
@@ -109,16 +107,11 @@ class BatchRecordHandler(Protocol):
     ``apply_batch`` must leave the same state and stage the same records, in the same order,
     as ``apply`` called on each record in turn; it raises like ``apply`` does, and the consumer
     then re-runs the batch record by record with savepoints.
-
-    It may leave its last writes to the batch's closing statement: it returns them as
-    statement parts (none: ``()``), which run with the outbox's staging and the offsets, one
-    round trip fewer per batch. Nothing the batch does after ``apply_batch`` reads what they
-    write; when they fail for a reason of the batch's, the batch is re-run record by record.
     """
 
     async def apply_batch(
         self, conn: Connection, records: Sequence[InboundRecord], out: list[OutboundRecord]
-    ) -> Sequence[Cte]: ...
+    ) -> None: ...
 
 
 @runtime_checkable
@@ -532,7 +525,6 @@ class TransactionalConsumer:
                 if self._inbound is not None and not careful:
                     fresh = await self._drop_repeats(conn, fresh, outcome)
                 whole: list[list[ConsumerRecord]] = []
-                writes: Sequence[Cte] = ()
                 for records in fresh.values():
                     if self._batch_handler is not None and not careful:
                         # Applied below, all partitions at once; same transaction, same outcome.
@@ -546,12 +538,10 @@ class TransactionalConsumer:
                             out.append(dead_letter(record, reason))
                             outcome.dead_letters.append((record.topic, reason))
                 if whole:
-                    writes = await self._apply_batch(conn, in_produced_order(whole), out)
+                    await self._apply_batch(conn, in_produced_order(whole), out)
                 unstored = self._unstored_for(batches, lane=lane, lanes=lanes)
                 offsets = {**unstored, **_next_offsets(batches)}
-                closing = [*writes, self._offsets.store(offsets)]
-                with _poison_on_failure() if writes else contextlib.nullcontext():
-                    staged = await self._outbox.stage(conn, out, along=closing)
+                staged = await self._outbox.stage(conn, out, along=self._offsets.store(offsets))
         effects.run()
         DB_SECONDS.labels("consume_batch").observe(time.perf_counter() - started)
         self._forget_unstored(unstored)
@@ -613,7 +603,7 @@ class TransactionalConsumer:
         try:
             # The batch's closing statement with nothing to stage, on its own (autocommit).
             conn = await self._connection()
-            staged = await self._outbox.stage(conn, (), along=[self._offsets.store(unstored)])
+            staged = await self._outbox.stage(conn, (), along=self._offsets.store(unstored))
         except Exception as exc:
             if not is_retriable(exc):
                 raise
@@ -645,13 +635,12 @@ class TransactionalConsumer:
 
     async def _apply_batch(
         self, conn: Connection, records: list[ConsumerRecord], out: list[OutboundRecord]
-    ) -> Sequence[Cte]:
-        """Fast path of a batch handler: any failure re-runs the batch record by record.
-        Returns the handler's writes for the closing statement."""
+    ) -> None:
+        """Fast path of a batch handler: any failure re-runs the batch record by record."""
         assert self._batch_handler is not None
         with _poison_on_failure():
             inbound = [_inbound(record) for record in records]
-            return await self._batch_handler.apply_batch(conn, inbound, out)
+            await self._batch_handler.apply_batch(conn, inbound, out)
 
     async def _apply(
         self,

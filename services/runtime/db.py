@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -72,41 +70,13 @@ class Cte:
     """A part one module adds to another module's statement: ``name AS (sql)`` in its ``WITH``.
 
     Each module keeps its own SQL and the two still cost one round trip (the offset store's
-    write and a batch handler's writes ride along the outbox's staging statement). ``sql``
-    numbers its parameters from ``$1``; :func:`with_clause` renumbers them in a statement of
-    several parts.
+    write rides along the outbox's staging statement). ``sql`` numbers its parameters from
+    ``$1``; the statement that takes it numbers its own after ``len(args)``.
     """
 
     name: str
     sql: str
     args: tuple[object, ...]
-
-
-_PARAMETER = re.compile(r"\$(\d+)")
-
-
-@functools.lru_cache(maxsize=64)
-def _shifted(sql: str, by: int) -> str:
-    return _PARAMETER.sub(lambda match: f"${int(match.group(1)) + by}", sql) if by else sql
-
-
-def with_clause(parts: Sequence[Cte]) -> tuple[str, tuple[object, ...]]:
-    """``parts`` as the list of a ``WITH`` (``a AS (…), b AS (…)``, no keyword) and their
-    arguments in order: each part's ``$n`` moved past the parameters of the parts before it.
-    The statement that takes the list numbers its own parameters after ``len(args)``."""
-    pieces: list[str] = []
-    args: list[object] = []
-    for part in parts:
-        pieces.append(f"{part.name} AS ({_shifted(part.sql, len(args))})")
-        args.extend(part.args)
-    return ", ".join(pieces), tuple(args)
-
-
-async def execute_parts(conn: Connection, parts: Sequence[Cte]) -> None:
-    """Run statement parts on their own, as one statement (one round trip); data-modifying
-    parts run to completion whether or not anything reads them."""
-    head, args = with_clause(parts)
-    await conn.execute(f"WITH {head} SELECT", *args)
 
 
 async def overlapped(

@@ -48,7 +48,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from services.runtime.db import Connection, Cte, overlapped, with_clause
+from services.runtime.db import Connection, Cte, overlapped
 from services.runtime.metrics import (
     OUTBOX_BACKLOG_ROWS,
     OUTBOX_OLDEST_ROW_AGE,
@@ -138,11 +138,11 @@ class Outbox:
         self._in_flight: set[int] = set()
 
     async def stage(
-        self, conn: Connection, records: Sequence[OutboundRecord], *, along: Sequence[Cte] = ()
+        self, conn: Connection, records: Sequence[OutboundRecord], *, along: Cte | None = None
     ) -> Staged:
         """In one statement: insert ``records`` as one row (none when there are none), delete
-        the rows published since the last call, and run ``along`` (other modules' parts of the
-        same statement: the offset store's write, a batch handler's writes).
+        the rows published since the last call, and run ``along`` (another module's part of the
+        same statement, e.g. the offset store's write).
 
         Runs in the caller's transaction (or alone, in autocommit, with nothing to stage).
         While Postgres runs the statement, the records are put into producer batches (the
@@ -152,9 +152,10 @@ class Outbox:
         """
         deleted = list(self._published)
         topics, packed = pack_records(records)
-        head, args = with_clause(along)
-        if head:
-            head += ", "
+        head = ""
+        args: tuple[object, ...] = ()
+        if along is not None:
+            head, args = f"{along.name} AS ({along.sql}), ", along.args
         n = len(args)
         # Data-modifying CTEs run whether or not the insert writes its row.
         rows, batches = await overlapped(
