@@ -294,7 +294,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await load.open()
             steps = []
             if "latency" in chosen:
-                outcome = await scenarios.latency(load, meter, sizes, progress)
+                outcome = await scenarios.latency(
+                    load, meter, sizes, progress, database_url=system.database_url
+                )
                 steps = outcome.steps
                 result["latency"] = [step.row() for step in steps]
                 result["latency_limit"] = (

@@ -60,6 +60,7 @@ from bench.system import (
     CpuMeter,
     CpuWindow,
     System,
+    analyze,
     create_database,
     drop_database_quietly,
 )
@@ -348,23 +349,6 @@ class KafkaCounter:
             name = tp.topic[len(self._prefix) :]
             per_topic[name] = per_topic.get(name, 0) + int(end)
         return per_topic
-
-
-async def analyze(database_url: str) -> None:
-    """Give every table of a database its statistics, and so every cached plan a fresh start.
-
-    A database made for one run has none until autovacuum's first visit (its naptime: a
-    minute): the generic plans cached by the first executions, made for near-empty tables,
-    scan whole tables meanwhile (1,505 sequential scans of ``chat.messages`` reading 9.5M rows
-    in one run), and whether that visit fell inside the warm-up or the measured steps doubled
-    Postgres's CPU between identical runs (docs/performance.md). Tables in service have
-    statistics; the steps measure that state.
-    """
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
 
 
 async def postgres_counts(database_url: str) -> dict[str, int]:

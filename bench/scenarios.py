@@ -20,7 +20,7 @@ from bench.client import Frame, LoadClient, Tracker
 from bench.load import PairLoad, StepResult
 from bench.progress import Progress, bar
 from bench.stats import summarize
-from bench.system import ROOT, BenchError, CpuMeter, System, rss_bytes
+from bench.system import ROOT, BenchError, CpuMeter, System, analyze, rss_bytes
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def keeps_up(step: StepResult, *, p99_limit_ms: float) -> str | None:
 
 
 async def latency(
-    load: PairLoad, meter: CpuMeter, sizes: Sizes, progress: Progress
+    load: PairLoad, meter: CpuMeter, sizes: Sizes, progress: Progress, *, database_url: str
 ) -> LatencyOutcome:
     """Scenario 1: latency at each offered rate until the system cannot keep up."""
     outcome = LatencyOutcome()
@@ -104,6 +104,7 @@ async def latency(
             sizes.warmup_rate, sizes.warmup_s, drain_s=sizes.drain_s, label="warm-up"
         )
         await load.wait_settled(warmup.first_index, warmup.last_index, timeout_s=180.0)
+        await analyze(database_url)
         progress.done(f"warm-up   {sizes.warmup_rate:>5}/s  {sizes.warmup_s:.0f} s (not measured)")
     for rate in sizes.rates:
         with meter.measure() as cpu:

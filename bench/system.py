@@ -111,6 +111,24 @@ async def create_database(admin_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+async def analyze(database_url: str) -> None:
+    """Give every table of a database its statistics, and so every cached plan a fresh start.
+
+    A database made for one run has none until autovacuum's first visit (its naptime: a
+    minute): the generic plans cached by the first executions, made for near-empty tables,
+    scan whole tables meanwhile (1,505 sequential scans of ``chat.messages`` reading 9.5M rows
+    in one run), and whether that visit fell inside the warm-up or the measured steps doubled
+    Postgres's CPU between identical runs (docs/performance.md). Tables in service have
+    statistics; the steps measure that state. Run it after a warm-up, not on empty tables:
+    statistics of empty tables make the plans no better.
+    """
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
 async def drop_database_quietly(admin_url: str, name: str) -> None:
     """Drop the database ``name`` (with its open connections) if the server can be reached:
     a bench stopping after a failure must not fail again on this."""
