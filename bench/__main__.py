@@ -114,6 +114,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--duel-systems", default=",".join(dd.systems), help="seed, ours or both (seed first)"
     )
     parser.add_argument(
+        "--duel-rounds",
+        type=int,
+        default=dd.rounds,
+        help="run the duel this many times; each round's verdicts and the median ratio",
+    )
+    parser.add_argument(
         "--notify-users", type=int, default=d.notify_users, help="job alert recipients"
     )
     parser.add_argument("--notify-events", type=int, default=d.notify_events, help="events")
@@ -218,6 +224,7 @@ def duel_sizes(args: argparse.Namespace) -> duel.DuelSizes:
         pairs=args.duel_pairs,
         step_s=args.duel_step_s,
         systems=tuple(name.strip() for name in args.duel_systems.split(",") if name.strip()),
+        rounds=args.duel_rounds,
     )
 
 

@@ -27,7 +27,9 @@ Postgres' cumulative statistics reach the shared counters only when a backend re
 after a quiet wait of ``stats_wait_s``.
 
 The verdict per system: the highest rate with p99 < 100 ms and nothing lost, and the ratios of
-ours to the peer's (rates, p50/p99 at each rate, CPU per message).
+ours to the peer's (rates, p50/p99 at each rate, CPU per message). One 10-s step decides a
+verdict, so ``rounds`` runs the whole comparison again (the peer on a fresh database each time)
+and reports every round's verdicts and the median ratio.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,6 +93,9 @@ class DuelSizes:
     stats_wait_s: float = 11.0  # Postgres backends report idle statistics after 10 s
     p99_limit_ms: float = 100.0
     systems: tuple[str, ...] = ("seed", "ours")
+    # One round's verdict turns on whether a 10-s step met a pause (docs/performance.md, "What
+    # makes ours' p99"); several rounds give the ratio's spread instead of one draw of it.
+    rounds: int = 1
 
 
 @dataclass
@@ -504,7 +510,35 @@ def _per_message(before: dict[str, Any], after: dict[str, Any], persisted: int) 
 async def duel(
     system: System, meter: CpuMeter, sizes: DuelSizes, progress: Progress, log_dir: Path
 ) -> dict[str, Any]:
-    """Run both systems through every rate (the peer first); figures, verdicts and ratios."""
+    """Run both systems through every rate (the peer first), ``sizes.rounds`` times; the first
+    round's figures, verdicts and ratios at the top, every round's under ``rounds`` with the
+    verdicts of all of them side by side (``verdicts``) when there are several."""
+    if sizes.rounds < 1:
+        raise BenchError(f"the duel needs at least one round, not {sizes.rounds}")
+    played = [await _round(system, meter, sizes, progress, log_dir) for _ in range(sizes.rounds)]
+    result = {"sizes": dict(vars(sizes)), **played[0]}
+    if len(played) > 1:
+        result["rounds"] = played
+        result["verdicts"] = verdicts(played)
+    return result
+
+
+def verdicts(played: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each round's highest passing rate per system and ours/seed ratio, and the median ratio
+    (None when a round lacks either system)."""
+    ratios = [round_.get("ratios", {}).get("highest_rate") for round_ in played]
+    known = sorted(ratio for ratio in ratios if ratio is not None)
+    return {
+        "highest_rate": [round_["highest_rate_p99_under_limit"] for round_ in played],
+        "ratio": ratios,
+        "median_ratio": statistics.median(known) if len(known) == len(ratios) else None,
+    }
+
+
+async def _round(
+    system: System, meter: CpuMeter, sizes: DuelSizes, progress: Progress, log_dir: Path
+) -> dict[str, Any]:
+    """One round: the peer, then ours, through every rate."""
     steps: dict[str, list[dict[str, Any]]] = {}
     if "seed" in sizes.systems:
         peer = await Peer.start(
@@ -548,7 +582,7 @@ async def duel(
             )
         finally:
             await kafka.stop()
-    result: dict[str, Any] = {"sizes": dict(vars(sizes)), "steps": steps}
+    result: dict[str, Any] = {"steps": steps}
     best = {name: _highest_passing(rows, sizes.p99_limit_ms) for name, rows in steps.items()}
     result["highest_rate_p99_under_limit"] = best
     if "seed" in steps and "ours" in steps:
@@ -699,4 +733,14 @@ def table(result: dict[str, Any]) -> list[str]:
     ratios = result.get("ratios")
     if ratios:
         lines.append(f"ours / seed, highest rate: {ratios['highest_rate']}")
+    rounds = result.get("verdicts")
+    if rounds:
+        lines.append(
+            f"{len(rounds['ratio'])} rounds (the table shows the first): highest rates "
+            + "; ".join(
+                ", ".join(f"{name} {rate}" for name, rate in best.items())
+                for best in rounds["highest_rate"]
+            )
+            + f"; ours / seed {rounds['ratio']}, median {rounds['median_ratio']}"
+        )
     return lines
