@@ -527,7 +527,7 @@ def verdicts(played: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Each round's highest passing rate per system and ours/seed ratio, and the median ratio
     (None when a round lacks either system)."""
     ratios = [round_.get("ratios", {}).get("highest_rate") for round_ in played]
-    known = sorted(ratio for ratio in ratios if ratio is not None)
+    known = [ratio for ratio in ratios if ratio is not None]
     return {
         "highest_rate": [round_["highest_rate_p99_under_limit"] for round_ in played],
         "ratio": ratios,
@@ -733,14 +733,14 @@ def table(result: dict[str, Any]) -> list[str]:
     ratios = result.get("ratios")
     if ratios:
         lines.append(f"ours / seed, highest rate: {ratios['highest_rate']}")
-    rounds = result.get("verdicts")
-    if rounds:
+    summary = result.get("verdicts")
+    if summary:
         lines.append(
-            f"{len(rounds['ratio'])} rounds (the table shows the first): highest rates "
+            f"{len(summary['ratio'])} rounds (the table shows the first): highest rates "
             + "; ".join(
-                ", ".join(f"{name} {rate}" for name, rate in best.items())
-                for best in rounds["highest_rate"]
+                ", ".join(f"{name} {rate}" for name, rate in round_best.items())
+                for round_best in summary["highest_rate"]
             )
-            + f"; ours / seed {rounds['ratio']}, median {rounds['median_ratio']}"
+            + f"; ours / seed {summary['ratio']}, median {summary['median_ratio']}"
         )
     return lines
