@@ -120,6 +120,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="run the duel this many times; each round's verdicts and the median ratio",
     )
     parser.add_argument(
+        "--duel-bodies",
+        choices=("fixed", "text"),
+        default=dd.bodies,
+        help="fixed: 40 x's (the issue's); text: prose of up to 40 bytes (what search indexes)",
+    )
+    parser.add_argument(
         "--notify-users", type=int, default=d.notify_users, help="job alert recipients"
     )
     parser.add_argument("--notify-events", type=int, default=d.notify_events, help="events")
@@ -225,6 +231,7 @@ def duel_sizes(args: argparse.Namespace) -> duel.DuelSizes:
         step_s=args.duel_step_s,
         systems=tuple(name.strip() for name in args.duel_systems.split(",") if name.strip()),
         rounds=args.duel_rounds,
+        bodies=args.duel_bodies,
     )
 
 

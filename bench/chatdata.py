@@ -121,6 +121,24 @@ class _Text:
         return " ".join(words) + rng.choice((".", ".", "?", "!"))
 
 
+def short_texts(count: int, *, max_bytes: int, seed: int) -> list[str]:
+    """``count`` messages of at most ``max_bytes`` UTF-8 bytes: the sentences above cut at a word
+    boundary, for loads whose bodies must be small yet index like real text."""
+    rng = random.Random(seed)
+    text = _Text(rng)
+    texts: list[str] = []
+    while len(texts) < count:
+        kept = ""
+        for word in text.sentence().split():
+            longer = f"{kept} {word}" if kept else word
+            if len(longer.encode()) > max_bytes:
+                break
+            kept = longer
+        if kept:
+            texts.append(kept)
+    return texts
+
+
 def _conversations(sizes: DataSizes, rng: random.Random) -> Iterator[tuple[str, str, list[str]]]:
     """(id, kind, members) of every conversation, the heavy user's first."""
     users = [f"u{n:06d}" for n in range(sizes.users)]

@@ -9,7 +9,10 @@ Postgres server, measured the same way (the method of ``../shared/peers/duel.py`
 * P sender/recipient pairs (20), fresh users at every rate, every client connected first (ours
   wait for ``hello``: its partition is then tailed);
 * an open-loop offered rate spread evenly over the senders for ``step_s`` (10 s), 40-byte
-  bodies, each message stamped with a client id;
+  bodies, each message stamped with a client id; the issue's bodies are 40 x's, one word to
+  any search index, so ``bodies="text"`` sends prose of up to 40 bytes instead (a pool of
+  distinct sentences from bench/chatdata.py's vocabulary, the same for both systems) for what
+  indexing real text costs;
 * latency = the recipient's receive time - send time; ack latency = the sender's ack - send;
   lost = sent but not received within ``drain_s`` (3 s) after the last send; the late
   messages (over the p99 limit) grouped into episodes by 100-ms window of their send time,
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import statistics
 import subprocess
@@ -52,6 +56,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from bench.chatdata import short_texts
 from bench.client import connect_ws, token
 from bench.load import paced
 from bench.progress import Progress, bar
@@ -70,6 +75,8 @@ from bench.system import (
 
 #: 40 bytes, as in the issue's comparison.
 BODY = "x" * 40
+#: Distinct prose bodies cycled through by ``bodies="text"``.
+TEXT_POOL = 20_000
 PEER_DIR = ROOT / "bench" / "peer"
 #: Roles whose CPU is the system's own (the load generator and other programs are not).
 SEED_ROLES = ("peer", "postgres")
@@ -96,6 +103,8 @@ class DuelSizes:
     # One round's verdict turns on whether a 10-s step met a pause (docs/performance.md, "What
     # makes ours' p99"); several rounds give the ratio's spread instead of one draw of it.
     rounds: int = 1
+    # "fixed": every body is BODY (the issue's); "text": prose of up to 40 bytes.
+    bodies: str = "fixed"
 
 
 @dataclass
@@ -121,7 +130,7 @@ class Driver(Protocol):
 
     async def open(self, user: str, tally: Tally) -> Any: ...
 
-    async def send(self, client: Any, to: str, cid: str, tally: Tally) -> None: ...
+    async def send(self, client: Any, to: str, cid: str, body: str, tally: Tally) -> None: ...
 
     async def close(self, client: Any) -> None: ...
 
@@ -149,7 +158,7 @@ class SeedDriver:
         await client.connect(self._url, auth={"token": token(user)}, transports=["websocket"])
         return client
 
-    async def send(self, client: Any, to: str, cid: str, tally: Tally) -> None:
+    async def send(self, client: Any, to: str, cid: str, body: str, tally: Tally) -> None:
         """Emit one message; the ack callback records the ack time."""
         tally.sent[cid] = time.perf_counter()
 
@@ -161,7 +170,7 @@ class SeedDriver:
 
         await client.emit(
             "message:send",
-            {"to": to, "body": BODY, "kind": "text", "client_id": cid},
+            {"to": to, "body": body, "kind": "text", "client_id": cid},
             callback=on_ack,
         )
 
@@ -192,7 +201,7 @@ class OurDriver:
         self._frames[id(ws)] = frames
         return ws
 
-    async def send(self, client: Any, to: str, cid: str, tally: Tally) -> None:
+    async def send(self, client: Any, to: str, cid: str, body: str, tally: Tally) -> None:
         """Send one ``message.send`` whose id and client_msg_id are ``cid``."""
         tally.sent[cid] = time.perf_counter()
         ws: ClientConnection = client
@@ -203,7 +212,7 @@ class OurDriver:
                 "to": to,
                 "client_msg_id": cid,
                 "kind": "text",
-                "body": BODY,
+                "body": body,
             }
         )
         self._frames[id(ws)][cid] = frame
@@ -378,8 +387,24 @@ async def postgres_counts(database_url: str) -> dict[str, int]:
 # --- one system at one rate ---------------------------------------------------------------------
 
 
+@functools.cache
+def body_pool(bodies: str) -> tuple[str, ...]:
+    """The bodies a duel cycles through (``DuelSizes.bodies``)."""
+    if bodies == "fixed":
+        return (BODY,)
+    if bodies == "text":
+        return tuple(short_texts(TEXT_POOL, max_bytes=len(BODY), seed=11))
+    raise ValueError(f"unknown duel bodies: {bodies!r} (fixed or text)")
+
+
 async def _pump(
-    driver: Driver, tally: Tally, senders: list[Any], tag: str, rate: int, seconds: float
+    driver: Driver,
+    tally: Tally,
+    senders: list[Any],
+    tag: str,
+    rate: int,
+    seconds: float,
+    bodies: Sequence[str],
 ) -> float:
     """Offer ``rate`` msgs/s over the senders for ``seconds`` (open loop); returns send time."""
     pairs = len(senders)
@@ -388,7 +413,8 @@ async def _pump(
 
     async def one(i: int) -> None:
         async for n in paced(start, start + i * interval / pairs, interval, seconds):
-            await driver.send(senders[i], f"{tag}-b{i}", f"{tag}-{i}-{n}", tally)
+            body = bodies[(n * pairs + i) % len(bodies)]
+            await driver.send(senders[i], f"{tag}-b{i}", f"{tag}-{i}-{n}", body, tally)
 
     await asyncio.gather(*(one(i) for i in range(pairs)))
     return time.perf_counter() - start
@@ -426,7 +452,9 @@ async def run_rate(
         meter.measure() if meter is not None else contextlib.nullcontext()
     )
     with window as cpu:
-        pumping = asyncio.create_task(_pump(driver, tally, senders, tag, rate, seconds))
+        pumping = asyncio.create_task(
+            _pump(driver, tally, senders, tag, rate, seconds, body_pool(sizes.bodies))
+        )
         while not pumping.done():
             progress.update(
                 f"duel {driver.name} {rate}/s {bar(len(tally.sent) / max(rate * seconds, 1))}"
