@@ -30,9 +30,14 @@ from schemas.frames import Message, MessageStatus
 from services.chat import changes, conversations, storage, wire
 from services.chat.changes import MessageCommands
 from services.chat.conversations import ConversationCommands
-from services.chat.domain.edits import check_reply
-from services.chat.domain.errors import ChatError, Conflict, Forbidden
-from services.chat.domain.messages import Target, check_send, resolve_target
+from services.chat.domain.errors import ChatError, Forbidden
+from services.chat.domain.messages import (
+    BatchRepeat,
+    StoredRepeat,
+    Target,
+    decide_sends,
+    resolve_targets,
+)
 from services.chat.domain.watermarks import apply_receipt, audience
 from services.chat.emit import Emitter
 from services.runtime.codec import EventBuilder, parse_data
@@ -132,35 +137,26 @@ class ChatCommandHandler:
         Raises:
             RecordRejected: a record's data does not fit the command.
         """
-        sends = [
-            (parse_data(record.envelope, MessageSendCommand), record.envelope.time)
-            for record in records
-        ]
+        commands = [parse_data(record.envelope, MessageSendCommand) for record in records]
+        origins = [record.envelope.time for record in records]
         # Addressing: pure checks first, then every conversation and lookup in one go.
-        targets: list[Target | ChatError] = []
-        for cmd, _ in sends:
-            try:
-                targets.append(
-                    resolve_target(
-                        sender_id=cmd.sender_id, to=cmd.to, conversation_id=cmd.conversation_id
-                    )
-                )
-            except ChatError as exc:
-                targets.append(exc)
-        resolved = [t for t in targets if isinstance(t, Target)]
+        targets = resolve_targets(commands)
+        resolved = [
+            (cmd, target)
+            for cmd, target in zip(commands, targets, strict=True)
+            if isinstance(target, Target)
+        ]
         state = await storage.load_send_state(
             conn,
             direct=[
-                (t.conversation_id, *t.direct_pair) for t in resolved if t.direct_pair is not None
+                (target.conversation_id, *target.direct_pair)
+                for _, target in resolved
+                if target.direct_pair is not None
             ],
-            conversation_ids=[t.conversation_id for t in resolved],
-            keys=[
-                (cmd.sender_id, cmd.client_msg_id)
-                for (cmd, _), target in zip(sends, targets, strict=True)
-                if isinstance(target, Target)
-            ],
+            conversation_ids=[target.conversation_id for _, target in resolved],
+            keys=[(cmd.sender_id, cmd.client_msg_id) for cmd, _ in resolved],
             reply_to=[
-                cmd.reply_to_message_id for cmd, _ in sends if cmd.reply_to_message_id is not None
+                cmd.reply_to_message_id for cmd in commands if cmd.reply_to_message_id is not None
             ],
         )
         members = state.members
@@ -177,45 +173,9 @@ class ChatCommandHandler:
                     introduced.to_wire(),
                 )
             )
-        member_sets = {conversation: set(users) for conversation, users in members.items()}
-        existing = state.existing
-        # Decisions in record order. A repeat of a message stored earlier in this same batch
-        # points at that send's position; its message is made before the repeat's turn.
-        decisions: list[ChatError | Message | int | None] = []
-        new_at: dict[tuple[str, str], int] = {}
-        for position, ((cmd, _), target) in enumerate(zip(sends, targets, strict=True)):
-            if isinstance(target, ChatError):
-                decisions.append(target)
-                continue
-            key = (cmd.sender_id, cmd.client_msg_id)
-            conversation = target.conversation_id
-            is_member = cmd.sender_id in member_sets.get(conversation, ())
-            if key in new_at:
-                earlier = sends[new_at[key]][0]
-                if not is_member:
-                    decisions.append(Forbidden("not a member of this conversation"))
-                elif earlier.conversation_id != conversation:
-                    decisions.append(Conflict("client_msg_id already used in another conversation"))
-                else:
-                    decisions.append(new_at[key])
-                continue
-            try:
-                repeat = check_send(
-                    is_member=is_member, existing=existing.get(key), conversation_id=conversation
-                )
-                if repeat is None and cmd.reply_to_message_id is not None:
-                    check_reply(
-                        reply_to_conversation=state.replied.get(cmd.reply_to_message_id),
-                        conversation_id=conversation,
-                    )
-            except ChatError as exc:
-                decisions.append(exc)
-                continue
-            if repeat is not None:
-                decisions.append(repeat)
-                continue
-            decisions.append(None)
-            new_at[key] = position
+        decisions = decide_sends(
+            commands, targets, members=members, stored=state.existing, replied=state.replied
+        )
         # Number the new messages and their frames from the locked seqs, in record order. Every
         # frame of a user in this batch (members' message.new, the sender's answers) rides in
         # one delivery record per user, in this order.
@@ -225,15 +185,17 @@ class ChatCommandHandler:
         frames = self._emit.delivery.batch()
         emit = self._emit
         for position, decision in enumerate(decisions):
-            cmd, origin = sends[position]
+            cmd, origin = commands[position], origins[position]
             if isinstance(decision, ChatError):
                 emit.refuse(out, cmd.sender_id, cmd.reply_to, origin, decision, into=frames)
                 continue
-            if isinstance(decision, Message):
-                emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=decision, into=frames)
+            if isinstance(decision, StoredRepeat):
+                emit.ack(
+                    out, cmd.sender_id, cmd.reply_to, origin, message=decision.message, into=frames
+                )
                 continue
-            if isinstance(decision, int):
-                first = created[decision]
+            if isinstance(decision, BatchRepeat):
+                first = created[decision.position]
                 emit.ack(out, cmd.sender_id, cmd.reply_to, origin, message=first, into=frames)
                 continue
             conversation = cmd.conversation_id

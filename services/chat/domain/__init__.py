@@ -1,7 +1,8 @@
 """Pure chat logic (no I/O): addressing, idempotency decisions, watermarks, groups, edits.
 
 Module map:
-    messages    resolve_target (direct pair -> conversation), check_send (new, repeat, refused)
+    messages    resolve_target (direct pair -> conversation), check_send (new, repeat, refused),
+                decide_sends (a batch of sends in record order, as one record after another)
     watermarks  apply_receipt: fold a receipt into delivered/read watermarks
     groups      create_group, add_members, remove_member, set_role, rename: who may change a
                 group, admin succession, member limit
