@@ -48,6 +48,16 @@ async def read_topic(system: System, topic: str) -> tuple[list[ConsumerRecord], 
     return records, {tp.partition: offset for tp, offset in ends.items()}
 
 
+async def skipped_since(system: System, topic: str, before: float, *, within_s: float) -> bool:
+    """Whether presence counts a skipped record of ``topic`` beyond ``before`` within the time."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while asyncio.get_running_loop().time() < deadline:
+        if await metric_value(system.presence, "realtime_records_skipped", topic=topic) > before:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def test_one_conversation_fact_per_conversation_and_repeats_are_skipped(
     system: System,
 ) -> None:
@@ -80,23 +90,24 @@ async def test_one_conversation_fact_per_conversation_and_repeats_are_skipped(
         "member_ids": sorted([alice, bob]),
     }
 
-    # The same fact again, as a relay re-publishing after a crash would: nothing to do.
+    # The same fact again, as a relay re-publishing after a crash would: nothing to do. Only a
+    # fetch made of such records skips its transaction; one that shares its fetch with another
+    # topic's record (a connection event of this shared system) rides in that batch's
+    # transaction as a no-op instead, so the repeat is published until one comes alone.
     skipped_before = await metric_value(system.presence, "realtime_records_skipped", topic=topic)
     producer = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            topic, facts[0].value, key=facts[0].key, headers=list(facts[0].headers)
-        )
+        for _ in range(5):
+            await producer.send_and_wait(
+                topic, facts[0].value, key=facts[0].key, headers=list(facts[0].headers)
+            )
+            if await skipped_since(system, topic, skipped_before, within_s=seconds(5)):
+                break
+        else:
+            raise AssertionError("no repeat was skipped")
     finally:
         await producer.stop()
-    deadline = asyncio.get_running_loop().time() + seconds(10)
-    while (
-        await metric_value(system.presence, "realtime_records_skipped", topic=topic)
-        <= skipped_before
-    ):
-        assert asyncio.get_running_loop().time() < deadline, "the repeat was not skipped"
-        await asyncio.sleep(0.1)
     await alice_1.settle()
     assert not alice_1.matching(of_type("presence", user_id=bob, status="online"))
 
